@@ -1,0 +1,27 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "Kiln",
+    products: [
+        .library(name: "Kiln", targets: ["Kiln"]),
+        .executable(name: "kiln", targets: ["kiln"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // Symbolic tensors, shape rules, gradient rules, autodiff.
+        .target(name: "KilnGraph"),
+        // The reference backend: plain loops, generic over Float and Double; the oracle for tests.
+        .target(name: "KilnCPU", dependencies: ["KilnGraph"]),
+        // The public face: re-exports the graph and backends, adds checks and models.
+        .target(name: "Kiln", dependencies: ["KilnGraph", "KilnCPU"]),
+        .executableTarget(
+            name: "kiln",
+            dependencies: ["Kiln", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        .testTarget(name: "KilnTests", dependencies: ["Kiln"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,2 @@
+@_exported import KilnGraph
+@_exported import KilnCPU

@@ -1,0 +1,97 @@
+extension Graph {
+    /// The gradient rules: for a node and the gradient `g` of the loss with respect to its
+    /// output, the gradients with respect to each of its inputs (nil where none flows).
+    /// Every derivative stands beside its op; `y` is the node's own output.
+    func gradientRule(_ node: Node, upstream g: Tensor) throws -> [Tensor?] {
+        let x = node.inputs.map { tensor($0) }
+        let y = tensor(node.id)
+        switch node.op {
+        case .input, .constant:
+            return []
+
+        case .unary(let op):
+            switch op {
+            case .neg: return [try -g]
+            case .exp: return [try g * y]                                  // (e^x)' = e^x
+            case .log: return [try g / x[0]]                               // (ln x)' = 1/x
+            case .sqrt: return [try g * 0.5 / y]                           // (√x)' = 1/(2√x)
+            case .tanh: return [try g * (1 - y * y)]                       // tanh' = 1 - tanh²
+            case .sigmoid: return [try g * y * (1 - y)]                    // σ' = σ(1 - σ)
+            case .relu: return [try g * binary(.greater, x[0], y.scalar(0))]  // 0 at x = 0, as PyTorch
+            }
+
+        case .binary(let op):
+            let (a, b) = (x[0], x[1])
+            let ga: Tensor?, gb: Tensor?
+            switch op {
+            case .add: (ga, gb) = (g, g)
+            case .sub: (ga, gb) = (g, try -g)
+            case .mul: (ga, gb) = (try g * b, try g * a)
+            case .div: (ga, gb) = (try g / b, try -(g * y) / b)            // d(a/b)/db = -(a/b)/b
+            case .maximum, .minimum:
+                // The gradient goes to the larger (maximum) or smaller (minimum) input. On a tie
+                // it is split evenly, half to each, as PyTorch does.
+                let (win, lose) = op == .maximum ? (a, b) : (b, a)
+                let share = try binary(.greater, win, lose) + binary(.equal, a, b) * 0.5
+                let toA = try g * share
+                (ga, gb) = (toA, try g - toA)
+            case .greater, .equal:
+                return [nil, nil]                                          // piecewise constant
+            }
+            return [try ga.map { try unbroadcast($0, to: a.shape) }, try gb.map { try unbroadcast($0, to: b.shape) }]
+
+        case let .reduce(op, axes, _):
+            let keptShape = Shape(x[0].shape.dims.enumerated().map { axes.contains($0.offset) ? 1 : $0.element })
+            let spread = { (t: Tensor) throws -> Tensor in
+                try self.broadcast(self.reshape(t, keptShape), to: x[0].shape)
+            }
+            switch op {
+            case .sum: return [try spread(g)]
+            case .mean:
+                let n = axes.reduce(1) { $0 * x[0].shape[$1] }
+                return [try spread(g * (1.0 / Double(n)))]
+            case .max:
+                // Like PyTorch's amax: the gradient is shared evenly by all elements equal to the max.
+                let mask = try binary(.equal, x[0], spread(y))
+                let count = try reduce(.sum, mask, axes: axes, keepDims: true)
+                return [try mask * spread(g) / broadcast(count, to: x[0].shape)]
+            }
+
+        case let .matmul(ta, tb):
+            // C = op(A) op(B): dA and dB are products of dC with the other operand, transposed to fit.
+            let (a, b) = (x[0], x[1])
+            switch (ta, tb) {
+            case (false, false): return [try matmul(g, b, transposeB: true), try matmul(a, g, transposeA: true)]
+            case (false, true): return [try matmul(g, b), try matmul(g, a, transposeA: true)]
+            case (true, false): return [try matmul(b, g, transposeB: true), try matmul(a, g)]
+            case (true, true): return [try matmul(b, g, transposeA: true, transposeB: true),
+                                       try matmul(g, a, transposeA: true, transposeB: true)]
+            }
+
+        case .transpose(let perm):
+            var inverse = perm
+            for (i, p) in perm.enumerated() { inverse[p] = i }
+            return [try transpose(g, perm: inverse)]
+
+        case .reshape:
+            return [try reshape(g, x[0].shape)]
+
+        case .broadcastTo:
+            return [try unbroadcast(g, to: x[0].shape)]
+
+        case .gather:
+            // Each looked-up row receives the gradient of every position that read it.
+            return [nil, try scatterAdd(g, ids: x[0], rows: x[1].shape[0])]
+
+        case .scatterAdd:
+            return [nil, try gather(g, ids: x[0])]
+
+        case .softmaxCrossEntropy:
+            // d/dlogits = (softmax(logits) - onehot(labels)) / B, times the upstream scalar.
+            return [try softmaxCrossEntropyGrad(logits: x[0], labels: x[1], upstream: g), nil]
+
+        case .softmaxCrossEntropyGrad, .argmax, .accuracy:
+            throw KilnError.notDifferentiable("\(node.label): \(node.op.name) has no gradient; it cannot lie between the loss and a parameter")
+        }
+    }
+}

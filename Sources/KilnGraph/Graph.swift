@@ -1,0 +1,230 @@
+/// A graph of tensor operations. Making a node checks its shapes and dtypes at once, so a
+/// graph that exists is well-formed.
+///
+/// Graphs are built on one thread; hand the finished graph to a backend.
+public final class Graph: @unchecked Sendable {
+    /// All nodes, in a topological order (inputs before the nodes that use them).
+    public private(set) var nodes: [Node] = []
+    /// The role given to new nodes; autodiff switches it to `.backward`.
+    var role: Role = .forward
+
+    public init() {}
+
+    /// A handle to the node with this id.
+    public func tensor(_ id: Int) -> Tensor { Tensor(graph: self, id: id) }
+
+    /// The node behind a tensor handle.
+    public func node(_ t: Tensor) -> Node { nodes[t.id] }
+
+    /// All input nodes of a kind (feeds or parameters), in creation order.
+    public func inputs(_ kind: InputKind) -> [Tensor] {
+        nodes.filter { $0.op == .input(kind) }.map { tensor($0.id) }
+    }
+
+    func append(_ op: Op, _ inputs: [Tensor], _ shape: Shape, _ dtype: DType, name: String? = nil) -> Tensor {
+        for t in inputs { precondition(t.graph === self, "tensor from another graph") }
+        let id = nodes.count
+        nodes.append(Node(id: id, op: op, inputs: inputs.map(\.id), shape: shape, dtype: dtype, name: name, role: role))
+        return Tensor(graph: self, id: id)
+    }
+
+    // MARK: Leaves
+
+    /// A tensor fed on every run (a batch of data or labels).
+    public func placeholder(_ name: String, _ shape: Shape, _ dtype: DType = .float32) throws -> Tensor {
+        try checkDims("placeholder '\(name)'", shape)
+        return append(.input(.feed), [], shape, dtype, name: name)
+    }
+
+    /// A trainable tensor whose value lives with the backend between runs.
+    public func parameter(_ name: String, _ shape: Shape, _ dtype: DType = .float32) throws -> Tensor {
+        try checkDims("parameter '\(name)'", shape)
+        guard dtype.isFloatingPoint else {
+            throw KilnError.invalidArgument(op: "parameter '\(name)'", message: "parameters must be float32 or float64, got \(dtype)")
+        }
+        return append(.input(.parameter), [], shape, dtype, name: name)
+    }
+
+    /// A scalar constant; broadcasting spreads it over any shape.
+    public func constant(_ value: Double, _ dtype: DType = .float32) -> Tensor {
+        append(.constant(value), [], .scalar, dtype)
+    }
+
+    private func checkDims(_ what: String, _ shape: Shape) throws {
+        if let d = shape.dims.first(where: { $0 < 0 }) {
+            throw KilnError.invalidArgument(op: what, message: "dimension \(d) in shape \(shape) is negative")
+        }
+    }
+
+    // MARK: Elementwise
+
+    public func unary(_ op: UnaryOp, _ x: Tensor) throws -> Tensor {
+        try requireFloat(op.rawValue, x)
+        return append(.unary(op), [x], x.shape, x.dtype)
+    }
+
+    public func binary(_ op: BinaryOp, _ a: Tensor, _ b: Tensor) throws -> Tensor {
+        try requireFloat(op.rawValue, a, b)
+        guard a.dtype == b.dtype else {
+            throw KilnError.shapeMismatch(op: op.rawValue, message: "dtypes differ: \(a.dtype) \(a.shape) and \(b.dtype) \(b.shape)")
+        }
+        guard let shape = Shape.broadcast(a.shape, b.shape) else {
+            throw KilnError.shapeMismatch(op: op.rawValue, message: "shapes \(a.shape) and \(b.shape) do not broadcast")
+        }
+        return append(.binary(op), [a, b], shape, a.dtype)
+    }
+
+    // MARK: Reductions
+
+    /// Reduces `x` over `axes` (negative axes count from the end; empty means all axes).
+    public func reduce(_ op: ReduceOp, _ x: Tensor, axes: [Int]? = nil, keepDims: Bool = false) throws -> Tensor {
+        let name = op.rawValue
+        try requireFloat(name, x)
+        let rank = x.shape.rank
+        var norm: [Int] = []
+        for a in axes ?? Array(0..<rank) {
+            let n = a < 0 ? a + rank : a
+            guard n >= 0 && n < rank else {
+                throw KilnError.invalidArgument(op: name, message: "axis \(a) is out of range for shape \(x.shape)")
+            }
+            guard !norm.contains(n) else {
+                throw KilnError.invalidArgument(op: name, message: "axis \(a) is given twice")
+            }
+            norm.append(n)
+        }
+        norm.sort()
+        if op != .sum, let empty = norm.first(where: { x.shape[$0] == 0 }) {
+            throw KilnError.invalidArgument(op: name, message: "axis \(empty) of shape \(x.shape) is empty")
+        }
+        let out = (0..<rank).compactMap { i -> Int? in
+            norm.contains(i) ? (keepDims ? 1 : nil) : x.shape[i]
+        }
+        return append(.reduce(op, axes: norm, keepDims: keepDims), [x], Shape(out), x.dtype)
+    }
+
+    // MARK: Linear algebra and layout
+
+    /// `op(a) @ op(b)` for 2-D tensors, where `op` transposes when asked.
+    public func matmul(_ a: Tensor, _ b: Tensor, transposeA: Bool = false, transposeB: Bool = false) throws -> Tensor {
+        try requireFloat("matmul", a, b)
+        guard a.shape.rank == 2, b.shape.rank == 2, a.dtype == b.dtype else {
+            throw KilnError.shapeMismatch(op: "matmul", message: "needs two 2-D tensors of one dtype, got \(a.dtype) \(a.shape) and \(b.dtype) \(b.shape)")
+        }
+        let (m, k1) = transposeA ? (a.shape[1], a.shape[0]) : (a.shape[0], a.shape[1])
+        let (k2, n) = transposeB ? (b.shape[1], b.shape[0]) : (b.shape[0], b.shape[1])
+        guard k1 == k2 else {
+            let ta = transposeA ? "ᵀ" : "", tb = transposeB ? "ᵀ" : ""
+            throw KilnError.shapeMismatch(op: "matmul", message: "inner dimensions differ: A\(ta) \(a.shape) and B\(tb) \(b.shape) (\(k1) vs \(k2))")
+        }
+        return append(.matmul(transposeA: transposeA, transposeB: transposeB), [a, b], [m, n], a.dtype)
+    }
+
+    /// Permutes axes: output axis `i` is input axis `perm[i]`. Without `perm`, reverses them.
+    public func transpose(_ x: Tensor, perm: [Int]? = nil) throws -> Tensor {
+        let rank = x.shape.rank
+        let p = perm ?? Array((0..<rank).reversed())
+        guard p.count == rank, p.sorted() == Array(0..<rank) else {
+            throw KilnError.invalidArgument(op: "transpose", message: "\(p) is not a permutation of the axes of shape \(x.shape)")
+        }
+        return append(.transpose(perm: p), [x], Shape(p.map { x.shape[$0] }), x.dtype)
+    }
+
+    /// The same elements in row-major order under a new shape; one dimension may be -1.
+    public func reshape(_ x: Tensor, _ shape: Shape) throws -> Tensor {
+        var dims = shape.dims
+        let unknown = dims.indices.filter { dims[$0] == -1 }
+        if unknown.count == 1 {
+            let known = dims.filter { $0 != -1 }.reduce(1, *)
+            if known > 0 && x.shape.count % known == 0 { dims[unknown[0]] = x.shape.count / known }
+        }
+        guard dims.allSatisfy({ $0 >= 0 }), Shape(dims).count == x.shape.count else {
+            throw KilnError.shapeMismatch(op: "reshape", message: "cannot reshape \(x.shape) (\(x.shape.count) elements) to \(shape)")
+        }
+        return append(.reshape, [x], Shape(dims), x.dtype)
+    }
+
+    /// Repeats `x` along broadcast axes to `shape` (NumPy rules).
+    public func broadcast(_ x: Tensor, to shape: Shape) throws -> Tensor {
+        guard x.shape.broadcasts(to: shape) else {
+            throw KilnError.shapeMismatch(op: "broadcastTo", message: "shape \(x.shape) does not broadcast to \(shape)")
+        }
+        return append(.broadcastTo, [x], shape, x.dtype)
+    }
+
+    // MARK: Embeddings
+
+    /// Embedding lookup: int32 `ids` of shape `S` pick rows of `table` `[V, D]`, giving `S + [D]`.
+    public func gather(_ table: Tensor, ids: Tensor) throws -> Tensor {
+        guard ids.dtype == .int32 else {
+            throw KilnError.shapeMismatch(op: "gather", message: "ids must be int32, got \(ids.dtype) \(ids.shape)")
+        }
+        guard table.shape.rank == 2, table.dtype.isFloatingPoint else {
+            throw KilnError.shapeMismatch(op: "gather", message: "table must be a 2-D float tensor [V, D], got \(table.dtype) \(table.shape)")
+        }
+        return append(.gather, [ids, table], Shape(ids.shape.dims + [table.shape[1]]), table.dtype)
+    }
+
+    /// Sums rows of `values` (`S + [D]`) into a `[rows, D]` tensor at the int32 `ids` (`S`).
+    public func scatterAdd(_ values: Tensor, ids: Tensor, rows: Int) throws -> Tensor {
+        guard ids.dtype == .int32, values.dtype.isFloatingPoint, values.shape.rank == ids.shape.rank + 1,
+              Array(values.shape.dims.dropLast()) == ids.shape.dims else {
+            throw KilnError.shapeMismatch(op: "scatterAdd", message: "values \(values.dtype) \(values.shape) must be float with shape ids \(ids.shape) + [D], ids int32 (got \(ids.dtype))")
+        }
+        guard rows >= 0 else { throw KilnError.invalidArgument(op: "scatterAdd", message: "rows \(rows) is negative") }
+        return append(.scatterAdd(rows: rows), [ids, values], [rows, values.shape.dims.last!], values.dtype)
+    }
+
+    // MARK: Losses and metrics
+
+    /// Mean over the batch of the softmax cross-entropy of `logits` `[B, C]` against int32
+    /// `labels` `[B]`; computed through log-sum-exp, so large logits stay finite.
+    public func softmaxCrossEntropy(logits: Tensor, labels: Tensor) throws -> Tensor {
+        try checkLogitsAndLabels("softmaxCrossEntropy", logits, labels)
+        return append(.softmaxCrossEntropy, [logits, labels], .scalar, logits.dtype)
+    }
+
+    func softmaxCrossEntropyGrad(logits: Tensor, labels: Tensor, upstream: Tensor) throws -> Tensor {
+        try checkLogitsAndLabels("softmaxCrossEntropyGrad", logits, labels)
+        return append(.softmaxCrossEntropyGrad, [logits, labels, upstream], logits.shape, logits.dtype)
+    }
+
+    /// The int32 index of the largest value along `axis` (the first on ties).
+    public func argmax(_ x: Tensor, axis: Int = -1) throws -> Tensor {
+        try requireFloat("argmax", x)
+        let a = axis < 0 ? axis + x.shape.rank : axis
+        guard a >= 0 && a < x.shape.rank else {
+            throw KilnError.invalidArgument(op: "argmax", message: "axis \(axis) is out of range for shape \(x.shape)")
+        }
+        guard x.shape[a] > 0 else {
+            throw KilnError.invalidArgument(op: "argmax", message: "axis \(axis) of shape \(x.shape) is empty")
+        }
+        var dims = x.shape.dims
+        dims.remove(at: a)
+        return append(.argmax(axis: a), [x], Shape(dims), .int32)
+    }
+
+    /// The fraction of rows of `logits` `[B, C]` whose argmax equals the int32 label.
+    public func accuracy(logits: Tensor, labels: Tensor) throws -> Tensor {
+        try checkLogitsAndLabels("accuracy", logits, labels)
+        return append(.accuracy, [logits, labels], .scalar, logits.dtype)
+    }
+
+    private func checkLogitsAndLabels(_ op: String, _ logits: Tensor, _ labels: Tensor) throws {
+        guard logits.dtype.isFloatingPoint, logits.shape.rank == 2, labels.dtype == .int32,
+              labels.shape.rank == 1, labels.shape[0] == logits.shape[0] else {
+            throw KilnError.shapeMismatch(op: op, message: "needs float logits [B, C] and int32 labels [B], got \(logits.dtype) \(logits.shape) and \(labels.dtype) \(labels.shape)")
+        }
+        guard logits.shape[0] > 0 else {
+            throw KilnError.invalidArgument(op: op, message: "empty batch: logits have shape \(logits.shape)")
+        }
+        guard logits.shape[1] > 0 else {
+            throw KilnError.invalidArgument(op: op, message: "no classes: logits have shape \(logits.shape)")
+        }
+    }
+
+    private func requireFloat(_ op: String, _ ts: Tensor...) throws {
+        for t in ts where !t.dtype.isFloatingPoint {
+            throw KilnError.shapeMismatch(op: op, message: "needs float tensors, got \(t.dtype) \(t.shape)")
+        }
+    }
+}

@@ -1,0 +1,12 @@
+import ArgumentParser
+import Kiln
+
+@main
+struct KilnCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "kiln",
+        abstract: "Kiln: build, differentiate and run tensor graphs for training.",
+        subcommands: [GradcheckCommand.self],
+        defaultSubcommand: GradcheckCommand.self
+    )
+}

@@ -1,0 +1,422 @@
+#!/usr/bin/env python3
+"""Generate PyTorch golden-value fixtures for Kiln's Swift tests.
+
+Writes three JSON files under Tests/Fixtures/ (relative to the repository root):
+
+  ops.json     {"cases": [...]}: per-op forward outputs and backward gradients
+               (neg, exp, log, sqrt, tanh, sigmoid, relu, add, sub, mul, div,
+               maximum, minimum, sum, mean, max, matmul, transpose, reshape,
+               broadcastTo, gather, softmaxCrossEntropy, argmax, accuracy).
+               Each case is {"name", "op", "attrs", "inputs", "output",
+               "upstream", "grads"} where grads[i] = d(sum(output * upstream))
+               / d(inputs[i]), or null for integer inputs and for the
+               non-differentiable ops (argmax, accuracy, whose upstream is null).
+  mlp.json     a 2-layer ReLU MLP with softmax cross-entropy: inputs, params,
+               logits, loss and parameter gradients.
+  window.json  the word-window NER classifier (embedding lookup -> concat ->
+               tanh layer -> linear -> softmax cross-entropy): ids, labels,
+               params (E, W1, b1, W2, b2), logits, loss and gradients.
+
+Conventions: every tensor is {"shape": [...], "data": [...]} with data
+flattened row-major (C order); scalars have shape [] and one data element.
+Floats are float64 written with full (round-trip) precision; integer tensors
+are written as JSON integers. Linear layers are y = x @ W + b with W of shape
+[in, out]. Softmax cross-entropy is F.cross_entropy with reduction='mean'.
+Everything is computed in torch.float64 from fixed seeds, so reruns give
+identical files (for the same torch version).
+
+Run from anywhere:
+
+    python3 scripts/make_golden.py
+
+If torch cannot be imported, the script installs the CPU wheel
+(torch==2.13.0+cpu, plus its pure-Python dependencies) with pip and reruns
+itself. The Swift tests read the JSON files directly; Python is not needed to
+run them.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+TORCH_PIN = "torch==2.13.0+cpu"
+TORCH_DEPS = ["filelock", "typing-extensions", "sympy", "networkx", "jinja2", "fsspec"]
+
+
+def _ensure_torch():
+    try:
+        import torch  # noqa: F401
+        return
+    except Exception as exc:  # ImportError, or OSError from a broken CUDA build
+        if os.environ.get("KILN_GOLDEN_REEXEC") == "1":
+            raise SystemExit(f"torch still fails to import after installing {TORCH_PIN}: {exc!r}")
+        print(f"import torch failed ({exc!r}); installing {TORCH_PIN} ...", file=sys.stderr)
+    pip = [sys.executable, "-m", "pip", "install"]
+    subprocess.check_call(pip + ["--no-deps", TORCH_PIN])
+    subprocess.check_call(pip + TORCH_DEPS)
+    # Re-exec so that a half-imported broken torch is not left in sys.modules.
+    env = dict(os.environ, KILN_GOLDEN_REEXEC="1")
+    os.execve(sys.executable, [sys.executable, os.path.abspath(__file__)] + sys.argv[1:], env)
+
+
+_ensure_torch()
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+torch.set_default_dtype(torch.float64)
+DT = torch.float64
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT_DIR = ROOT / "Tests" / "Fixtures"
+
+
+# ---------------------------------------------------------------------------
+# Tensor <-> JSON helpers
+
+
+def tj(t):
+    """Tensor (or None) -> {"shape", "data"} (or None)."""
+    if t is None:
+        return None
+    t = t.detach()
+    shape = list(t.shape)
+    if t.is_floating_point():
+        data = t.double().flatten().tolist()
+    else:
+        data = [int(v) for v in t.flatten().tolist()]
+    return {"shape": shape, "data": data}
+
+
+def dumps(obj):
+    return json.dumps(obj, separators=(",", ":"), allow_nan=False)
+
+
+def write_dict(path, obj):
+    """One top-level key per line, compact values."""
+    lines = [f"  {json.dumps(k)}: {dumps(v)}" for k, v in obj.items()]
+    path.write_text("{\n" + ",\n".join(lines) + "\n}\n")
+
+
+def write_cases(path, cases):
+    body = ",\n".join("  " + dumps(c) for c in cases)
+    path.write_text('{"cases": [\n' + body + "\n]}\n")
+
+
+QUANT = 64.0
+
+
+def q(t):
+    """Round to a multiple of 1/64: keeps the JSON short and makes linear ops exact."""
+    return torch.round(t * QUANT) / QUANT
+
+
+def randn(*shape):
+    """Seeded standard-normal values, quantized to multiples of 1/64."""
+    return q(torch.randn(shape, dtype=DT))
+
+
+def rand(*shape):
+    """Seeded uniform [0, 1) values, quantized to multiples of 1/64."""
+    return q(torch.rand(shape, dtype=DT))
+
+
+# ---------------------------------------------------------------------------
+# ops.json
+
+
+class Cases:
+    def __init__(self):
+        self.cases = []
+        self.names = set()
+
+    def add(self, name, op, attrs, inputs, fn, differentiable=True, check=None):
+        assert name not in self.names, name
+        self.names.add(name)
+        if check is not None:
+            assert check(*inputs), f"{name}: input check failed (accidental tie?)"
+        leaves = []
+        for x in inputs:
+            x = x.detach().clone()
+            if differentiable and x.is_floating_point():
+                x.requires_grad_(True)
+            leaves.append(x)
+        out = fn(*leaves)
+        if differentiable:
+            upstream = randn(*out.shape)
+            float_leaves = [x for x in leaves if x.requires_grad]
+            gs = torch.autograd.grad(out, float_leaves, grad_outputs=upstream, allow_unused=True)
+            gmap = {id(x): (g if g is not None else torch.zeros_like(x)) for x, g in zip(float_leaves, gs)}
+            grads = [tj(gmap.get(id(x))) for x in leaves]
+        else:
+            upstream = None
+            grads = [None for _ in leaves]
+        self.cases.append({
+            "name": name,
+            "op": op,
+            "attrs": attrs,
+            "inputs": [tj(x) for x in leaves],
+            "output": tj(out),
+            "upstream": tj(upstream),
+            "grads": grads,
+        })
+
+
+def build_ops():
+    torch.manual_seed(0)
+    c = Cases()
+
+    # ---- unary
+    c.add("neg_2x3", "neg", {}, [randn(2, 3)], lambda x: -x)
+    c.add("exp_2x3", "exp", {}, [randn(2, 3)], torch.exp)
+    c.add("log_2x3", "log", {}, [rand(2, 3) * 3 + 0.125], torch.log)
+    c.add("sqrt_2x3", "sqrt", {}, [rand(2, 3) * 3 + 0.125], torch.sqrt)
+    c.add("tanh_2x3", "tanh", {}, [randn(2, 3) * 1.5], torch.tanh)
+    c.add("sigmoid_2x3", "sigmoid", {}, [randn(2, 3) * 2], torch.sigmoid)
+    r = randn(3, 4)
+    r[0, 1] = 0.0
+    r[1, 2] = 0.0
+    r[2, 0] = 0.0
+    c.add("relu_3x4_with_zeros", "relu", {}, [r], torch.relu)
+    c.add("exp_scalar", "exp", {}, [randn()], torch.exp)
+
+    # ---- binary
+    def pos_away(*shape):
+        """Values with |v| in [0.5, 2.0], random sign (safe denominators)."""
+        mag = rand(*shape) * 1.5 + 0.5
+        sign = torch.where(rand(*shape) < 0.5, -1.0, 1.0)
+        return mag * sign
+
+    binops = {
+        "add": torch.add,
+        "sub": torch.sub,
+        "mul": torch.mul,
+        "div": torch.div,
+        "maximum": torch.maximum,
+        "minimum": torch.minimum,
+    }
+    def no_equal(a, b):
+        a, b = torch.broadcast_tensors(a, b)
+        return not bool((a == b).any())
+
+    for op, fn in binops.items():
+        rhs = pos_away if op == "div" else randn
+        chk = no_equal if op in ("maximum", "minimum") else None
+        c.add(f"{op}_same_2x3", op, {}, [randn(2, 3), rhs(2, 3)], fn, check=chk)
+        c.add(f"{op}_bcast_3x1x4_2x1", op, {}, [randn(3, 1, 4), rhs(2, 1)], fn, check=chk)
+        c.add(f"{op}_bcast_2x3_scalar", op, {}, [randn(2, 3), rhs()], fn, check=chk)
+        if op in ("sub", "div", "maximum"):
+            c.add(f"{op}_bcast_scalar_2x3", op, {}, [randn(), rhs(2, 3)], fn, check=chk)
+        if op in ("add", "mul"):
+            c.add(f"{op}_bcast_1x4_3x1", op, {}, [randn(1, 4), rhs(3, 1)], fn, check=chk)
+
+    # maximum / minimum with exact ties
+    for op in ("maximum", "minimum"):
+        fn = binops[op]
+        a = randn(2, 4)
+        b = randn(2, 4)
+        b[0, 0] = a[0, 0]
+        b[0, 2] = a[0, 2]
+        b[1, 1] = a[1, 1]
+        b[1, 3] = a[1, 3]
+        c.add(f"{op}_ties_same_2x4", op, {}, [a, b], fn)
+        s = torch.tensor(0.25)
+        a = randn(2, 3)
+        a[0, 1] = 0.25
+        a[1, 2] = 0.25
+        c.add(f"{op}_ties_bcast_2x3_scalar", op, {}, [a, s], fn)
+
+    # ---- reductions over a [2, 3, 4] tensor
+    red_specs = [
+        ([0], False), ([1], True), ([2], False), ([2], True),
+        ([0, 2], True), ([1, 2], False),
+        ([0, 1, 2], False), ([0, 1, 2], True),
+    ]
+
+    def unique_max(axes):
+        def chk(x):
+            m = torch.amax(x, dim=axes, keepdim=True)
+            return bool(((x == m).sum(dim=axes) == 1).all())
+        return chk
+
+    red_fns = {
+        "sum": lambda axes, keep: (lambda x: torch.sum(x, dim=axes, keepdim=keep)),
+        "mean": lambda axes, keep: (lambda x: torch.mean(x, dim=axes, keepdim=keep)),
+        "max": lambda axes, keep: (lambda x: torch.amax(x, dim=axes, keepdim=keep)),
+    }
+    for op, mk in red_fns.items():
+        for axes, keep in red_specs:
+            name = f"{op}_2x3x4_axes{''.join(map(str, axes))}_{'keep' if keep else 'nokeep'}"
+            c.add(name, op, {"axes": axes, "keepDims": keep}, [randn(2, 3, 4)], mk(axes, keep),
+                  check=unique_max(axes) if op == "max" else None)
+    # amax with ties: small integer values so maxima repeat
+    t = torch.tensor([[[1.0, 3.0, 3.0, 0.0], [2.0, 2.0, 2.0, 2.0], [-1.0, 0.5, -1.0, 0.5]],
+                      [[3.0, 1.0, 3.0, 3.0], [0.0, 2.0, 1.0, 2.0], [0.5, 0.5, 0.25, 0.0]]])
+    c.add("max_ties_2x3x4_axes2_nokeep", "max", {"axes": [2], "keepDims": False}, [t],
+          lambda x: torch.amax(x, dim=[2], keepdim=False))
+    c.add("max_ties_2x3x4_axes0_keep", "max", {"axes": [0], "keepDims": True}, [t],
+          lambda x: torch.amax(x, dim=[0], keepdim=True))
+    c.add("max_ties_2x3x4_axes012_nokeep", "max", {"axes": [0, 1, 2], "keepDims": False}, [t],
+          lambda x: torch.amax(x, dim=[0, 1, 2], keepdim=False))
+    c.add("max_ties_2x3x4_axes12_keep", "max", {"axes": [1, 2], "keepDims": True}, [t],
+          lambda x: torch.amax(x, dim=[1, 2], keepdim=True))
+
+    # ---- matmul (M=3, K=5, N=4)
+    M, K, N = 3, 5, 4
+    for ta in (False, True):
+        for tb in (False, True):
+            a = randn(K, M) if ta else randn(M, K)
+            b = randn(N, K) if tb else randn(K, N)
+
+            def mm(x, y, ta=ta, tb=tb):
+                return (x.t() if ta else x) @ (y.t() if tb else y)
+
+            name = f"matmul_3x5x4_tA{int(ta)}_tB{int(tb)}"
+            c.add(name, "matmul", {"transposeA": ta, "transposeB": tb}, [a, b], mm)
+    c.add("matmul_1x3_3x1", "matmul", {"transposeA": False, "transposeB": False},
+          [randn(1, 3), randn(3, 1)], lambda x, y: x @ y)
+
+    # ---- transpose
+    c.add("transpose_3x5_perm10", "transpose", {"perm": [1, 0]}, [randn(3, 5)],
+          lambda x: x.permute(1, 0))
+    c.add("transpose_2x3x4_perm201", "transpose", {"perm": [2, 0, 1]}, [randn(2, 3, 4)],
+          lambda x: x.permute(2, 0, 1))
+    c.add("transpose_2x3x4_perm120", "transpose", {"perm": [1, 2, 0]}, [randn(2, 3, 4)],
+          lambda x: x.permute(1, 2, 0))
+
+    # ---- reshape
+    c.add("reshape_2x3x4_to_6x4", "reshape", {"shape": [6, 4]}, [randn(2, 3, 4)],
+          lambda x: x.reshape(6, 4))
+    c.add("reshape_2x6_to_3x2x2", "reshape", {"shape": [3, 2, 2]}, [randn(2, 6)],
+          lambda x: x.reshape(3, 2, 2))
+    c.add("reshape_1_to_scalar", "reshape", {"shape": []}, [randn(1)],
+          lambda x: x.reshape(()))
+
+    # ---- broadcastTo
+    c.add("broadcastTo_3x1_to_2x3x4", "broadcastTo", {"shape": [2, 3, 4]}, [randn(3, 1)],
+          lambda x: torch.broadcast_to(x, (2, 3, 4)))
+    c.add("broadcastTo_scalar_to_2x2", "broadcastTo", {"shape": [2, 2]}, [randn()],
+          lambda x: torch.broadcast_to(x, (2, 2)))
+    c.add("broadcastTo_4_to_3x4", "broadcastTo", {"shape": [3, 4]}, [randn(4)],
+          lambda x: torch.broadcast_to(x, (3, 4)))
+
+    # ---- gather (embedding lookup)
+    ids = torch.tensor([[1, 4, 1], [6, 1, 4]], dtype=torch.int64)  # repeated ids
+    c.add("gather_ids2x3_table7x4_repeats", "gather", {}, [ids, randn(7, 4)],
+          lambda i, tab: tab[i])
+    ids = torch.tensor([[0, 0, 0, 0]], dtype=torch.int64)
+    c.add("gather_ids1x4_table3x2_allsame", "gather", {}, [ids, randn(3, 2)],
+          lambda i, tab: tab[i])
+
+    # ---- softmax cross-entropy
+    labels = torch.tensor([2, 0, 4, 1], dtype=torch.int64)
+    c.add("softmaxCrossEntropy_4x5_moderate", "softmaxCrossEntropy", {},
+          [randn(4, 5) * 2, labels], lambda z, y: F.cross_entropy(z, y, reduction="mean"))
+    huge = torch.tensor([[1e4, -1e4, 0.0],
+                         [-1e4, -1e4, 1e4],
+                         [1e4, 1e4, -1e4]])
+    c.add("softmaxCrossEntropy_3x3_huge", "softmaxCrossEntropy", {},
+          [huge, torch.tensor([1, 2, 0], dtype=torch.int64)],
+          lambda z, y: F.cross_entropy(z, y, reduction="mean"))
+
+    # ---- argmax / accuracy (no ties: continuous random values)
+    c.add("argmax_4x5_axis1", "argmax", {"axis": 1}, [randn(4, 5)],
+          lambda x: torch.argmax(x, dim=1), differentiable=False, check=unique_max([1]))
+    logits = randn(5, 3)
+    pred = torch.argmax(logits, dim=1)
+    labels = pred.clone()
+    labels[1] = (pred[1] + 1) % 3
+    labels[3] = (pred[3] + 2) % 3  # 3 of 5 correct -> 0.6
+    c.add("accuracy_5x3", "accuracy", {}, [logits, labels],
+          lambda z, y: (torch.argmax(z, dim=1) == y).to(DT).mean(), differentiable=False,
+          check=lambda z, y: unique_max([1])(z))
+
+    return c.cases
+
+
+# ---------------------------------------------------------------------------
+# mlp.json
+
+
+def build_mlp():
+    torch.manual_seed(1)
+    x = randn(4, 6)
+    labels = torch.tensor([0, 2, 1, 2], dtype=torch.int64)
+    params = {
+        "W1": randn(6, 5) * 0.5,
+        "b1": randn(5) * 0.1,
+        "W2": randn(5, 3) * 0.5,
+        "b2": randn(3) * 0.1,
+    }
+    for p in params.values():
+        p.requires_grad_(True)
+    pre = x @ params["W1"] + params["b1"]
+    assert bool((pre != 0).all()), "pre-activation hit exactly 0 (relu kink)"
+    h = torch.relu(pre)
+    logits = h @ params["W2"] + params["b2"]
+    loss = F.cross_entropy(logits, labels, reduction="mean")
+    loss.backward()
+    return {
+        "x": tj(x),
+        "labels": tj(labels),
+        "params": {k: tj(v) for k, v in params.items()},
+        "logits": tj(logits),
+        "loss": tj(loss),
+        "grads": {k: tj(v.grad) for k, v in params.items()},
+    }, h
+
+
+# ---------------------------------------------------------------------------
+# window.json
+
+
+def build_window():
+    torch.manual_seed(2)
+    V, D, W, B, H, C = 12, 4, 5, 3, 6, 5
+    # id 7 repeats inside window 0; ids 3 and 7 repeat across windows; 0 appears once.
+    ids = torch.tensor([[7, 3, 7, 10, 1],
+                        [3, 5, 9, 3, 7],
+                        [0, 11, 3, 2, 5]], dtype=torch.int64)
+    labels = torch.tensor([1, 4, 0], dtype=torch.int64)
+    params = {
+        "E": randn(V, D) * 0.5,
+        "W1": randn(W * D, H) * 0.3,
+        "b1": randn(H) * 0.1,
+        "W2": randn(H, C) * 0.5,
+        "b2": randn(C) * 0.1,
+    }
+    for p in params.values():
+        p.requires_grad_(True)
+    x = params["E"][ids].reshape(B, W * D)
+    h = torch.tanh(x @ params["W1"] + params["b1"])
+    logits = h @ params["W2"] + params["b2"]
+    loss = F.cross_entropy(logits, labels, reduction="mean")
+    loss.backward()
+    return {
+        "ids": tj(ids),
+        "labels": tj(labels),
+        "params": {k: tj(v) for k, v in params.items()},
+        "logits": tj(logits),
+        "loss": tj(loss),
+        "grads": {k: tj(v.grad) for k, v in params.items()},
+    }
+
+
+def main():
+    OUT_DIR.mkdir(parents=True, exist_ok=True)
+    cases = build_ops()
+    write_cases(OUT_DIR / "ops.json", cases)
+    mlp, h = build_mlp()
+    assert (h > 0).any() and (h == 0).any(), "MLP fixture should exercise both relu branches"
+    write_dict(OUT_DIR / "mlp.json", mlp)
+    write_dict(OUT_DIR / "window.json", build_window())
+    for name in ("ops.json", "mlp.json", "window.json"):
+        p = OUT_DIR / name
+        print(f"wrote {p.relative_to(ROOT)} ({p.stat().st_size} bytes)")
+    print(f"{len(cases)} op cases, torch {torch.__version__}")
+
+
+if __name__ == "__main__":
+    main()
