@@ -13,15 +13,18 @@ let package = Package(
     targets: [
         // Symbolic tensors, shape rules, gradient rules, autodiff.
         .target(name: "KilnGraph"),
+        // Fusion, schedule and memory plan: a graph becomes a backend-neutral Program.
+        .target(name: "KilnCompiler", dependencies: ["KilnGraph"]),
         // The reference backend: plain loops, generic over Float and Double; the oracle for tests.
-        .target(name: "KilnCPU", dependencies: ["KilnGraph"]),
+        .target(name: "KilnCPU", dependencies: ["KilnGraph", "KilnCompiler"]),
         // The public face: re-exports the graph and backends, adds checks and models.
-        .target(name: "Kiln", dependencies: ["KilnGraph", "KilnCPU"]),
+        .target(name: "Kiln", dependencies: ["KilnGraph", "KilnCompiler", "KilnCPU"]),
         .executableTarget(
             name: "kiln",
             dependencies: ["Kiln", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .testTarget(name: "KilnTests", dependencies: ["Kiln"]),
+        .testTarget(name: "KilnDataTests", dependencies: ["Kiln"]),
     ],
     swiftLanguageModes: [.v6]
 )

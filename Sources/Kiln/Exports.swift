@@ -1,2 +1,3 @@
 @_exported import KilnGraph
+@_exported import KilnCompiler
 @_exported import KilnCPU

@@ -17,7 +17,7 @@ extension Graph {
             case .sqrt: return [try g * 0.5 / y]                           // (√x)' = 1/(2√x)
             case .tanh: return [try g * (1 - y * y)]                       // tanh' = 1 - tanh²
             case .sigmoid: return [try g * y * (1 - y)]                    // σ' = σ(1 - σ)
-            case .relu: return [try g * binary(.greater, x[0], y.scalar(0))]  // 0 at x = 0, as PyTorch
+            case .relu: return [try g * binary(.greater, y, y.scalar(0))]     // y > 0 iff x > 0; 0 at x = 0, as PyTorch
             }
 
         case .binary(let op):

@@ -7,6 +7,9 @@ public final class Graph: @unchecked Sendable {
     public private(set) var nodes: [Node] = []
     /// The role given to new nodes; autodiff switches it to `.backward`.
     var role: Role = .forward
+    /// What a run writes back into persistent tensors: after the run, `target` holds `value`.
+    /// Optimizers record their updates here.
+    public private(set) var updates: [(target: Tensor, value: Tensor)] = []
 
     public init() {}
 
@@ -43,6 +46,28 @@ public final class Graph: @unchecked Sendable {
             throw KilnError.invalidArgument(op: "parameter '\(name)'", message: "parameters must be float32 or float64, got \(dtype)")
         }
         return append(.input(.parameter), [], shape, dtype, name: name)
+    }
+
+    /// Non-trainable persistent state (an optimizer's moments), zero until written.
+    public func state(_ name: String, _ shape: Shape, _ dtype: DType = .float32) throws -> Tensor {
+        try checkDims("state '\(name)'", shape)
+        return append(.input(.state), [], shape, dtype, name: name)
+    }
+
+    /// Records that a run ends by writing `value` into the parameter or state `target`. All
+    /// reads of `target` in the run see its old value.
+    public func assign(_ target: Tensor, _ value: Tensor) throws {
+        let op = target.node.op
+        guard op == .input(.parameter) || op == .input(.state) else {
+            throw KilnError.invalidArgument(op: "assign", message: "target \(target.node.label) is not a parameter or state tensor")
+        }
+        guard value.shape == target.shape, value.dtype == target.dtype else {
+            throw KilnError.shapeMismatch(op: "assign", message: "value \(value.dtype) \(value.shape) does not fit \(target.node.label) \(target.dtype) \(target.shape)")
+        }
+        guard !updates.contains(where: { $0.target == target }) else {
+            throw KilnError.invalidArgument(op: "assign", message: "\(target.node.label) is assigned twice")
+        }
+        updates.append((target, value))
     }
 
     /// A scalar constant; broadcasting spreads it over any shape.

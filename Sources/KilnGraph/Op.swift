@@ -22,6 +22,8 @@ public enum InputKind: String, Sendable, Hashable {
     case feed
     /// Trainable state that lives with the backend between runs.
     case parameter
+    /// Non-trainable state that lives with the backend between runs (optimizer moments).
+    case state
 }
 
 /// What a node computes. The node's shape and dtype, fixed when it is made, complete it.

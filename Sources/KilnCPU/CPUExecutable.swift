@@ -1,0 +1,83 @@
+import KilnCompiler
+import KilnGraph
+
+/// Runs a `Program` on the host, computing every float tensor in `T`.
+///
+/// Everything a step needs (buffers, index tables, scratch registers) is allocated when the
+/// program is loaded; `run` then only copies feeds in and fetches out.
+public final class CPUExecutable<T: KilnFloat>: Executable {
+    public let program: Program
+    public private(set) var counters = ExecutionCounters()
+    private var buffers: [UnsafeMutableRawPointer] = []
+    private var steps: [CPUStep<T>] = []
+
+    /// Loads `program`, which must have been compiled for `T` (`CompileOptions.realType`).
+    public init(program: Program) throws {
+        guard program.realType.byteSize == MemoryLayout<T>.size else {
+            throw KilnError.invalidArgument(op: "CPUExecutable", message: "program computes in \(program.realType), not \(T.self)")
+        }
+        self.program = program
+        for decl in program.buffers {
+            let p = UnsafeMutableRawPointer.allocate(byteCount: max(decl.bytes, 64), alignment: 64)
+            p.initializeMemory(as: UInt8.self, repeating: 0, count: max(decl.bytes, 64))
+            buffers.append(p)
+            counters.allocations += 1
+        }
+        for (loc, value) in program.constants {
+            (buffers[loc.buffer] + loc.byteOffset).assumingMemoryBound(to: T.self).pointee = T(value)
+        }
+        steps = program.kernels.map { CPUStep<T>(kernel: $0, buffers: buffers) }
+        counters.allocations += steps.count
+        counters.builds += steps.count
+    }
+
+    deinit { for b in buffers { b.deallocate() } }
+
+    public func write(_ tensor: Tensor, _ value: HostTensor) throws {
+        let b = try program.inputBuffer(tensor, kinds: [.parameter, .state])
+        try program.check(value, for: tensor)
+        store(value, into: b)
+    }
+
+    public func read(_ tensor: Tensor) throws -> HostTensor {
+        let b = try program.inputBuffer(tensor, kinds: [.parameter, .state])
+        let node = tensor.node
+        return load(Operand(location: Location(buffer: b, byteOffset: 0), shape: node.shape, dtype: node.dtype, node: node.id))
+    }
+
+    public func run(feeds: [Tensor: HostTensor]) throws -> [HostTensor] {
+        for id in program.feedNodes {
+            let t = program.graph.tensor(id)
+            guard let value = feeds[t] else {
+                throw KilnError.invalidValue(op: "run", message: "no value given for feed '\(t.node.label)' \(t.dtype) \(t.shape)")
+            }
+            try program.check(value, for: t)
+        }
+        for (t, value) in feeds {
+            store(value, into: try program.inputBuffer(t, kinds: [.feed]))
+        }
+        for step in steps { try step.run() }
+        counters.runs += 1
+        return program.fetches.map(load)
+    }
+
+    private func store(_ value: HostTensor, into b: Int) {
+        let p = buffers[b]
+        switch value.storage {
+        case .int32(let v): v.withUnsafeBufferPointer { p.copyMemory(from: $0.baseAddress!, byteCount: v.count * 4) }
+        case .float32(let v): for (i, x) in v.enumerated() { p.assumingMemoryBound(to: T.self)[i] = T(x) }
+        case .float64(let v): for (i, x) in v.enumerated() { p.assumingMemoryBound(to: T.self)[i] = T(x) }
+        }
+    }
+
+    private func load(_ o: Operand) -> HostTensor {
+        let p = buffers[o.location.buffer] + o.location.byteOffset
+        let n = o.shape.count
+        if o.dtype == .int32 {
+            return try! HostTensor(Array(UnsafeBufferPointer(start: p.assumingMemoryBound(to: Int32.self), count: n)), shape: o.shape)
+        }
+        let v = UnsafeBufferPointer(start: p.assumingMemoryBound(to: T.self), count: n)
+        if T.self == Double.self { return try! HostTensor(v.map { Double($0) }, shape: o.shape) }
+        return try! HostTensor(v.map { Float($0) }, shape: o.shape)
+    }
+}

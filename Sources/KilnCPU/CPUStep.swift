@@ -1,0 +1,162 @@
+import KilnCompiler
+import KilnGraph
+
+/// One kernel of a program, prepared for the host: pointers resolved, index tables and
+/// scratch space allocated at load time, so that running it allocates nothing.
+struct CPUStep<T: KilnFloat> {
+    let run: () throws -> Void
+
+    init(kernel: Kernel, buffers: [UnsafeMutableRawPointer]) {
+        func real(_ o: Operand) -> UnsafeMutablePointer<T> {
+            (buffers[o.location.buffer] + o.location.byteOffset).assumingMemoryBound(to: T.self)
+        }
+        func int(_ o: Operand) -> UnsafeMutablePointer<Int32> {
+            (buffers[o.location.buffer] + o.location.byteOffset).assumingMemoryBound(to: Int32.self)
+        }
+        let ins = kernel.inputs, outs = kernel.outputs
+        let what = kernel.name
+        switch kernel.kind {
+        case .elementwise(let code):
+            let eval = FusedEvaluator<T>(code, loads: ins.map { (real($0), $0.shape) })
+            let targets = outs.map(real)
+            run = { eval.run(accumulator: nil, into: targets) }
+
+        case let .reduce(op, axes, code):
+            let eval = FusedEvaluator<T>(code, loads: ins.map { (real($0), $0.shape) })
+            let shape = code.shape
+            let kept = Shape(shape.dims.enumerated().map { axes.contains($0.offset) ? 1 : $0.element })
+            var strides = kept.strides
+            for a in axes { strides[a] = 0 }
+            let target = stridedOffsets(shape, strides)
+            let out = real(outs[0]), outCount = kept.count
+            let n = T(axes.reduce(1) { $0 * shape[$1] })
+            run = {
+                let x = eval.run(accumulator: nil, into: [])
+                out.update(repeating: op == .max ? -T.infinity : 0, count: outCount)
+                switch op {
+                case .sum, .mean: for i in target.indices { out[target[i]] += x[i] }
+                case .max: for i in target.indices where x[i] > out[target[i]] || x[i].isNaN { out[target[i]] = x[i] }
+                }
+                if op == .mean { for i in 0..<outCount { out[i] /= n } }
+            }
+
+        case let .matmul(ta, tb, epilogue):
+            let a = real(ins[0]), b = real(ins[1])
+            let (aShape, bShape) = (ins[0].shape, ins[1].shape)
+            let m = ta ? aShape[1] : aShape[0], k = ta ? aShape[0] : aShape[1], n = tb ? bShape[0] : bShape[1]
+            let lda = aShape[1], ldb = bShape[1]
+            let product: UnsafeMutablePointer<T>
+            var eval: FusedEvaluator<T>?
+            if let epilogue {
+                let e = FusedEvaluator<T>(epilogue, loads: ins.map { (real($0), $0.shape) })
+                product = e.scratch
+                eval = e
+            } else {
+                product = real(outs[0])
+            }
+            let targets = outs.map(real)
+            run = {
+                product.update(repeating: 0, count: m * n)
+                for i in 0..<m {
+                    let c = product + i * n
+                    for p in 0..<k {
+                        let av = ta ? a[p * lda + i] : a[i * lda + p]
+                        if tb { for j in 0..<n { c[j] += av * b[j * ldb + p] } }
+                        else { let row = b + p * ldb; for j in 0..<n { c[j] += av * row[j] } }
+                    }
+                }
+                _ = eval?.run(accumulator: product, into: targets)
+            }
+
+        case .transpose(let perm):
+            let x = real(ins[0]), out = real(outs[0])
+            let strides = ins[0].shape.strides
+            let source = stridedOffsets(outs[0].shape, perm.map { strides[$0] })
+            run = { for i in source.indices { out[i] = x[source[i]] } }
+
+        case .gather:
+            let ids = int(ins[0]), table = real(ins[1]), out = real(outs[0])
+            let count = ins[0].shape.count, rows = ins[1].shape[0], dim = ins[1].shape[1]
+            run = {
+                for p in 0..<count {
+                    let id = Int(ids[p])
+                    guard id >= 0 && id < rows else {
+                        throw KilnError.invalidValue(op: "gather (\(what))", message: "id \(id) at flat position \(p) is outside the table's rows [0, \(rows))")
+                    }
+                    (out + p * dim).update(from: table + id * dim, count: dim)
+                }
+            }
+
+        case .scatterAdd:
+            let ids = int(ins[0]), values = real(ins[1]), out = real(outs[0])
+            let count = ins[0].shape.count, rows = outs[0].shape[0], dim = outs[0].shape[1]
+            run = {
+                out.update(repeating: 0, count: rows * dim)
+                for p in 0..<count {
+                    let id = Int(ids[p])
+                    guard id >= 0 && id < rows else {
+                        throw KilnError.invalidValue(op: "scatterAdd (\(what))", message: "id \(id) at flat position \(p) is outside the table's rows [0, \(rows))")
+                    }
+                    for d in 0..<dim { out[id * dim + d] += values[p * dim + d] }
+                }
+            }
+
+        case .softmaxCrossEntropy, .softmaxCrossEntropyGrad, .accuracy:
+            let logits = real(ins[0]), labels = int(ins[1]), out = real(outs[0])
+            let batch = ins[0].shape[0], classes = ins[0].shape[1]
+            let upstream = ins.count > 2 ? real(ins[2]) : nil
+            let kind = kernel.kind
+            let name = { () -> String in
+                switch kind {
+                case .softmaxCrossEntropy: return "softmaxCrossEntropy"
+                case .softmaxCrossEntropyGrad: return "softmaxCrossEntropyGrad"
+                default: return "accuracy"
+                }
+            }()
+            run = {
+                var total: T = 0
+                for r in 0..<batch {
+                    let label = Int(labels[r])
+                    guard label >= 0 && label < classes else {
+                        throw KilnError.invalidValue(op: "\(name) (\(what))", message: "label \(label) at row \(r) is outside [0, \(classes))")
+                    }
+                    let row = logits + r * classes
+                    var best = 0, m = row[0]
+                    for j in 1..<classes where row[j] > m { m = row[j]; best = j }
+                    switch kind {
+                    case .accuracy:
+                        if best == label { total += 1 }
+                    case .softmaxCrossEntropy:
+                        // log-sum-exp shifted by the row's maximum: finite for any finite logits.
+                        var s: T = 0
+                        for j in 0..<classes { s += T.exp(row[j] - m) }
+                        total += m + T.log(s) - row[label]
+                    default:
+                        var s: T = 0
+                        for j in 0..<classes { s += T.exp(row[j] - m) }
+                        let scale = upstream![0] / T(batch)
+                        for j in 0..<classes {
+                            out[r * classes + j] = (T.exp(row[j] - m) / s - (j == label ? 1 : 0)) * scale
+                        }
+                    }
+                }
+                if case .softmaxCrossEntropyGrad = kind { return }
+                out[0] = total / T(batch)
+            }
+
+        case .argmax(let axis):
+            let x = real(ins[0]), out = int(outs[0])
+            let shape = ins[0].shape
+            let outer = shape.dims[..<axis].reduce(1, *), n = shape[axis], inner = shape.dims[(axis + 1)...].reduce(1, *)
+            run = {
+                for o in 0..<outer {
+                    for i in 0..<inner {
+                        var best = 0
+                        for k in 1..<max(n, 1) where x[(o * n + k) * inner + i] > x[(o * n + best) * inner + i] { best = k }
+                        out[o * inner + i] = Int32(best)
+                    }
+                }
+            }
+        }
+    }
+}

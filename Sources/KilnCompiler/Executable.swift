@@ -1,0 +1,62 @@
+import KilnGraph
+
+/// A program loaded on a backend: buffers allocated and kernels built once, then run many
+/// times. Parameters and state stay with the backend between runs.
+public protocol Executable: AnyObject {
+    var program: Program { get }
+    /// Sets a parameter's or state tensor's value.
+    func write(_ tensor: Tensor, _ value: HostTensor) throws
+    /// Reads a parameter's or state tensor's current value.
+    func read(_ tensor: Tensor) throws -> HostTensor
+    /// Runs the schedule once with these feeds and returns the fetched tensors, in order.
+    func run(feeds: [Tensor: HostTensor]) throws -> [HostTensor]
+    /// What the backend has allocated, built and copied so far.
+    var counters: ExecutionCounters { get }
+}
+
+/// Counts kept by each backend where the work happens, so tests can prove that a step
+/// allocates nothing and builds nothing after the first.
+public struct ExecutionCounters: Sendable, Hashable {
+    /// Buffers allocated (host memory on the CPU, device buffers on OpenCL).
+    public var allocations = 0
+    /// Kernels or programs built.
+    public var builds = 0
+    /// Host-to-device writes and their bytes.
+    public var uploads = 0
+    public var uploadBytes = 0
+    /// Device-to-host reads and their bytes.
+    public var downloads = 0
+    public var downloadBytes = 0
+    /// Runs completed.
+    public var runs = 0
+
+    public init() {}
+}
+
+extension Program {
+    /// The buffer of a feed, parameter or state tensor, or an error naming the tensor.
+    public func inputBuffer(_ t: Tensor, kinds: Set<BufferDecl.Kind>) throws -> Int {
+        guard t.graph === graph else {
+            throw KilnError.invalidArgument(op: "run", message: "tensor \(t) belongs to another graph")
+        }
+        guard let b = buffer(for: t.id), kinds.contains(buffers[b].kind) else {
+            let what = kinds.contains(.feed) ? "a feed" : "a parameter or state tensor"
+            throw KilnError.invalidArgument(op: "run", message: "\(t.node.label) is not \(what) of this program")
+        }
+        return b
+    }
+
+    /// Checks a value against the node it is for: shape and kind of dtype.
+    public func check(_ value: HostTensor, for t: Tensor) throws {
+        let node = t.node
+        guard value.shape == node.shape else {
+            throw KilnError.invalidValue(op: "run", message: "'\(node.label)' expects shape \(node.shape), got \(value.shape)")
+        }
+        guard (value.dtype == .int32) == (node.dtype == .int32) else {
+            throw KilnError.invalidValue(op: "run", message: "'\(node.label)' expects \(node.dtype), got \(value.dtype)")
+        }
+    }
+
+    /// Every feed the program reads, which `run` must be given.
+    public var feedNodes: [Int] { buffers.filter { $0.kind == .feed }.compactMap(\.node) }
+}

@@ -1,0 +1,224 @@
+import KilnGraph
+
+/// Decides which nodes share a kernel, and builds each kernel's fused code.
+///
+/// Nodes are visited in reverse topological order, so every consumer is placed before its
+/// producers. An elementwise node joins its consumers' group when all of them lie in one group
+/// (so the group has no way out and back in, and no cycle can form); otherwise it starts a
+/// group of its own, materialized in memory. A reduction owns a group that computes its input
+/// (a prologue); a matmul whose consumers all lie in one group of its output's shape becomes
+/// that group's producer, the group its epilogue. An optimizer's update chain for a parameter
+/// therefore becomes one kernel with several outputs. With fusion off, every op is a kernel.
+struct Fusion {
+    struct Group {
+        var shape: Shape
+        var root: Int
+        var members: Set<Int> = []
+        /// The reduction whose input this group computes.
+        var prologueOf: Int?
+        /// The matmul whose output this group consumes as its accumulator.
+        var matmul: Int?
+    }
+
+    let graph: Graph
+    let nodes: [Node]
+    let enabled: Bool
+    /// Nodes whose value leaves the program (fetched, or written to a parameter).
+    let external: Set<Int>
+    private(set) var needed: [Bool]
+    private(set) var consumers: [[Int]]
+    private(set) var groups: [Group] = []
+    private(set) var groupOf: [Int?]
+    private var prologueGroup: [Int: Int] = [:]
+    /// Broadcasts that are never materialized: their consumers read the input with broadcasting.
+    private(set) var transparent: Set<Int> = []
+
+    init(graph: Graph, roots: [Int], external: Set<Int>, enabled: Bool) {
+        self.graph = graph
+        self.nodes = graph.nodes
+        self.enabled = enabled
+        self.external = external
+        var needed = [Bool](repeating: false, count: nodes.count)
+        for r in roots { needed[r] = true }
+        for u in graph.updates { needed[u.target.id] = true }
+        for id in stride(from: nodes.count - 1, through: 0, by: -1) where needed[id] {
+            for i in nodes[id].inputs { needed[i] = true }
+        }
+        var consumers = [[Int]](repeating: [], count: nodes.count)
+        for n in nodes where needed[n.id] {
+            for i in Set(n.inputs) { consumers[i].append(n.id) }
+        }
+        self.needed = needed
+        self.consumers = consumers
+        self.groupOf = [Int?](repeating: nil, count: nodes.count)
+    }
+
+    static func isElementwise(_ op: Op) -> Bool {
+        switch op {
+        case .unary, .binary, .broadcastTo: return true
+        default: return false
+        }
+    }
+
+    /// The group every consumer of `id` would compute it in, if there is exactly one.
+    private func commonGroup(_ id: Int) -> Int? {
+        var found: Int?
+        for c in consumers[id] {
+            let offered: Int?
+            if Self.isElementwise(nodes[c].op) { offered = groupOf[c] } else { offered = prologueGroup[c] }
+            guard let g = offered, found == nil || found == g else { return nil }
+            found = g
+        }
+        return found
+    }
+
+    mutating func run() {
+        for id in stride(from: nodes.count - 1, through: 0, by: -1) where needed[id] {
+            let node = nodes[id]
+            switch node.op {
+            case .unary, .binary, .broadcastTo:
+                if enabled {
+                    if node.op == .broadcastTo, !external.contains(id), !consumers[id].isEmpty,
+                       consumers[id].allSatisfy({ Self.isElementwise(nodes[$0].op) || prologueGroup[$0] != nil }) {
+                        transparent.insert(id)
+                        continue
+                    }
+                    if let g = commonGroup(id), node.shape.broadcasts(to: groups[g].shape),
+                       !external.contains(id) || (node.shape == groups[g].shape && groups[g].prologueOf == nil) {
+                        groups[g].members.insert(id)
+                        groupOf[id] = g
+                        continue
+                    }
+                }
+                groups.append(Group(shape: node.shape, root: id, members: [id]))
+                groupOf[id] = groups.count - 1
+            case .reduce where enabled:
+                groups.append(Group(shape: nodes[node.inputs[0]].shape, root: id, prologueOf: id))
+                prologueGroup[id] = groups.count - 1
+            case .matmul where enabled:
+                if !external.contains(id), let g = commonGroup(id), groups[g].prologueOf == nil,
+                   groups[g].matmul == nil, groups[g].shape == node.shape {
+                    groups[g].matmul = id
+                    groupOf[id] = g
+                }
+            default:
+                break
+            }
+        }
+    }
+
+    /// The kernels, unordered.
+    func kernels() -> [PendingKernel] {
+        var out: [PendingKernel] = []
+        for g in groups.indices {
+            let group = groups[g]
+            if let r = group.prologueOf {
+                var b = CodeBuilder(fusion: self, group: g, accumulator: nil)
+                let code = b.build(outputs: [nodes[r].inputs[0]], shape: group.shape)
+                guard case let .reduce(op, axes, _) = nodes[r].op else { continue }
+                out.append(PendingKernel(kind: .reduce(op, axes: axes, input: code), inputs: b.loads,
+                                         outputs: [r], nodes: group.members.sorted() + [r], root: r))
+                continue
+            }
+            let outputs = [group.root] + group.members.filter { $0 != group.root && external.contains($0) }.sorted()
+            if let m = group.matmul {
+                guard case let .matmul(ta, tb) = nodes[m].op else { continue }
+                var b = CodeBuilder(fusion: self, group: g, accumulator: m)
+                b.loads = nodes[m].inputs.map { b.resolve($0) }
+                let code = b.build(outputs: outputs, shape: group.shape)
+                out.append(PendingKernel(kind: .matmul(transposeA: ta, transposeB: tb, epilogue: code), inputs: b.loads,
+                                         outputs: outputs, nodes: [m] + group.members.sorted(), root: group.root))
+                continue
+            }
+            var b = CodeBuilder(fusion: self, group: g, accumulator: nil)
+            let code = b.build(outputs: outputs, shape: group.shape)
+            out.append(PendingKernel(kind: .elementwise(code), inputs: b.loads, outputs: outputs,
+                                     nodes: group.members.sorted(), root: group.root))
+        }
+        for node in nodes where needed[node.id] && groupOf[node.id] == nil && prologueGroup[node.id] == nil {
+            let kind: Kernel.Kind
+            switch node.op {
+            case .input, .constant, .reshape: continue
+            case .unary, .binary, .broadcastTo: continue  // grouped or transparent
+            case let .reduce(op, axes, _):
+                let input = nodes[node.inputs[0]]
+                kind = .reduce(op, axes: axes, input: FusedCode(shape: input.shape, code: [.load(0)], results: [0], nodes: [nil]))
+            case let .matmul(ta, tb): kind = .matmul(transposeA: ta, transposeB: tb, epilogue: nil)
+            case .transpose(let perm): kind = .transpose(perm: perm)
+            case .gather: kind = .gather
+            case .scatterAdd: kind = .scatterAdd
+            case .softmaxCrossEntropy: kind = .softmaxCrossEntropy
+            case .softmaxCrossEntropyGrad: kind = .softmaxCrossEntropyGrad
+            case .argmax(let axis): kind = .argmax(axis: axis)
+            case .accuracy: kind = .accuracy
+            }
+            out.append(PendingKernel(kind: kind, inputs: node.inputs.map { resolve($0) }, outputs: [node.id],
+                                     nodes: [node.id], root: node.id))
+        }
+        return out
+    }
+
+    /// The node to read for `id`'s value: a transparent broadcast reads its input instead.
+    func resolve(_ id: Int) -> Int {
+        var x = id
+        while transparent.contains(x) { x = nodes[x].inputs[0] }
+        return x
+    }
+}
+
+/// Emits a group's nodes as SSA code, sharing each value between its uses.
+struct CodeBuilder {
+    let fusion: Fusion
+    let group: Int
+    let accumulator: Int?
+    var loads: [Int] = []
+    var code: [Instr] = []
+    var codeNodes: [Int?] = []
+    var memo: [Int: Int] = [:]
+
+    init(fusion: Fusion, group: Int, accumulator: Int?) {
+        self.fusion = fusion
+        self.group = group
+        self.accumulator = accumulator
+    }
+
+    func resolve(_ id: Int) -> Int { fusion.resolve(id) }
+
+    mutating func build(outputs: [Int], shape: Shape) -> FusedCode {
+        let results = outputs.map { emit($0) }
+        return FusedCode(shape: shape, code: code, results: results, nodes: codeNodes)
+    }
+
+    private mutating func push(_ i: Instr, _ node: Int?) -> Int {
+        code.append(i)
+        codeNodes.append(node)
+        return code.count - 1
+    }
+
+    mutating func emit(_ id: Int) -> Int {
+        if let v = memo[id] { return v }
+        let node = fusion.nodes[id]
+        let v: Int
+        if id == accumulator {
+            v = push(.accumulator, id)
+        } else if fusion.groupOf[id] == group, id != accumulator {
+            switch node.op {
+            case .unary(let op): v = push(.unary(op, emit(node.inputs[0])), id)
+            case .binary(let op):
+                let a = emit(node.inputs[0]), b = emit(node.inputs[1])
+                v = push(.binary(op, a, b), id)
+            case .broadcastTo: v = emit(node.inputs[0])
+            default: fatalError("only elementwise nodes join a group")
+            }
+        } else if case .constant(let c) = node.op {
+            v = push(.constant(c), nil)
+        } else if fusion.transparent.contains(id) {
+            v = emit(node.inputs[0])
+        } else {
+            let index = loads.firstIndex(of: id) ?? { loads.append(id); return loads.count - 1 }()
+            v = push(.load(index), nil)
+        }
+        memo[id] = v
+        return v
+    }
+}

@@ -1,0 +1,149 @@
+import KilnGraph
+
+/// Places every tensor of a schedule: inputs, parameters and state in buffers of their own,
+/// transient tensors in one arena by liveness, and optimizer updates in place.
+struct MemoryPlanner {
+    static let alignment = 64
+
+    let graph: Graph
+    let fusion: Fusion
+    var kernels: [PendingKernel]
+    let fetch: [Int]
+    let realType: DType
+
+    init(graph: Graph, fusion: Fusion, kernels: [PendingKernel], fetch: [Int], realType: DType) {
+        self.graph = graph
+        self.fusion = fusion
+        self.kernels = kernels
+        self.fetch = fetch
+        self.realType = realType
+    }
+
+    var nodes: [Node] { fusion.nodes }
+
+    func bytes(_ id: Int) -> Int {
+        let n = nodes[id]
+        return n.shape.count * (n.dtype == .int32 ? 4 : realType.byteSize)
+    }
+
+    static func aligned(_ b: Int) -> Int { (b + alignment - 1) / alignment * alignment }
+
+    /// Where a node's memory is: reshapes are views of their input's.
+    func storage(_ id: Int) -> Int {
+        var x = id
+        while nodes[x].op == .reshape { x = nodes[x].inputs[0] }
+        return x
+    }
+
+    mutating func plan() throws -> Program {
+        var buffers = [BufferDecl(kind: .arena, node: nil, name: "arena", bytes: 0)]
+        var location: [Int: Location] = [:]
+        var constants: [(Location, Double)] = []
+        var persistentBytes = 0
+        for n in nodes where fusion.needed[n.id] {
+            if case .input(let kind) = n.op {
+                let k: BufferDecl.Kind = kind == .feed ? .feed : kind == .parameter ? .parameter : .state
+                location[n.id] = Location(buffer: buffers.count, byteOffset: 0)
+                buffers.append(BufferDecl(kind: k, node: n.id, name: n.label, bytes: max(bytes(n.id), 4)))
+                persistentBytes += bytes(n.id)
+            }
+        }
+        let constantNodes = nodes.filter { fusion.needed[$0.id] && { if case .constant = $0.op { return true }; return false }($0) }
+        if !constantNodes.isEmpty {
+            let b = buffers.count
+            for (i, n) in constantNodes.enumerated() {
+                guard case .constant(let v) = n.op else { continue }
+                location[n.id] = Location(buffer: b, byteOffset: i * Self.alignment)
+                constants.append((location[n.id]!, v))
+            }
+            buffers.append(BufferDecl(kind: .constants, node: nil, name: "constants", bytes: constantNodes.count * Self.alignment))
+            persistentBytes += constantNodes.count * Self.alignment
+        }
+
+        // Updates: write the new value straight into the parameter when every reader of the
+        // old value runs before (or is) the elementwise kernel that computes it; else copy at the end.
+        var producer: [Int: Int] = [:]
+        for (k, kernel) in kernels.enumerated() { for o in kernel.outputs { producer[o] = k } }
+        func lastReader(_ target: Int) -> Int {
+            kernels.indices.last { k in kernels[k].inputs.contains { storage($0) == target } } ?? -1
+        }
+        var copies: [PendingKernel] = []
+        var inPlace = Set<Int>()
+        for (target, value) in graph.updates.map({ ($0.target.id, fusion.resolve($0.value.id)) }) where target != value {
+            if let k = producer[value], case .elementwise = kernels[k].kind, !inPlace.contains(value),
+               lastReader(target) <= k, location[value] == nil {
+                location[value] = location[target]
+                inPlace.insert(value)
+            } else {
+                let code = FusedCode(shape: nodes[target].shape, code: [.load(0)], results: [0], nodes: [nil])
+                copies.append(PendingKernel(kind: .elementwise(code), inputs: [value], outputs: [target],
+                                            nodes: [], root: Int.max))
+            }
+        }
+        kernels += copies
+
+        // Liveness of transient tensors, in kernel indices.
+        var start: [Int: Int] = [:], end: [Int: Int] = [:]
+        for (k, kernel) in kernels.enumerated() {
+            for o in kernel.outputs where location[o] == nil && start[o] == nil { start[o] = k; end[o] = k }
+            for i in kernel.inputs {
+                let s = storage(i)
+                if start[s] != nil { end[s] = max(end[s]!, k) }
+            }
+        }
+        for f in fetch {
+            let s = storage(fusion.resolve(f))
+            if start[s] != nil { end[s] = kernels.count }
+        }
+        let transient = start.keys.sorted()
+        var offsets: [Int: Int] = [:]
+        // Largest first, each at the lowest offset free during its lifetime.
+        for t in transient.sorted(by: { (bytes($0), $1) > (bytes($1), $0) }) {
+            let size = Self.aligned(bytes(t))
+            let overlapping = offsets.keys.filter { o in start[o]! <= end[t]! && start[t]! <= end[o]! }
+                .map { (offsets[$0]!, Self.aligned(bytes($0))) }.sorted { $0.0 < $1.0 }
+            var candidate = 0
+            for (off, sz) in overlapping {
+                if candidate + size <= off { break }
+                candidate = max(candidate, off + sz)
+            }
+            offsets[t] = candidate
+        }
+        for t in transient { location[t] = Location(buffer: 0, byteOffset: offsets[t]!) }
+        let arenaBytes = transient.map { offsets[$0]! + Self.aligned(bytes($0)) }.max() ?? 0
+        buffers[0] = BufferDecl(kind: .arena, node: nil, name: "arena", bytes: max(arenaBytes, Self.alignment))
+        var lowerBound = 0
+        for k in 0...max(kernels.count, 0) {
+            let live = transient.filter { start[$0]! <= k && k <= end[$0]! }.reduce(0) { $0 + Self.aligned(bytes($1)) }
+            lowerBound = max(lowerBound, live)
+        }
+
+        func operand(_ id: Int) -> Operand {
+            let n = nodes[id]
+            return Operand(location: location[storage(id)]!, shape: n.shape, dtype: n.dtype, node: id)
+        }
+        let planned = kernels.enumerated().map { k, p in
+            Kernel(name: "k\(k)_\(Self.kindName(p.kind))", kind: p.kind, inputs: p.inputs.map(operand),
+                   outputs: p.outputs.map(operand), nodes: p.nodes)
+        }
+        let stats = MemoryStats(arenaBytes: arenaBytes, transientBytes: transient.reduce(0) { $0 + Self.aligned(bytes($1)) },
+                                liveLowerBound: lowerBound, persistentBytes: persistentBytes)
+        return Program(graph: graph, kernels: planned, buffers: buffers, fetches: fetch.map { operand(fusion.resolve($0)) },
+                       constants: constants, realType: realType, memory: stats, fused: fusion.enabled)
+    }
+
+    static func kindName(_ kind: Kernel.Kind) -> String {
+        switch kind {
+        case .elementwise: return "elementwise"
+        case .reduce(let op, _, _): return op.rawValue
+        case .matmul(_, _, let e): return e == nil ? "matmul" : "matmul_epilogue"
+        case .transpose: return "transpose"
+        case .gather: return "gather"
+        case .scatterAdd: return "scatterAdd"
+        case .softmaxCrossEntropy: return "softmaxCrossEntropy"
+        case .softmaxCrossEntropyGrad: return "softmaxCrossEntropyGrad"
+        case .argmax: return "argmax"
+        case .accuracy: return "accuracy"
+        }
+    }
+}

@@ -1,0 +1,149 @@
+import KilnGraph
+
+/// A compiled step: a topologically ordered schedule of kernels and the buffers they address.
+/// It is independent of the backend: the CPU and OpenCL backends both run it.
+public struct Program: @unchecked Sendable {
+    /// The graph this was compiled from (for names in messages and listings).
+    public let graph: Graph
+    /// Every kernel, in the order they run.
+    public let kernels: [Kernel]
+    /// Buffer 0 is the arena of transient tensors; then one buffer per feed, parameter and
+    /// state tensor, and one for scalar constants.
+    public let buffers: [BufferDecl]
+    /// Where each fetched tensor lives after a run, in the order given to `compile`.
+    public let fetches: [Operand]
+    /// The scalar constants to write into the constants buffer when the program is loaded.
+    public let constants: [(location: Location, value: Double)]
+    /// The float type every float tensor is computed in.
+    public let realType: DType
+    /// What the memory plan achieved.
+    public let memory: MemoryStats
+    /// Whether elementwise fusion was on.
+    public let fused: Bool
+
+    /// The buffer holding an input (feed, parameter or state) node's value.
+    public func buffer(for node: Int) -> Int? {
+        buffers.firstIndex { $0.node == node }
+    }
+}
+
+/// A device buffer the program needs.
+public struct BufferDecl: Sendable, Hashable {
+    public enum Kind: String, Sendable {
+        case arena, feed, parameter, state, constants
+    }
+    public let kind: Kind
+    /// The input node it holds, for feeds, parameters and state.
+    public let node: Int?
+    public let name: String
+    public let bytes: Int
+}
+
+/// A place in a buffer: the buffer's index and a byte offset (a multiple of 64, so any element
+/// type can address it).
+public struct Location: Sendable, Hashable {
+    public let buffer: Int
+    public let byteOffset: Int
+
+    public init(buffer: Int, byteOffset: Int) {
+        self.buffer = buffer
+        self.byteOffset = byteOffset
+    }
+}
+
+/// A tensor as a kernel sees it: where it lives, its shape and type, and the node it holds.
+public struct Operand: Sendable, Hashable {
+    public let location: Location
+    public let shape: Shape
+    public let dtype: DType
+    public let node: Int
+
+    public init(location: Location, shape: Shape, dtype: DType, node: Int) {
+        self.location = location
+        self.shape = shape
+        self.dtype = dtype
+        self.node = node
+    }
+
+    /// The offset in elements of `elementSize` bytes.
+    public func offset(elementSize: Int) -> Int { location.byteOffset / elementSize }
+}
+
+/// One instruction of a fused elementwise computation, in static single assignment form: its
+/// value is referred to by its index in the code.
+public enum Instr: Sendable, Hashable {
+    /// The kernel input with this index, read at the current element (with broadcasting).
+    case load(Int)
+    /// The matmul's accumulated value at the current element (epilogues only).
+    case accumulator
+    case constant(Double)
+    case unary(UnaryOp, Int)
+    case binary(BinaryOp, Int, Int)
+}
+
+/// A fused elementwise computation over an iteration shape.
+public struct FusedCode: Sendable, Hashable {
+    /// The shape iterated over; every input broadcasts to it.
+    public var shape: Shape
+    public var code: [Instr]
+    /// The instructions whose values are written to the kernel's outputs, in order.
+    public var results: [Int]
+    /// The graph node each instruction computes (nil for loads and constants).
+    public var nodes: [Int?]
+}
+
+/// One launch of the schedule.
+public struct Kernel: Sendable {
+    public enum Kind: Sendable {
+        /// Fused elementwise code; writes one output per result.
+        case elementwise(FusedCode)
+        /// Reduces the single result of `input` (over its shape) along `axes`.
+        case reduce(ReduceOp, axes: [Int], input: FusedCode)
+        /// `op(inputs[0]) @ op(inputs[1])`, then the epilogue (which may load `inputs[2...]`).
+        case matmul(transposeA: Bool, transposeB: Bool, epilogue: FusedCode?)
+        case transpose(perm: [Int])
+        case gather
+        case scatterAdd
+        case softmaxCrossEntropy
+        case softmaxCrossEntropyGrad
+        case argmax(axis: Int)
+        case accuracy
+    }
+
+    /// A unique name: the kind and the index in the schedule.
+    public let name: String
+    public let kind: Kind
+    public let inputs: [Operand]
+    public let outputs: [Operand]
+    /// The graph nodes this kernel computes.
+    public let nodes: [Int]
+
+    /// Floating-point operations, for profiling (matmul: 2mnk; others: about one per element).
+    public var flops: Int {
+        switch kind {
+        case let .matmul(ta, _, _):
+            return 2 * outputs[0].shape.count * inputs[0].shape[ta ? 0 : 1]
+        case .elementwise(let f): return f.shape.count * max(1, f.code.count - inputs.count)
+        case .reduce(_, _, let f): return f.shape.count * max(1, f.code.count)
+        default: return outputs.reduce(0) { $0 + $1.shape.count }
+        }
+    }
+
+    /// Bytes read and written, for profiling.
+    public func bytesMoved(realSize: Int) -> Int {
+        (inputs + outputs).reduce(0) { $0 + $1.shape.count * ($1.dtype == .int32 ? 4 : realSize) }
+    }
+}
+
+/// The memory plan's figures, in bytes.
+public struct MemoryStats: Sendable, Hashable {
+    /// The arena holding every transient tensor.
+    public let arenaBytes: Int
+    /// The sum of the sizes of all transient tensors (what the arena would be without reuse).
+    public let transientBytes: Int
+    /// The largest total size of transient tensors live at one point of the schedule: no
+    /// arena can be smaller.
+    public let liveLowerBound: Int
+    /// Parameters, state, feeds and constants.
+    public let persistentBytes: Int
+}
