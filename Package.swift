@@ -17,8 +17,20 @@ let package = Package(
         .target(name: "KilnCompiler", dependencies: ["KilnGraph"]),
         // The reference backend: plain loops, generic over Float and Double; the oracle for tests.
         .target(name: "KilnCPU", dependencies: ["KilnGraph", "KilnCompiler"]),
+        // The OpenCL C API (Debian: ocl-icd-opencl-dev, opencl-headers).
+        .systemLibrary(name: "COpenCL", path: "Sources/COpenCL", providers: [.apt(["ocl-icd-opencl-dev", "opencl-headers"])]),
+        // The OpenCL C sources, embedded into the binary.
+        .target(
+            name: "KilnKernels",
+            path: "Kernels",
+            exclude: [],
+            resources: ["prelude.cl", "elementwise.cl", "matmul.cl", "reduce.cl", "softmax_xent.cl", "embedding.cl", "argmax.cl"]
+                .map { .embedInCode($0) }
+        ),
+        // The OpenCL backend: devices, buffers, program builds, launches, code generation.
+        .target(name: "KilnOpenCL", dependencies: ["KilnGraph", "KilnCompiler", "COpenCL", "KilnKernels"]),
         // The public face: re-exports the graph and backends, adds checks and models.
-        .target(name: "Kiln", dependencies: ["KilnGraph", "KilnCompiler", "KilnCPU"]),
+        .target(name: "Kiln", dependencies: ["KilnGraph", "KilnCompiler", "KilnCPU", "KilnOpenCL"]),
         .executableTarget(
             name: "kiln",
             dependencies: ["Kiln", .product(name: "ArgumentParser", package: "swift-argument-parser")]

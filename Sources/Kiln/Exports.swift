@@ -1,3 +1,4 @@
 @_exported import KilnGraph
 @_exported import KilnCompiler
 @_exported import KilnCPU
+@_exported import KilnOpenCL

@@ -70,7 +70,7 @@ struct MemoryPlanner {
         var copies: [PendingKernel] = []
         var inPlace = Set<Int>()
         for (target, value) in graph.updates.map({ ($0.target.id, fusion.resolve($0.value.id)) }) where target != value {
-            if let k = producer[value], case .elementwise = kernels[k].kind, !inPlace.contains(value),
+            if let k = producer[value], writesElementwise(kernels[k], target), !inPlace.contains(value),
                lastReader(target) <= k, location[value] == nil {
                 location[value] = location[target]
                 inPlace.insert(value)
@@ -130,6 +130,17 @@ struct MemoryPlanner {
                                 liveLowerBound: lowerBound, persistentBytes: persistentBytes)
         return Program(graph: graph, kernels: planned, buffers: buffers, fetches: fetch.map { operand(fusion.resolve($0)) },
                        constants: constants, realType: realType, memory: stats, fused: fusion.enabled)
+    }
+
+    /// Whether a kernel reads `target` only at the element it writes, so that it may write its
+    /// result over `target`: elementwise code, or a matmul's epilogue when the matmul's own
+    /// operands are not `target`.
+    func writesElementwise(_ k: PendingKernel, _ target: Int) -> Bool {
+        switch k.kind {
+        case .elementwise: return true
+        case .matmul(_, _, .some): return !k.inputs.prefix(2).contains { storage($0) == target }
+        default: return false
+        }
     }
 
     static func kindName(_ kind: Kernel.Kind) -> String {

@@ -90,6 +90,13 @@ public struct FusedCode: Sendable, Hashable {
     public var results: [Int]
     /// The graph node each instruction computes (nil for loads and constants).
     public var nodes: [Int?]
+
+    public init(shape: Shape, code: [Instr], results: [Int], nodes: [Int?]) {
+        self.shape = shape
+        self.code = code
+        self.results = results
+        self.nodes = nodes
+    }
 }
 
 /// One launch of the schedule.

@@ -75,10 +75,9 @@ extension OpCase {
     }
 
     /// Builds the case's op on placeholders named in0, in1, ... in a new graph.
-    func build(dtype: DType = .float64) throws -> (Graph, [Tensor], Tensor) {
-        let g = Graph()
+    func build(dtype: DType = .float64, into g: Graph = Graph(), prefix: String = "") throws -> (Graph, [Tensor], Tensor) {
         let ins = try inputs.enumerated().map { i, t in
-            try g.placeholder("in\(i)", Shape(t.shape), intInputs.contains(i) ? .int32 : dtype)
+            try g.placeholder("\(prefix)in\(i)", Shape(t.shape), intInputs.contains(i) ? .int32 : dtype)
         }
         let out: Tensor
         switch op {

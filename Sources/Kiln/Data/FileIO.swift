@@ -50,6 +50,20 @@ final class ReadableFile {
         }
     }
 
+    /// Fills `buffer` from byte `offset` of the file; throws if the file ends first.
+    func readExactly(into buffer: UnsafeMutableRawBufferPointer, at offset: Int) throws {
+        var done = 0
+        while done < buffer.count {
+            let n = pread(descriptor, buffer.baseAddress.map { $0 + done }, buffer.count - done, off_t(offset + done))
+            if n < 0 && errno == EINTR { continue }
+            guard n >= 0 else { throw KilnError.file(path: path, message: "read failed at byte \(offset + done): \(systemErrorMessage())") }
+            guard n > 0 else {
+                throw KilnError.file(path: path, message: "file ends at byte \(offset + done), \(buffer.count - done) bytes short of byte \(offset + buffer.count)")
+            }
+            done += n
+        }
+    }
+
     /// The whole file. Allocates only the size `fstat` reported, and checks that the file did not
     /// change size while it was read.
     func readAll() throws -> [UInt8] {

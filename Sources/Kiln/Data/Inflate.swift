@@ -21,10 +21,10 @@ public enum Gzip {
         var offset = 0
         while offset < bytes.count {
             let memberStart = offset
-            guard bytes.count - offset >= 10 else { throw fail(offset, "truncated member header") }
-            guard bytes[offset] == 0x1F, bytes[offset + 1] == 0x8B else {
+            guard bytes.count - offset >= 2, bytes[offset] == 0x1F, bytes[offset + 1] == 0x8B else {
                 throw fail(offset, "unexpected \(bytes.count - offset) bytes after the last member")
             }
+            guard bytes.count - offset >= 10 else { throw fail(offset, "truncated member header") }
             guard bytes[offset + 2] == 8 else { throw fail(offset + 2, "compression method \(bytes[offset + 2]) is not DEFLATE (8)") }
             let flags = bytes[offset + 3]
             guard flags & 0xE0 == 0 else { throw fail(offset + 3, "reserved header flags set (0x\(String(flags, radix: 16)))") }
@@ -141,14 +141,26 @@ final class HuffmanTable: @unchecked Sendable {
         let size = 1 << maxLength
         entries = .allocate(capacity: size)
         entries.initialize(repeating: 0, count: size)
-        for (symbol, l) in lengths.enumerated() where l > 0 {
+        // While loops rather than stride/enumerated: this runs per block, unoptimised in tests.
+        var symbol = 0
+        for l in lengths {
             let len = Int(l)
-            var reversed = 0, c = nextCode[len]
-            nextCode[len] += 1
-            for _ in 0..<len { reversed = reversed << 1 | c & 1; c >>= 1 }
-            for i in stride(from: reversed, to: size, by: 1 << len) {
-                entries[i] = UInt16(symbol << 4 | len)
+            if len > 0 {
+                var reversed = 0, c = nextCode[len], bit = 0
+                nextCode[len] += 1
+                while bit < len {
+                    reversed = reversed << 1 | c & 1
+                    c >>= 1
+                    bit += 1
+                }
+                let entry = UInt16(truncatingIfNeeded: symbol << 4 | len)
+                var i = reversed
+                while i < size {
+                    entries[i] = entry
+                    i += 1 << len
+                }
             }
+            symbol += 1
         }
     }
 
@@ -312,7 +324,8 @@ struct Inflater {
         let end = input.count
         var buf = bitBuffer, have = bitCount, pos = position
         var count = sink.count
-        var out = sink.bytes
+        guard var out = sink.bytes.baseAddress else { throw fail("internal: no output buffer") }
+        var capacity = sink.bytes.count
         let litTable = literals.entries, litMask = (UInt64(1) << UInt64(literals.maxLength)) - 1
         let distTable = distances.entries, distMask = (UInt64(1) << UInt64(distances.maxLength)) - 1
         let litMax = literals.maxLength, distMax = distances.maxLength
@@ -354,11 +367,13 @@ struct Inflater {
             } else if symbol == 256 {
                 return
             }
-            if count + length > out.count {
+            if count + length > capacity {
                 guard count + length <= maxOutput else { throw failure("decompressed data exceeds the limit of \(maxOutput) bytes") }
                 sink.count = count
                 sink.reserve(length)
-                out = sink.bytes
+                guard let grown = sink.bytes.baseAddress else { throw failure("internal: no output buffer") }
+                out = grown
+                capacity = sink.bytes.count
             }
             if symbol < 256 {
                 out[count] = UInt8(truncatingIfNeeded: symbol)

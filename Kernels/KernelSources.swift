@@ -1,0 +1,17 @@
+/// The OpenCL C sources under Kernels/, embedded into the binary at build time so that Kiln
+/// needs no files beside it.
+public enum KernelSources {
+    static func text(_ bytes: [UInt8]) -> String { String(decoding: bytes, as: UTF8.self) }
+
+    /// The `real` type and extensions.
+    public static let prelude = text(PackageResources.prelude_cl)
+    /// Elementwise functions and `fill`.
+    public static let elementwise = text(PackageResources.elementwise_cl)
+    /// The local-memory tiled matmul template.
+    public static let matmul = text(PackageResources.matmul_cl)
+    /// The work-group tree reduction template.
+    public static let reduce = text(PackageResources.reduce_cl)
+    public static let softmaxCrossEntropy = text(PackageResources.softmax_xent_cl)
+    public static let embedding = text(PackageResources.embedding_cl)
+    public static let argmax = text(PackageResources.argmax_cl)
+}

@@ -1,0 +1,25 @@
+// Embedding lookup and its gradient. Ids outside [0, rows) are checked on the host before
+// upload; here they read zeros and add nothing rather than touch memory out of bounds.
+
+// out[p, d] = table[ids[p], d]: one work-item per output element.
+__kernel void gather(__global const int* ids, int offI, __global const real* table, int offT,
+                     __global real* out, int offO, int count, int rows, int dim) {
+    const int i = get_global_id(0);
+    if (i >= count * dim) return;
+    const int p = i / dim, d = i % dim;
+    const int id = ids[offI + p];
+    out[offO + i] = (id >= 0 && id < rows) ? table[offT + id * dim + d] : (real)0;
+}
+
+// out[ids[p], d] += values[p, d], after `fill` has zeroed out. Deterministic: work-item d
+// owns column d and adds the positions in order, so repeated ids accumulate without atomics
+// and the sum is the same on every run.
+__kernel void scatter_add(__global const int* ids, int offI, __global const real* values, int offV,
+                          __global real* out, int offO, int count, int rows, int dim) {
+    const int d = get_global_id(0);
+    if (d >= dim) return;
+    for (int p = 0; p < count; p++) {
+        const int id = ids[offI + p];
+        if (id >= 0 && id < rows) out[offO + id * dim + d] += values[offV + p * dim + d];
+    }
+}

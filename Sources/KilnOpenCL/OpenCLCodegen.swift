@@ -1,0 +1,225 @@
+import KilnCompiler
+import KilnGraph
+import KilnKernels
+
+/// One kernel launch of a program on OpenCL: the kernel function, its arguments, and its
+/// global and local sizes (the global size rounded up to a multiple of the local size).
+struct LaunchSpec {
+    enum Arg {
+        case buffer(Int)
+        case int(Int)
+        case real(Double)
+    }
+    let function: String
+    let args: [Arg]
+    let global: [Int]
+    let local: [Int]
+    /// The program kernel this launch belongs to.
+    let kernel: Int
+}
+
+/// Writes the OpenCL C of a program: the fixed kernel families from Kernels/, and generated
+/// code for fused elementwise kernels, reduction prologues, matmul epilogues and transposes,
+/// with shapes, strides and offsets baked in as constants.
+struct OpenCLCodegen {
+    let program: Program
+    var realSize: Int { program.realType.byteSize }
+    private(set) var generated: [String] = []
+    private(set) var launches: [LaunchSpec] = []
+
+    init(program: Program) throws {
+        self.program = program
+        for (i, k) in program.kernels.enumerated() { try emit(k, index: i) }
+    }
+
+    /// The whole program's source.
+    var source: String {
+        var parts = [program.realType == .float64 ? "#define KILN_FP64 1" : "", KernelSources.prelude, KernelSources.elementwise]
+        let kinds = program.kernels.map(\.kind)
+        if kinds.contains(where: { if case .softmaxCrossEntropy = $0 { return true }; if case .softmaxCrossEntropyGrad = $0 { return true }; if case .accuracy = $0 { return true }; return false }) {
+            parts.append(KernelSources.softmaxCrossEntropy)
+        }
+        if kinds.contains(where: { if case .gather = $0 { return true }; if case .scatterAdd = $0 { return true }; return false }) {
+            parts.append(KernelSources.embedding)
+        }
+        if kinds.contains(where: { if case .argmax = $0 { return true }; return false }) { parts.append(KernelSources.argmax) }
+        return (parts + generated).joined(separator: "\n")
+    }
+
+    static func roundUp(_ n: Int, _ m: Int) -> Int { (n + m - 1) / m * m }
+
+    func offset(_ o: Operand) -> Int { o.location.byteOffset / (o.dtype == .int32 ? 4 : realSize) }
+
+    static func literal(_ v: Double) -> String {
+        if v.isNaN { return "NAN" }
+        if v.isInfinite { return v > 0 ? "INFINITY" : "(-INFINITY)" }
+        return "(real)(\(v))"
+    }
+
+    /// The flat index of `operand`'s element read at flat index `gid` of `iteration`, with
+    /// NumPy broadcasting.
+    static func index(_ operand: Shape, in iteration: Shape, gid: String) -> String {
+        if operand == iteration { return gid }
+        let bs = operand.broadcastStrides(to: iteration), its = iteration.strides
+        var terms: [String] = []
+        for k in 0..<iteration.rank where bs[k] != 0 && iteration[k] != 1 {
+            var t = its[k] == 1 ? gid : "(\(gid) / \(its[k]))"
+            if k > 0 { t = "(\(t) % \(iteration[k]))" }
+            terms.append(bs[k] == 1 ? t : "\(t) * \(bs[k])")
+        }
+        return terms.isEmpty ? "0" : terms.joined(separator: " + ")
+    }
+
+    /// The buffers a kernel touches, as parameters `bN` (real) and arguments.
+    func parameters(_ k: Kernel) -> (decl: String, args: [LaunchSpec.Arg]) {
+        let buffers = Array(Set((k.inputs + k.outputs).map(\.location.buffer))).sorted()
+        return (buffers.map { "__global real* b\($0), " }.joined(), buffers.map { .buffer($0) })
+    }
+
+    /// Statements computing fused code at flat index `gid`, and the name of each result.
+    func statements(_ f: FusedCode, loads: [Operand], gid: String) -> (String, [String]) {
+        var lines: [String] = []
+        for (i, instr) in f.code.enumerated() {
+            let rhs: String
+            switch instr {
+            case .load(let j):
+                let o = loads[j]
+                rhs = "b\(o.location.buffer)[\(offset(o)) + \(Self.index(o.shape, in: f.shape, gid: gid))]"
+            case .accumulator: rhs = "acc"
+            case .constant(let c): rhs = Self.literal(c)
+            case let .unary(op, a): rhs = "k_\(op.rawValue)(v\(a))"
+            case let .binary(op, a, b): rhs = "k_\(op.rawValue)(v\(a), v\(b))"
+            }
+            lines.append("const real v\(i) = \(rhs);")
+        }
+        return (lines.joined(separator: " "), f.results.map { "v\($0)" })
+    }
+
+    func stores(_ outputs: [Operand], _ values: [String], gid: String) -> String {
+        zip(outputs, values).map { o, v in "b\(o.location.buffer)[\(offset(o)) + \(gid)] = \(v);" }.joined(separator: " ")
+    }
+
+    private mutating func launch(_ function: String, _ args: [LaunchSpec.Arg], items: Int, local: Int, kernel: Int) {
+        guard items > 0 else { return }
+        launches.append(LaunchSpec(function: function, args: args, global: [Self.roundUp(items, local)], local: [local], kernel: kernel))
+    }
+
+    private mutating func emit(_ k: Kernel, index: Int) throws {
+        for o in k.inputs + k.outputs where o.shape.count >= Int(Int32.max) {
+            throw KilnError.invalidArgument(op: k.name, message: "tensor of shape \(o.shape) has more elements than OpenCL int indexing allows")
+        }
+        let name = k.name
+        let (params, bufferArgs) = parameters(k)
+        let ins = k.inputs, outs = k.outputs
+        func real(_ o: Operand) -> [LaunchSpec.Arg] { [.buffer(o.location.buffer), .int(offset(o))] }
+        switch k.kind {
+        case .elementwise(let f):
+            let (body, values) = statements(f, loads: ins, gid: "gid")
+            generated.append("""
+            __kernel void \(name)(\(params)int n) {
+                const int gid = get_global_id(0);
+                if (gid >= n) return;
+                \(body)
+                \(stores(outs, values, gid: "gid"))
+            }
+            """)
+            launch(name, bufferArgs + [.int(f.shape.count)], items: f.shape.count, local: 64, kernel: index)
+
+        case .transpose(let perm):
+            let inStrides = ins[0].shape.strides, out = outs[0].shape, os = out.strides
+            let terms = (0..<out.rank).filter { out[$0] != 1 }.map { k -> String in
+                var t = os[k] == 1 ? "gid" : "(gid / \(os[k]))"
+                if k > 0 { t = "(\(t) % \(out[k]))" }
+                return "\(t) * \(inStrides[perm[k]])"
+            }
+            let src = terms.isEmpty ? "0" : terms.joined(separator: " + ")
+            generated.append("""
+            __kernel void \(name)(\(params)int n) {
+                const int gid = get_global_id(0);
+                if (gid >= n) return;
+                b\(outs[0].location.buffer)[\(offset(outs[0])) + gid] = b\(ins[0].location.buffer)[\(offset(ins[0])) + \(src)];
+            }
+            """)
+            launch(name, bufferArgs + [.int(out.count)], items: out.count, local: 64, kernel: index)
+
+        case let .reduce(op, axes, f):
+            let s = f.shape, strides = s.strides
+            let kept = (0..<s.rank).filter { !axes.contains($0) }
+            func digits(_ axesList: [Int], _ v: String) -> [String] {
+                var terms: [String] = []
+                var after = axesList.map { s[$0] }.reduce(1, *)
+                for a in axesList {
+                    after /= s[a]
+                    if s[a] == 1 { continue }
+                    var t = after == 1 ? v : "(\(v) / \(after))"
+                    if a != axesList.first { t = "(\(t) % \(s[a]))" }
+                    terms.append(strides[a] == 1 ? t : "\(t) * \(strides[a])")
+                }
+                return terms
+            }
+            let terms = digits(kept, "o") + digits(axes, "r")
+            let count = axes.map { s[$0] }.reduce(1, *), outputs = outs[0].shape.count
+            let (body, values) = statements(f, loads: ins, gid: "gid")
+            let local = outputs >= 64 ? 64 : 256
+            var text = KernelSources.reduce
+            for (key, value) in [
+                ("$NAME", name), ("$PARAMS", params), ("$LOCAL", "\(local)"), ("$COUNT", "\(count)"),
+                ("$INDEX", terms.isEmpty ? "0" : terms.joined(separator: " + ")),
+                ("$PROLOGUE", body + " v = \(values[0]);"),
+                ("$IDENTITY", op == .max ? "(-INFINITY)" : "(real)0"), ("$COMBINE", op == .max ? "red_max" : "red_sum"),
+                ("$FINISH", op == .mean ? " / (real)\(count)" : ""),
+                ("$STORE", "b\(outs[0].location.buffer)[\(offset(outs[0])) + o] = result;"),
+            ] { text = text.replacingOccurrences(of: key, with: value) }
+            generated.append(text)
+            if outputs > 0 {
+                launches.append(LaunchSpec(function: name, args: bufferArgs + [.int(outputs)], global: [outputs * local], local: [local], kernel: index))
+            }
+
+        case let .matmul(ta, tb, epilogue):
+            let a = ins[0], b = ins[1]
+            let m = outs[0].shape[0], n = outs[0].shape[1], kk = ta ? a.shape[0] : a.shape[1]
+            let lda = a.shape[1], ldb = b.shape[1]
+            let aAt = ta ? "b\(a.location.buffer)[\(offset(a)) + (gk) * \(lda) + (gr)]" : "b\(a.location.buffer)[\(offset(a)) + (gr) * \(lda) + (gk)]"
+            let bAt = tb ? "b\(b.location.buffer)[\(offset(b)) + (gc) * \(ldb) + (gk)]" : "b\(b.location.buffer)[\(offset(b)) + (gk) * \(ldb) + (gc)]"
+            let code = epilogue ?? FusedCode(shape: outs[0].shape, code: [.accumulator], results: [0], nodes: [nil])
+            let (body, values) = statements(code, loads: ins, gid: "gid")
+            var text = KernelSources.matmul
+            for (key, value) in [
+                ("$NAME", name), ("$PARAMS", params), ("$A_AT(gr, gk)", aAt), ("$B_AT(gk, gc)", bAt),
+                ("$A_LOAD_ROW_MAJOR", ta ? "0" : "1"), ("$B_LOAD_ROW_MAJOR", tb ? "0" : "1"),
+                ("$EPILOGUE", body + " " + stores(outs, values, gid: "gid")),
+            ] { text = text.replacingOccurrences(of: key, with: value) }
+            generated.append(text)
+            if m > 0 && n > 0 {
+                launches.append(LaunchSpec(function: name, args: bufferArgs + [.int(m), .int(n), .int(kk)],
+                                           global: [Self.roundUp(n, 64) / 4, Self.roundUp(m, 64) / 4], local: [16, 16], kernel: index))
+            }
+
+        case .gather:
+            let count = ins[0].shape.count, rows = ins[1].shape[0], dim = ins[1].shape[1]
+            launch("gather", real(ins[0]) + real(ins[1]) + real(outs[0]) + [.int(count), .int(rows), .int(dim)],
+                   items: count * dim, local: 64, kernel: index)
+
+        case .scatterAdd:
+            let count = ins[0].shape.count, rows = outs[0].shape[0], dim = outs[0].shape[1]
+            launch("fill", real(outs[0]) + [.int(rows * dim), .real(0)], items: rows * dim, local: 64, kernel: index)
+            launch("scatter_add", real(ins[0]) + real(ins[1]) + real(outs[0]) + [.int(count), .int(rows), .int(dim)],
+                   items: dim, local: 64, kernel: index)
+
+        case .softmaxCrossEntropy, .accuracy:
+            let fn: String = { if case .accuracy = k.kind { return "accuracy" }; return "softmax_xent" }()
+            let args = real(ins[0]) + real(ins[1]) + real(outs[0]) + [.int(ins[0].shape[0]), .int(ins[0].shape[1])]
+            launches.append(LaunchSpec(function: fn, args: args, global: [256], local: [256], kernel: index))
+
+        case .softmaxCrossEntropyGrad:
+            let args = real(ins[0]) + real(ins[1]) + real(ins[2]) + real(outs[0]) + [.int(ins[0].shape[0]), .int(ins[0].shape[1])]
+            launch("softmax_xent_grad", args, items: ins[0].shape[0], local: 64, kernel: index)
+
+        case .argmax(let axis):
+            let s = ins[0].shape
+            let outer = s.dims[..<axis].reduce(1, *), inner = s.dims[(axis + 1)...].reduce(1, *)
+            launch("argmax", real(ins[0]) + real(outs[0]) + [.int(outer), .int(s[axis]), .int(inner)],
+                   items: outer * inner, local: 64, kernel: index)
+        }
+    }
+}

@@ -1,0 +1,240 @@
+import COpenCL
+import Foundation
+import KilnCompiler
+import KilnGraph
+
+/// Runs a `Program` on an OpenCL device.
+///
+/// Loading allocates every buffer, builds the program once and binds every kernel's arguments;
+/// a run then uploads the feeds without blocking, enqueues the schedule, reads the fetches
+/// back without blocking, and synchronizes once.
+public final class OpenCLExecutable: Executable {
+    public let program: Program
+    public let context: CLContext
+    public private(set) var counters = ExecutionCounters()
+    private let buffers: [CLBuffer]
+    private let clProgram: CLProgram
+    private let launches: [(kernel: CLKernel, spec: LaunchSpec)]
+    /// Host staging for each feed buffer and each fetch, allocated once.
+    private var feedStaging: [Int: UnsafeMutableRawPointer] = [:]
+    private var fetchStaging: [UnsafeMutableRawPointer] = []
+    /// Int feeds that index something, checked on the host before upload.
+    private let rangeChecks: [(buffer: Int, limit: Int, op: String, what: String)]
+    private let profiling: Bool
+    private var events: [cl_event?]
+    private var profile: [Int: (launches: Int, nanoseconds: UInt64)] = [:]
+
+    /// Loads `program` on `context`'s device.
+    public init(program: Program, context: CLContext) throws {
+        self.program = program
+        self.context = context
+        let device = context.device
+        if program.realType == .float64 && !device.supportsDouble {
+            throw KilnError.device("\(device.name) has no double precision (cl_khr_fp64); compile the program for float32")
+        }
+        let total = program.buffers.reduce(0) { $0 + UInt64($1.bytes) }
+        guard total <= device.globalMemoryBytes else {
+            throw KilnError.device("the program needs \(total) bytes of device memory; \(device.name) has \(device.globalMemoryBytes) bytes")
+        }
+        var counters = ExecutionCounters()
+        var buffers: [CLBuffer] = []
+        for decl in program.buffers {
+            buffers.append(try CLBuffer(context, bytes: decl.bytes, name: decl.name))
+            counters.allocations += 1
+        }
+        self.buffers = buffers
+
+        // Persistent buffers start at zero (OpenCL leaves new buffers undefined).
+        let realSize = program.realType.byteSize
+        for (b, decl) in program.buffers.enumerated() where decl.kind != .arena && decl.kind != .feed {
+            let zeros = [UInt8](repeating: 0, count: decl.bytes)
+            try zeros.withUnsafeBytes { try buffers[b].write(context, from: $0.baseAddress!, bytes: decl.bytes, blocking: true) }
+        }
+        for (loc, value) in program.constants {
+            var v = value, f = Float(value)
+            if realSize == 8 {
+                try withUnsafeBytes(of: &v) { try buffers[loc.buffer].write(context, from: $0.baseAddress!, bytes: 8, offset: loc.byteOffset, blocking: true) }
+            } else {
+                try withUnsafeBytes(of: &f) { try buffers[loc.buffer].write(context, from: $0.baseAddress!, bytes: 4, offset: loc.byteOffset, blocking: true) }
+            }
+        }
+
+        let codegen = try OpenCLCodegen(program: program)
+        if ProcessInfo.processInfo.environment["KILN_DEBUG"] == "1" {
+            for text in codegen.generated { FileHandle.standardError.write(Data((text + "\n").utf8)) }
+        }
+        clProgram = try CLProgram(context, source: codegen.source, options: "-cl-std=CL1.2")
+        counters.builds += 1
+        var launches: [(CLKernel, LaunchSpec)] = []
+        var kernelsByFunction: [String: Int] = [:]
+        for spec in codegen.launches {
+            let k = try CLKernel(clProgram, name: spec.function)
+            kernelsByFunction[spec.function, default: 0] += 1
+            for (i, arg) in spec.args.enumerated() {
+                switch arg {
+                case .buffer(let b): try k.set(i, buffers[b])
+                case .int(let v): try k.set(i, int: v)
+                case .real(let v): try k.set(i, real: v, size: realSize)
+                }
+            }
+            launches.append((k, spec))
+        }
+        counters.builds += launches.count
+        self.launches = launches
+
+        for (b, decl) in program.buffers.enumerated() where decl.kind == .feed {
+            feedStaging[b] = .allocate(byteCount: max(decl.bytes, 8), alignment: 64)
+        }
+        fetchStaging = program.fetches.map { .allocate(byteCount: max($0.shape.count * ($0.dtype == .int32 ? 4 : realSize), 8), alignment: 64) }
+        var checks: [(Int, Int, String, String)] = []
+        for k in program.kernels {
+            let b: Operand?, limit: Int, what: String
+            switch k.kind {
+            case .gather: (b, limit, what) = (k.inputs[0], k.inputs[1].shape[0], "id")
+            case .scatterAdd: (b, limit, what) = (k.inputs[0], k.outputs[0].shape[0], "id")
+            case .softmaxCrossEntropy, .softmaxCrossEntropyGrad, .accuracy: (b, limit, what) = (k.inputs[1], k.inputs[0].shape[1], "label")
+            default: continue
+            }
+            if let b, program.buffers[b.location.buffer].kind == .feed {
+                checks.append((b.location.buffer, limit, k.name, what))
+            }
+        }
+        rangeChecks = checks
+        profiling = ProcessInfo.processInfo.environment["KILN_PROFILE"] == "1"
+        events = [cl_event?](repeating: nil, count: profiling ? launches.count : 0)
+        self.counters = counters
+    }
+
+    deinit {
+        if profiling && !profile.isEmpty { FileHandle.standardError.write(Data((profileReport() + "\n").utf8)) }
+        for p in feedStaging.values { p.deallocate() }
+        for p in fetchStaging { p.deallocate() }
+    }
+
+    public func write(_ tensor: Tensor, _ value: HostTensor) throws {
+        let b = try program.inputBuffer(tensor, kinds: [.parameter, .state])
+        try program.check(value, for: tensor)
+        let bytes = program.buffers[b].bytes
+        let staging = UnsafeMutableRawPointer.allocate(byteCount: max(bytes, 8), alignment: 64)
+        defer { staging.deallocate() }
+        stage(value, into: staging)
+        try buffers[b].write(context, from: staging, bytes: value.shape.count * elementSize(value.dtype), blocking: true)
+    }
+
+    public func read(_ tensor: Tensor) throws -> HostTensor {
+        let b = try program.inputBuffer(tensor, kinds: [.parameter, .state])
+        let node = tensor.node
+        let staging = UnsafeMutableRawPointer.allocate(byteCount: max(program.buffers[b].bytes, 8), alignment: 64)
+        defer { staging.deallocate() }
+        try buffers[b].read(context, into: staging, bytes: node.shape.count * elementSize(node.dtype))
+        return unstage(staging, shape: node.shape, dtype: node.dtype)
+    }
+
+    public func run(feeds: [Tensor: HostTensor]) throws -> [HostTensor] {
+        for id in program.feedNodes {
+            let t = program.graph.tensor(id)
+            guard let value = feeds[t] else {
+                throw KilnError.invalidValue(op: "run", message: "no value given for feed '\(t.node.label)' \(t.dtype) \(t.shape)")
+            }
+            try program.check(value, for: t)
+        }
+        var byBuffer: [Int: HostTensor] = [:]
+        for (t, value) in feeds { byBuffer[try program.inputBuffer(t, kinds: [.feed])] = value }
+        for check in rangeChecks {
+            guard case .int32(let v)? = byBuffer[check.buffer]?.storage else { continue }
+            if let p = v.firstIndex(where: { $0 < 0 || Int($0) >= check.limit }) {
+                let name = program.buffers[check.buffer].name
+                throw KilnError.invalidValue(op: check.op, message: "\(check.what) \(v[p]) at position \(p) of '\(name)' is outside [0, \(check.limit))")
+            }
+        }
+        for (b, value) in byBuffer {
+            let staging = feedStaging[b]!
+            stage(value, into: staging)
+            let bytes = value.shape.count * elementSize(value.dtype)
+            try buffers[b].write(context, from: staging, bytes: bytes, blocking: false)
+            counters.uploads += 1
+            counters.uploadBytes += bytes
+        }
+        for (i, launch) in launches.enumerated() {
+            if profiling {
+                try launch.kernel.enqueue(context, global: launch.spec.global, local: launch.spec.local, event: &events[i])
+            } else {
+                try launch.kernel.enqueue(context, global: launch.spec.global, local: launch.spec.local, event: nil)
+            }
+        }
+        for (f, o) in program.fetches.enumerated() {
+            let bytes = o.shape.count * elementSize(o.dtype)
+            try check(clEnqueueReadBuffer(context.queue, buffers[o.location.buffer].mem, cl_bool(CL_FALSE), o.location.byteOffset,
+                                          bytes, fetchStaging[f], 0, nil, nil), "clEnqueueReadBuffer(fetch \(f))")
+            counters.downloads += 1
+            counters.downloadBytes += bytes
+        }
+        try context.finish()
+        counters.runs += 1
+        if profiling { try collectProfile() }
+        return program.fetches.enumerated().map { f, o in unstage(fetchStaging[f], shape: o.shape, dtype: o.dtype) }
+    }
+
+    private func elementSize(_ dtype: DType) -> Int { dtype == .int32 ? 4 : program.realType.byteSize }
+
+    /// Copies a host tensor into staging memory in the device's element type.
+    private func stage(_ value: HostTensor, into p: UnsafeMutableRawPointer) {
+        let double = program.realType == .float64
+        switch value.storage {
+        case .int32(let v): v.withUnsafeBytes { p.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+        case .float32(let v):
+            if double { for (i, x) in v.enumerated() { p.storeBytes(of: Double(x), toByteOffset: i * 8, as: Double.self) } }
+            else { v.withUnsafeBytes { p.copyMemory(from: $0.baseAddress!, byteCount: $0.count) } }
+        case .float64(let v):
+            if double { v.withUnsafeBytes { p.copyMemory(from: $0.baseAddress!, byteCount: $0.count) } }
+            else { for (i, x) in v.enumerated() { p.storeBytes(of: Float(x), toByteOffset: i * 4, as: Float.self) } }
+        }
+    }
+
+    private func unstage(_ p: UnsafeMutableRawPointer, shape: Shape, dtype: DType) -> HostTensor {
+        let n = shape.count
+        if dtype == .int32 {
+            return try! HostTensor(Array(UnsafeBufferPointer(start: p.assumingMemoryBound(to: Int32.self), count: n)), shape: shape)
+        }
+        if program.realType == .float64 {
+            return try! HostTensor(Array(UnsafeBufferPointer(start: p.assumingMemoryBound(to: Double.self), count: n)), shape: shape)
+        }
+        return try! HostTensor(Array(UnsafeBufferPointer(start: p.assumingMemoryBound(to: Float.self), count: n)), shape: shape)
+    }
+
+    private func collectProfile() throws {
+        for (i, launch) in launches.enumerated() {
+            guard let e = events[i] else { continue }
+            var start: cl_ulong = 0, end: cl_ulong = 0
+            try check(clGetEventProfilingInfo(e, cl_profiling_info(CL_PROFILING_COMMAND_START), 8, &start, nil), "clGetEventProfilingInfo")
+            try check(clGetEventProfilingInfo(e, cl_profiling_info(CL_PROFILING_COMMAND_END), 8, &end, nil), "clGetEventProfilingInfo")
+            clReleaseEvent(e)
+            events[i] = nil
+            let k = launch.spec.kernel
+            profile[k, default: (0, 0)].launches += 1
+            profile[k, default: (0, 0)].nanoseconds += end &- start
+        }
+    }
+
+    /// Per kernel: launches, total milliseconds, and GFLOP/s (matmuls) or GB/s (the rest),
+    /// from OpenCL event timestamps (collected when `KILN_PROFILE=1`).
+    public func profileReport() -> String {
+        var lines = ["kernel                              launches   total ms   rate"]
+        var total: UInt64 = 0
+        for (k, entry) in profile.sorted(by: { $0.value.nanoseconds > $1.value.nanoseconds }) {
+            let kernel = program.kernels[k]
+            let seconds = Double(entry.nanoseconds) / 1e9
+            total += entry.nanoseconds
+            let rate: String
+            if case .matmul = kernel.kind {
+                rate = String(format: "%.1f GFLOP/s", Double(kernel.flops * entry.launches) / max(seconds, 1e-12) / 1e9)
+            } else {
+                rate = String(format: "%.2f GB/s", Double(kernel.bytesMoved(realSize: program.realType.byteSize) * entry.launches) / max(seconds, 1e-12) / 1e9)
+            }
+            lines.append(kernel.name.padding(toLength: 36, withPad: " ", startingAt: 0)
+                + String(format: "%8d %10.3f   ", entry.launches, seconds * 1e3) + rate)
+        }
+        lines.append(String(format: "total %.3f ms on %@", Double(total) / 1e6, context.device.name))
+        return lines.joined(separator: "\n")
+    }
+}

@@ -1,0 +1,36 @@
+import Foundation
+import Testing
+import Kiln
+
+/// The OpenCL context the parity tests share, or nil where no OpenCL device exists. Under
+/// `KILN_REQUIRE_OPENCL=1` (set by CI) a missing device is a failure, never a skip.
+enum OpenCLSupport {
+    static let shared: Result<CLContext, Error> = Result { try CLContext(device: CLDevices.choose()) }
+
+    static var context: CLContext? {
+        switch shared {
+        case .success(let c): return c
+        case .failure(let e):
+            if ProcessInfo.processInfo.environment["KILN_REQUIRE_OPENCL"] == "1" {
+                Issue.record("KILN_REQUIRE_OPENCL=1 but no OpenCL device: \(e)")
+            }
+            return nil
+        }
+    }
+}
+
+/// Runs `graph`'s `fetch` on OpenCL (fused or not, in `dtype`) and on the CPU reference in
+/// Double, and returns both.
+func openCLAndReference(_ graph: Graph, fetch: [Tensor], values: [Tensor: HostTensor], fusion: Bool,
+                        context: CLContext) throws -> (device: [HostTensor], reference: [HostTensor]) {
+    let program = try Compiler.compile(graph, fetch: fetch, options: CompileOptions(fusion: fusion))
+    let exe = try OpenCLExecutable(program: program, context: context)
+    var feeds: [Tensor: HostTensor] = [:]
+    for decl in program.buffers {
+        guard let id = decl.node, let v = values[graph.tensor(id)] else { continue }
+        if decl.kind == .feed { feeds[graph.tensor(id)] = v } else { try exe.write(graph.tensor(id), v) }
+    }
+    let device = try exe.run(feeds: feeds)
+    let reference = try CPUReference<Double>().run(graph, feeds: values, fetch: fetch)
+    return (device, reference)
+}
