@@ -54,7 +54,7 @@ public final class CPUExecutable<T: KilnFloat>: Executable {
             try program.check(value, for: t)
         }
         for (t, value) in feeds {
-            store(value, into: try program.inputBuffer(t, kinds: [.feed]))
+            if let b = try program.feedBuffer(t) { store(value, into: b) }
         }
         for step in steps { try step.run() }
         counters.runs += 1

@@ -8,9 +8,13 @@ public struct CompileOptions: Sendable {
     public var fusion: Bool
     /// The float type to compute in; nil takes the graph's (which must then use only one).
     public var realType: DType?
+    /// Whether the program performs the graph's updates (a training step) or only computes
+    /// its fetches (evaluation).
+    public var updates: Bool
 
-    public init(fusion: Bool? = nil, realType: DType? = nil) {
+    public init(fusion: Bool? = nil, realType: DType? = nil, updates: Bool = true) {
         self.fusion = fusion ?? (ProcessInfo.processInfo.environment["KILN_FUSION"] != "0")
         self.realType = realType
+        self.updates = updates
     }
 }

@@ -8,14 +8,15 @@ public enum Compiler {
         for t in fetch where t.graph !== graph {
             throw KilnError.invalidArgument(op: "compile", message: "fetched tensor \(t) belongs to another graph")
         }
-        var fusion = Fusion(graph: graph, roots: fetch.map(\.id) + graph.updates.map(\.value.id),
-                            external: Set(fetch.map(\.id) + graph.updates.map(\.value.id)), enabled: options.fusion)
+        let updates = options.updates ? graph.updates : []
+        var fusion = Fusion(graph: graph, roots: fetch.map(\.id) + updates.map(\.value.id),
+                            external: Set(fetch.map(\.id) + updates.map(\.value.id)), updates: updates, enabled: options.fusion)
         fusion.run()
         let realType = try options.realType ?? floatType(graph, fusion.needed)
         var kernels = fusion.kernels()
         kernels.sort { $0.root < $1.root }
         var planner = MemoryPlanner(graph: graph, fusion: fusion, kernels: kernels, fetch: fetch.map(\.id),
-                                    realType: realType)
+                                    realType: realType, updates: updates)
         return try planner.plan()
     }
 

@@ -57,6 +57,15 @@ extension Program {
         }
     }
 
+    /// The buffer a run's feed goes to: nil for a feed of the graph that this program does
+    /// not read (it is ignored); an error for anything that is not a feed of the graph.
+    public func feedBuffer(_ t: Tensor) throws -> Int? {
+        guard t.graph === graph, t.node.op == .input(.feed) else {
+            throw KilnError.invalidArgument(op: "run", message: "\(t) is not a feed (placeholder) of this program's graph")
+        }
+        return buffer(for: t.id)
+    }
+
     /// Every feed the program reads, which `run` must be given.
     public var feedNodes: [Int] { buffers.filter { $0.kind == .feed }.compactMap(\.node) }
 }

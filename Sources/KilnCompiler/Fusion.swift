@@ -33,14 +33,14 @@ struct Fusion {
     /// Broadcasts that are never materialized: their consumers read the input with broadcasting.
     private(set) var transparent: Set<Int> = []
 
-    init(graph: Graph, roots: [Int], external: Set<Int>, enabled: Bool) {
+    init(graph: Graph, roots: [Int], external: Set<Int>, updates: [(target: Tensor, value: Tensor)], enabled: Bool) {
         self.graph = graph
         self.nodes = graph.nodes
         self.enabled = enabled
         self.external = external
         var needed = [Bool](repeating: false, count: nodes.count)
         for r in roots { needed[r] = true }
-        for u in graph.updates { needed[u.target.id] = true }
+        for u in updates { needed[u.target.id] = true }
         for id in stride(from: nodes.count - 1, through: 0, by: -1) where needed[id] {
             for i in nodes[id].inputs { needed[i] = true }
         }

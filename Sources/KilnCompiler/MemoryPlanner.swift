@@ -10,8 +10,11 @@ struct MemoryPlanner {
     var kernels: [PendingKernel]
     let fetch: [Int]
     let realType: DType
+    let updates: [(target: Tensor, value: Tensor)]
 
-    init(graph: Graph, fusion: Fusion, kernels: [PendingKernel], fetch: [Int], realType: DType) {
+    init(graph: Graph, fusion: Fusion, kernels: [PendingKernel], fetch: [Int], realType: DType,
+         updates: [(target: Tensor, value: Tensor)]) {
+        self.updates = updates
         self.graph = graph
         self.fusion = fusion
         self.kernels = kernels
@@ -69,7 +72,7 @@ struct MemoryPlanner {
         }
         var copies: [PendingKernel] = []
         var inPlace = Set<Int>()
-        for (target, value) in graph.updates.map({ ($0.target.id, fusion.resolve($0.value.id)) }) where target != value {
+        for (target, value) in updates.map({ ($0.target.id, fusion.resolve($0.value.id)) }) where target != value {
             if let k = producer[value], writesElementwise(kernels[k], target), !inPlace.contains(value),
                lastReader(target) <= k, location[value] == nil {
                 location[value] = location[target]

@@ -139,7 +139,9 @@ public final class OpenCLExecutable: Executable {
             try program.check(value, for: t)
         }
         var byBuffer: [Int: HostTensor] = [:]
-        for (t, value) in feeds { byBuffer[try program.inputBuffer(t, kinds: [.feed])] = value }
+        for (t, value) in feeds {
+            if let b = try program.feedBuffer(t) { byBuffer[b] = value }
+        }
         for check in rangeChecks {
             guard case .int32(let v)? = byBuffer[check.buffer]?.storage else { continue }
             if let p = v.firstIndex(where: { $0 < 0 || Int($0) >= check.limit }) {

@@ -15,7 +15,8 @@ import Kiln
         let test = try ImageDataset.load(directory: directory, split: .test)
         #expect(test.count == 10000 && test.features == 784)
         #expect(test.images.count == 10000 * 784 && test.labels.count == 10000)
-        #expect(train.images.allSatisfy { $0 >= 0 && $0 <= 1 })
+        let firstImages = train.images[0..<(100 * 784)]
+        #expect(firstImages.allSatisfy { $0 >= 0 && $0 <= 1 } && firstImages.contains(1))
         // Fashion-MNIST is balanced: 6000 training and 1000 test images per class.
         var perClass = [Int](repeating: 0, count: 10)
         for l in train.labels { perClass[Int(l)] += 1 }

@@ -8,11 +8,18 @@ enum Support {
         .deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("Fixtures").appendingPathComponent("ner").path
 
-    /// A fresh empty directory under the system temporary directory.
+    /// One directory per test process holding every test's temporary files; removed at exit.
+    static let temporaryRoot: String = {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-data-tests-\(UUID().uuidString)").path
+        atexit { try? FileManager.default.removeItem(atPath: Support.temporaryRoot) }
+        return path
+    }()
+
+    /// A fresh empty directory under `temporaryRoot`.
     static func temporaryDirectory() throws -> String {
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-data-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-        return url.path
+        let path = temporaryRoot + "/" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        return path
     }
 
     static func write(_ bytes: [UInt8], to path: String) throws {
@@ -59,3 +66,7 @@ enum Support {
 }
 
 func fileExistsAt(_ path: String) -> Bool { FileManager.default.fileExists(atPath: path) }
+
+extension Support {
+    static func remove(_ path: String) throws { try FileManager.default.removeItem(atPath: path) }
+}

@@ -22,7 +22,8 @@ final class ReadableFile {
 
     init(path: String) throws {
         self.path = path
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        // O_NONBLOCK so that a FIFO path fails the regular-file check instead of blocking here.
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         guard fd >= 0 else { throw KilnError.file(path: path, message: "cannot open: \(systemErrorMessage())") }
         var info = stat()
         guard fstat(fd, &info) == 0 else {

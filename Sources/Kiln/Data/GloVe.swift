@@ -28,24 +28,41 @@ public enum GloVe {
         let reader = try LineReader(path: path, maxLineBytes: maxLineBytes)
         var vector = [Float](repeating: 0, count: dim)
         while let line = try reader.nextLine() {
-            // Trailing spaces (left by some converters) are not an extra empty value.
-            let trimmed = line[..<(line.lastIndex { $0 != " " }.map(line.index(after:)) ?? line.startIndex)]
-            if trimmed.isEmpty { continue }
-            let fields = trimmed.split(separator: " ", omittingEmptySubsequences: false)
+            // Fields are found on the UTF-8 bytes (a space is always a character boundary): splitting
+            // by Character costs more than parsing the numbers. Trailing spaces, which some
+            // converters leave, are not an extra empty value.
+            let utf8 = line.utf8
+            var end = utf8.endIndex
+            while end > utf8.startIndex, utf8[utf8.index(before: end)] == UInt8(ascii: " ") { end = utf8.index(before: end) }
+            if end == utf8.startIndex { continue }
             let n = reader.lineNumber
-            guard fields.count - 1 == dim else {
-                throw KilnError.file(path: path, message: "line \(n): \(fields.count - 1) values, expected dimension \(dim)")
+            let valueCount = utf8[..<end].reduce(0) { $1 == UInt8(ascii: " ") ? $0 + 1 : $0 }
+            guard valueCount == dim else {
+                throw KilnError.file(path: path, message: "line \(n): \(valueCount) values, expected dimension \(dim)")
             }
-            for j in 0..<dim {
-                guard let v = Float(fields[j + 1]) else {
-                    throw KilnError.file(path: path, message: "line \(n): value \(j + 1) \"\(fields[j + 1])\" is not a number")
+            var fieldStart = utf8.startIndex, word: Substring = "", j = -1
+            var i = utf8.startIndex
+            while true {
+                if i == end || utf8[i] == UInt8(ascii: " ") {
+                    let field = line[fieldStart..<i]
+                    if j < 0 {
+                        word = field
+                    } else {
+                        guard let v = Float(field) else {
+                            throw KilnError.file(path: path, message: "line \(n): value \(j + 1) \"\(field)\" is not a number")
+                        }
+                        guard v.isFinite else {
+                            throw KilnError.file(path: path, message: "line \(n): value \(j + 1) is \(v) (NaN and infinity are not allowed)")
+                        }
+                        vector[j] = v
+                    }
+                    j += 1
+                    if i == end { break }
+                    fieldStart = utf8.index(after: i)
                 }
-                guard v.isFinite else {
-                    throw KilnError.file(path: path, message: "line \(n): value \(j + 1) is \(v) (NaN and infinity are not allowed)")
-                }
-                vector[j] = v
+                i = utf8.index(after: i)
             }
-            guard let id = vocabulary.knownID(for: String(fields[0])), id != Vocabulary.padID, !filled[Int(id)] else { continue }
+            guard let id = vocabulary.knownID(for: String(word)), id != Vocabulary.padID, !filled[Int(id)] else { continue }
             filled[Int(id)] = true
             found += 1
             values.replaceSubrange((Int(id) * dim)..<(Int(id) * dim + dim), with: vector)

@@ -1,0 +1,62 @@
+/// A classifier's graph: inputs, labels, parameters, logits and the mean softmax
+/// cross-entropy loss; the accuracy for metrics.
+public struct ClassifierGraph {
+    public let graph: Graph
+    public let parameters: ParameterSet
+    /// Float features `[B, F]` or int32 ids `[B, window]`.
+    public let input: Tensor
+    /// int32 `[B]`.
+    public let labels: Tensor
+    public let logits: Tensor
+    public let loss: Tensor
+    public let accuracy: Tensor
+    /// The class predicted for each row (int32 `[B]`).
+    public let predictions: Tensor
+
+    init(parameters: ParameterSet, input: Tensor, labels: Tensor, logits: Tensor) throws {
+        let g = parameters.graph
+        self.graph = g
+        self.parameters = parameters
+        self.input = input
+        self.labels = labels
+        self.logits = logits
+        loss = try g.softmaxCrossEntropy(logits: logits, labels: labels)
+        accuracy = try g.accuracy(logits: logits, labels: labels)
+        predictions = try g.argmax(logits, axis: 1)
+    }
+
+    /// An MLP: `sizes[0]` features through Linear layers with `activation` between them.
+    public static func mlp(batch: Int, sizes: [Int], activation: UnaryOp = .relu) throws -> ClassifierGraph {
+        guard sizes.count >= 2, sizes.allSatisfy({ $0 > 0 }), batch > 0 else {
+            throw KilnError.invalidArgument(op: "mlp", message: "needs a positive batch and at least two positive layer sizes, got batch \(batch), sizes \(sizes)")
+        }
+        let g = Graph()
+        let params = ParameterSet(graph: g)
+        let x = try g.placeholder("x", [batch, sizes[0]])
+        let labels = try g.placeholder("labels", [batch], .int32)
+        var layers: [any Layer] = []
+        for i in 1..<sizes.count {
+            layers.append(try Linear(params, sizes[i - 1], sizes[i], name: "fc\(i)"))
+            if i < sizes.count - 1 { layers.append(Activation(activation)) }
+        }
+        return try ClassifierGraph(parameters: params, input: x, labels: labels, logits: Sequential(layers)(x))
+    }
+
+    /// The lecture's word-window classifier: the vectors of `window` ids are concatenated,
+    /// then Linear, tanh, Linear.
+    public static func wordWindow(batch: Int, vocabulary: Int, dim: Int, window: Int = 5, hidden: Int,
+                                  classes: Int) throws -> ClassifierGraph {
+        guard batch > 0, vocabulary > 0, dim > 0, window > 0, hidden > 0, classes > 0 else {
+            throw KilnError.invalidArgument(op: "wordWindow", message: "sizes must be positive (batch \(batch), vocabulary \(vocabulary), dim \(dim), window \(window), hidden \(hidden), classes \(classes))")
+        }
+        let g = Graph()
+        let params = ParameterSet(graph: g)
+        let ids = try g.placeholder("ids", [batch, window], .int32)
+        let labels = try g.placeholder("labels", [batch], .int32)
+        let embedding = try Embedding(params, vocabulary: vocabulary, dim: dim, name: "words")
+        let x = try embedding(ids).reshaped([batch, window * dim])
+        let head = Sequential([try Linear(params, window * dim, hidden, name: "hidden"), Activation.tanh,
+                               try Linear(params, hidden, classes, name: "out")])
+        return try ClassifierGraph(parameters: params, input: ids, labels: labels, logits: head(x))
+    }
+}
