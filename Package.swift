@@ -16,7 +16,9 @@ let package = Package(
         // Fusion, schedule and memory plan: a graph becomes a backend-neutral Program.
         .target(name: "KilnCompiler", dependencies: ["KilnGraph"]),
         // The reference backend: plain loops, generic over Float and Double; the oracle for tests.
-        .target(name: "KilnCPU", dependencies: ["KilnGraph", "KilnCompiler"]),
+        .target(name: "KilnCPU", dependencies: ["KilnGraph", "KilnCompiler", "COpenBLAS"]),
+        // BLAS for the CPU backend's matmuls (Debian: libopenblas-dev).
+        .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS", providers: [.apt(["libopenblas-dev"])]),
         // The OpenCL C API (Debian: ocl-icd-opencl-dev, opencl-headers).
         .systemLibrary(name: "COpenCL", path: "Sources/COpenCL", providers: [.apt(["ocl-icd-opencl-dev", "opencl-headers"])]),
         // The OpenCL C sources, embedded into the binary.

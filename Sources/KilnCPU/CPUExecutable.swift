@@ -12,7 +12,8 @@ public final class CPUExecutable<T: KilnFloat>: Executable {
     private var steps: [CPUStep<T>] = []
 
     /// Loads `program`, which must have been compiled for `T` (`CompileOptions.realType`).
-    public init(program: Program) throws {
+    /// - Parameter blas: run matmuls through OpenBLAS; false keeps the plain reference loops.
+    public init(program: Program, blas: Bool = true) throws {
         guard program.realType.byteSize == MemoryLayout<T>.size else {
             throw KilnError.invalidArgument(op: "CPUExecutable", message: "program computes in \(program.realType), not \(T.self)")
         }
@@ -26,7 +27,7 @@ public final class CPUExecutable<T: KilnFloat>: Executable {
         for (loc, value) in program.constants {
             (buffers[loc.buffer] + loc.byteOffset).assumingMemoryBound(to: T.self).pointee = T(value)
         }
-        steps = program.kernels.map { CPUStep<T>(kernel: $0, buffers: buffers) }
+        steps = program.kernels.map { CPUStep<T>(kernel: $0, buffers: buffers, blas: blas) }
         counters.allocations += steps.count
         counters.builds += steps.count
     }

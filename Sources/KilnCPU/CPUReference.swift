@@ -12,7 +12,7 @@ public struct CPUReference<T: KilnFloat>: Sendable {
     public func run(_ graph: Graph, feeds: [Tensor: HostTensor], fetch: [Tensor]) throws -> [HostTensor] {
         let realType: DType = T.self == Double.self ? .float64 : .float32
         let program = try Compiler.compile(graph, fetch: fetch, options: CompileOptions(fusion: false, realType: realType))
-        let exe = try CPUExecutable<T>(program: program)
+        let exe = try CPUExecutable<T>(program: program, blas: false)
         var runFeeds: [Tensor: HostTensor] = [:]
         for decl in program.buffers {
             guard let id = decl.node else { continue }

@@ -6,7 +6,7 @@ import KilnGraph
 struct CPUStep<T: KilnFloat> {
     let run: () throws -> Void
 
-    init(kernel: Kernel, buffers: [UnsafeMutableRawPointer]) {
+    init(kernel: Kernel, buffers: [UnsafeMutableRawPointer], blas: Bool) {
         func real(_ o: Operand) -> UnsafeMutablePointer<T> {
             (buffers[o.location.buffer] + o.location.byteOffset).assumingMemoryBound(to: T.self)
         }
@@ -56,6 +56,12 @@ struct CPUStep<T: KilnFloat> {
             }
             let targets = outs.map(real)
             run = {
+                if blas && m > 0 && n > 0 {
+                    T.gemm(ta, tb, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, c: product)
+                    _ = eval?.run(accumulator: product, into: targets)
+                    return
+                }
+                // The plain loops: the reference.
                 product.update(repeating: 0, count: m * n)
                 for i in 0..<m {
                     let c = product + i * n

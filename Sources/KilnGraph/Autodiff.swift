@@ -49,6 +49,7 @@ extension Graph {
             var g = parts[0]
             for p in parts.dropFirst() { g = try g + p }  // fan-out: contributions are summed
             grads[id] = g
+            if gradientOf[g.id] == nil { gradientOf[g.id] = id }
             let node = nodes[id]
             if node.inputs.isEmpty || !node.inputs.contains(where: { needed[$0] }) { continue }
             let downstream = try gradientRule(node, upstream: g)

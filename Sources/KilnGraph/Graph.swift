@@ -10,6 +10,9 @@ public final class Graph: @unchecked Sendable {
     /// What a run writes back into persistent tensors: after the run, `target` holds `value`.
     /// Optimizers record their updates here.
     public private(set) var updates: [(target: Tensor, value: Tensor)] = []
+    /// For each gradient tensor autodiff made: the forward node it is the gradient of (what a
+    /// drawing of the graph labels ∂loss/∂node).
+    public internal(set) var gradientOf: [Int: Int] = [:]
 
     public init() {}
 

@@ -3,10 +3,10 @@ import Kiln
 
 /// Helpers shared by the data tests: temporary directories, external commands, error messages.
 enum Support {
-    /// The `Tests/Fixtures/ner` directory.
+    /// The sample NER corpus shipped in `data/ner-sample`.
     static let nerFixtures = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent("Fixtures").appendingPathComponent("ner").path
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("data").appendingPathComponent("ner-sample").path
 
     /// One directory per test process holding every test's temporary files; removed at exit.
     static let temporaryRoot: String = {

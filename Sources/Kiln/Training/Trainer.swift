@@ -1,0 +1,243 @@
+import Foundation
+
+/// How to train.
+public struct TrainingOptions: Sendable {
+    public var epochs = 3
+    public var batchSize = 128
+    public var learningRate = 0.1
+    public var optimizer = Optimizer(.momentum(0.9))
+    public var schedule = LRSchedule.constant
+    public var seed: UInt64 = 0
+    /// Drop the last partial batch of each epoch instead of training on it.
+    public var dropLast = false
+    public var device = DeviceKind.gpu
+    public var fusion: Bool?
+
+    public init() {}
+}
+
+/// One epoch's figures.
+public struct EpochResult: Sendable {
+    public let epoch: Int
+    public let trainLoss: Double
+    public let testLoss: Double
+    public let testAccuracy: Double
+    public let seconds: Double
+    /// NER: per-entity precision, recall and F1 (O ignored).
+    public let ner: NERMetrics?
+}
+
+/// Progress within an epoch, for progress bars.
+public struct TrainingProgress: Sendable {
+    public let epoch: Int
+    public let step: Int
+    public let stepsInEpoch: Int
+    public let loss: Double
+    public let examplesPerSecond: Double
+    public let secondsLeft: Double
+}
+
+/// Trains a task's model: seeded shuffling and batches, the compiled step on a device,
+/// evaluation after each epoch, checkpoints that resume the same trajectory.
+public final class Trainer {
+    public let task: TaskData
+    public let options: TrainingOptions
+    public let step: TrainingStep
+    /// The step for the last partial batch, compiled on first use.
+    private var tailStep: TrainingStep?
+    private var evaluators: [Int: (ClassifierGraph, Executable)] = [:]
+    /// Epochs completed.
+    public private(set) var epoch = 0
+
+    public init(task: TaskData, options: TrainingOptions) throws {
+        guard options.batchSize > 0, options.epochs >= 0, options.learningRate > 0 else {
+            throw KilnError.invalidArgument(op: "train", message: "batch size and learning rate must be positive (batch size \(options.batchSize), learning rate \(options.learningRate))")
+        }
+        guard task.train.count >= options.batchSize || !options.dropLast, task.train.count > 0 else {
+            throw KilnError.invalidArgument(op: "train", message: "\(task.train.count) training examples do not fill one batch of \(options.batchSize)")
+        }
+        self.task = task
+        self.options = options
+        let batch = min(options.batchSize, task.train.count)
+        step = try TrainingStep(model: task.spec.build(batch: batch), optimizer: options.optimizer, device: options.device,
+                                seed: options.seed, fusion: options.fusion)
+        for (name, value) in task.pretrained {
+            guard let t = step.model.parameters.tensors.first(where: { $0.node.label == name }) else { continue }
+            try step.executable.write(t, value)
+        }
+    }
+
+    var stepsPerEpoch: Int {
+        let n = task.train.count, b = min(options.batchSize, n)
+        return options.dropLast ? n / b : (n + b - 1) / b
+    }
+
+    /// Trains the remaining epochs, calling `progress` during each and `finished` after each.
+    public func train(progress: (TrainingProgress) -> Void = { _ in },
+                      finished: (EpochResult) throws -> Void = { _ in }) throws {
+        while epoch < options.epochs {
+            let result = try runEpoch(progress: progress)
+            try finished(result)
+        }
+    }
+
+    /// One epoch of training, then an evaluation on the test set.
+    public func runEpoch(progress: (TrainingProgress) -> Void = { _ in }) throws -> EpochResult {
+        let start = Date()
+        let batches = try BatchIterator(count: task.train.count, batchSize: min(options.batchSize, task.train.count),
+                                        seed: options.seed, epoch: epoch, dropLast: options.dropLast)
+        let total = batches.batchCount
+        var lossSum = 0.0, examples = 0
+        let prefetch = Prefetcher(data: task.train)
+        var iterator = batches
+        var pending = iterator.next().map { prefetch.start($0) }
+        var i = 0
+        while let current = pending {
+            let (input, labels) = try current.wait()
+            pending = iterator.next().map { prefetch.start($0) }   // overlaps the device's work
+            let lr = options.schedule.rate(base: options.learningRate, step: step.steps)
+            let loss: Double
+            if input.shape[0] == step.model.input.shape[0] {
+                loss = try step.run(input: input, labels: labels, learningRate: lr).loss
+            } else {
+                loss = try runTail(input: input, labels: labels, learningRate: lr)
+            }
+            guard loss.isFinite else {
+                throw KilnError.invalidValue(op: "train", message: "the loss became \(loss) at epoch \(epoch + 1), step \(i + 1): training diverged (try a smaller --lr)")
+            }
+            lossSum += loss * Double(input.shape[0])
+            examples += input.shape[0]
+            i += 1
+            let elapsed = Date().timeIntervalSince(start)
+            progress(TrainingProgress(epoch: epoch + 1, step: i, stepsInEpoch: total, loss: loss,
+                                      examplesPerSecond: Double(examples) / max(elapsed, 1e-9),
+                                      secondsLeft: elapsed / Double(i) * Double(total - i)))
+        }
+        epoch += 1
+        let eval = try evaluate()
+        return EpochResult(epoch: epoch, trainLoss: lossSum / Double(max(examples, 1)), testLoss: eval.loss,
+                           testAccuracy: eval.accuracy, seconds: Date().timeIntervalSince(start), ner: eval.ner)
+    }
+
+    /// The last partial batch runs in a step compiled for its size; parameters and optimizer
+    /// state move to it and back (once per epoch).
+    private func runTail(input: HostTensor, labels: HostTensor, learningRate: Double) throws -> Double {
+        let b = input.shape[0]
+        if tailStep?.model.input.shape[0] != b {
+            tailStep = try TrainingStep(model: task.spec.build(batch: b), optimizer: options.optimizer, device: options.device,
+                                        seed: options.seed, fusion: options.fusion)
+        }
+        let tail = tailStep!
+        try tail.restore(try step.state(), steps: step.steps)
+        let loss = try tail.run(input: input, labels: labels, learningRate: learningRate).loss
+        try step.restore(try tail.state(), steps: tail.steps)
+        return loss
+    }
+
+    /// Loss, accuracy (and NER scores) on the test set with the current parameters.
+    public func evaluate() throws -> (loss: Double, accuracy: Double, ner: NERMetrics?) {
+        let data = task.test
+        let params = try step.state()
+        var lossSum = 0.0, hits = 0.0
+        var predictions = [Int32]()
+        predictions.reserveCapacity(data.count)
+        let batch = min(options.batchSize, max(data.count, 1))
+        var start = 0
+        while start < data.count {
+            let n = min(batch, data.count - start)
+            let (model, exe) = try evaluator(batch: n)
+            for t in model.parameters.tensors { try exe.write(t, params[t.node.label]!) }
+            let (input, labels) = try data.batch(Array(start..<start + n))
+            let out = try exe.run(feeds: [model.input: input, model.labels: labels])
+            lossSum += out[0].scalarValue * Double(n)
+            hits += out[1].scalarValue * Double(n)
+            if case .int32(let p) = out[2].storage { predictions += p }
+            start += n
+        }
+        let count = Double(max(data.count, 1))
+        var ner: NERMetrics?
+        if let tags = task.tags {
+            var gold: [[String]] = [], predicted: [[String]] = []
+            var offset = 0
+            for s in task.testSentences {
+                gold.append(s.tags)
+                predicted.append(try predictions[offset..<offset + s.tokens.count].map { try tags.tag(for: $0) })
+                offset += s.tokens.count
+            }
+            ner = try NERMetrics(gold: gold, predicted: predicted)
+        }
+        return (lossSum / count, hits / count, ner)
+    }
+
+    private func evaluator(batch: Int) throws -> (ClassifierGraph, Executable) {
+        if let e = evaluators[batch] { return e }
+        let model = try task.spec.build(batch: batch)
+        let program = try Compiler.compile(model.graph, fetch: [model.loss, model.accuracy, model.predictions],
+                                           options: CompileOptions(fusion: options.fusion, realType: Devices.realType(for: options.device), updates: false))
+        let e = (model, try Devices.load(program, on: options.device))
+        evaluators[batch] = e
+        return e
+    }
+
+    // MARK: Checkpoints
+
+    /// Parameters, optimizer state and where training stands, as a safetensors file.
+    public func checkpoint() throws -> SafeTensorsFile {
+        var metadata = ["format": "kiln-checkpoint-1", "model": task.spec.json, "task": task.name,
+                        "epoch": "\(epoch)", "step": "\(step.steps)", "seed": "\(options.seed)",
+                        "optimizer": "\(options.optimizer.rule)", "batch_size": "\(options.batchSize)"]
+        if let v = task.vocabulary { metadata["vocabulary"] = v.tokens.joined(separator: "\n") }
+        if let t = task.tags { metadata["tags"] = t.tags.joined(separator: "\n") }
+        return SafeTensorsFile(tensors: try step.state(), metadata: metadata)
+    }
+
+    /// Writes the checkpoint atomically (a temporary file renamed into place).
+    public func saveCheckpoint(to path: String) throws {
+        try checkpoint().write(to: path)
+    }
+
+    /// Continues from a checkpoint of the same model: parameters, optimizer state, step and
+    /// epoch are restored, so the run follows the uninterrupted trajectory.
+    public func resume(from path: String) throws {
+        let file = try SafeTensorsFile.read(path: path)
+        guard let modelJSON = file.metadata["model"] else {
+            throw KilnError.file(path: path, message: "not a Kiln checkpoint (no model description in its metadata)")
+        }
+        let spec = try ModelSpec.from(json: modelJSON)
+        guard spec == task.spec else {
+            throw KilnError.file(path: path, message: "checkpoint is for another model (\(spec.summary)), not \(task.spec.summary)")
+        }
+        guard let e = file.metadata["epoch"].flatMap(Int.init), let s = file.metadata["step"].flatMap(Int.init) else {
+            throw KilnError.file(path: path, message: "checkpoint metadata lacks its epoch and step")
+        }
+        do { try step.restore(file.tensors, steps: s) } catch let error as KilnError {
+            throw KilnError.file(path: path, message: "\(error)")
+        }
+        epoch = e
+    }
+}
+
+/// Builds the next batch on another thread while the device runs the current step.
+final class Prefetcher: @unchecked Sendable {
+    let data: LabeledData
+    init(data: LabeledData) { self.data = data }
+
+    final class Pending: @unchecked Sendable {
+        let done = DispatchSemaphore(value: 0)
+        var result: Result<(HostTensor, HostTensor), Error> = .failure(KilnError.device("batch not ready"))
+        func wait() throws -> (HostTensor, HostTensor) {
+            done.wait()
+            return try result.get()
+        }
+    }
+
+    func start(_ indices: [Int]) -> Pending {
+        let p = Pending()
+        let data = self.data
+        DispatchQueue.global().async {
+            p.result = Result { try data.batch(indices) }
+            p.done.signal()
+        }
+        return p
+    }
+}

@@ -1,0 +1,84 @@
+import ArgumentParser
+import Foundation
+import Kiln
+
+/// `kiln compile`: prints a task's compiled training step and memory plan; draws its graph.
+struct CompileCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "compile",
+        abstract: "Print the schedule and memory plan of a training step; --dot draws the graph.",
+        discussion: "Tasks: fashion-mnist (784-<hidden>-10 MLP), ner (word-window classifier), lecture (f = (x + y) * max(y, z)). No data is read."
+    )
+
+    enum Task: String, ExpressibleByArgument { case fashionMNIST = "fashion-mnist", ner, lecture }
+
+    @Option(help: "fashion-mnist, ner or lecture.")
+    var task: Task = .fashionMNIST
+
+    @Option(name: .customLong("batch-size"), help: "Examples per step.")
+    var batchSize = 128
+
+    @Option(help: "Hidden layer sizes (default 256,128 for fashion-mnist, 128 for ner).")
+    var hidden: String?
+
+    @Option(help: "NER: vocabulary size, vector dimension and classes.")
+    var vocabulary = 20000
+    @Option(help: "NER: word vector dimension.")
+    var dim = 50
+    @Option(help: "NER: classes.")
+    var classes = 5
+
+    @Option(help: "sgd, momentum, nesterov, adam or adamw.")
+    var optimizer: OptimizerName = .momentum
+
+    @Flag(name: .customLong("no-fusion"), help: "Compile without fusion.")
+    var noFusion = false
+
+    @Option(help: "Write the forward and backward graph as Graphviz DOT to this file.")
+    var dot: String?
+
+    func run() throws {
+        guard batchSize >= 1 else { throw KilnError.invalidArgument(op: "--batch-size", message: "must be at least 1, got \(batchSize)") }
+        let graph: Graph, fetch: [Tensor]
+        var values: [Int: Double] = [:]
+        switch task {
+        case .lecture:
+            let e = try LectureExample()
+            let grads = try e.graph.gradients(of: e.f, wrt: [e.x, e.y, e.z])
+            graph = e.graph
+            fetch = [e.f] + grads
+            // Every node's value at x = 1, y = 2, z = 0, written into the drawing.
+            let all = graph.nodes.map { graph.tensor($0.id) }
+            for (t, v) in zip(all, try CPUReference<Double>().run(graph, feeds: e.values(), fetch: all)) { values[t.id] = v.scalarValue }
+        case .fashionMNIST, .ner:
+            var options = TaskOptions()
+            options.task = task == .ner ? .ner : .fashionMNIST
+            options.hidden = hidden
+            let sizes = try options.hiddenSizes()
+            let spec: ModelSpec = task == .ner
+                ? .wordWindow(vocabulary: vocabulary, dim: dim, window: 5, hidden: sizes[0], classes: classes)
+                : .mlp(sizes: [784] + sizes + [10])
+            let model = try spec.build(batch: batchSize)
+            let opt: Optimizer = switch optimizer {
+            case .sgd: Optimizer(.sgd)
+            case .momentum: Optimizer(.momentum(0.9))
+            case .nesterov: Optimizer(.nesterov(0.9))
+            case .adam: .adam()
+            case .adamw: .adamW()
+            }
+            let grads = try model.graph.gradients(of: model.loss, wrt: model.parameters.tensors)
+            _ = try opt.apply(to: model.graph, parameters: model.parameters.tensors, gradients: grads)
+            graph = model.graph
+            fetch = [model.loss, model.accuracy]
+            print("\(spec.summary), batch \(batchSize), optimizer \(optimizer.rawValue)")
+        }
+        let program = try Compiler.compile(graph, fetch: fetch, options: CompileOptions(fusion: noFusion ? false : nil))
+        print(program.listing())
+        if let dot {
+            do { try GraphDot.render(graph, values: values, title: task.rawValue).write(toFile: dot, atomically: true, encoding: .utf8) } catch {
+                throw KilnError.file(path: dot, message: "cannot write: \(error.localizedDescription)")
+            }
+            print("Graph in \(dot) (render: dot -Tsvg \(dot) -o graph.svg)")
+        }
+    }
+}

@@ -1,0 +1,212 @@
+import ArgumentParser
+import Foundation
+import Kiln
+
+enum TaskName: String, ExpressibleByArgument, CaseIterable {
+    case fashionMNIST = "fashion-mnist"
+    case ner
+}
+
+/// The options that define a task's data and model, shared by train, eval, compile and bench.
+struct TaskOptions: ParsableArguments {
+    init() {}
+    @Option(help: "The task: fashion-mnist (an MLP on Fashion-MNIST or MNIST) or ner (the word-window classifier).")
+    var task: TaskName = .fashionMNIST
+
+    @Option(help: "Data directory (default: \(ImageDataset.defaultFashionMNISTDirectory) for fashion-mnist, data/ner-sample for ner).")
+    var data: String?
+
+    @Option(help: "Hidden layer sizes, comma-separated (default: 256,128 for fashion-mnist, 128 for ner).")
+    var hidden: String?
+
+    @Option(help: "NER: word vector dimension.")
+    var dim = 50
+
+    @Option(help: "NER: GloVe text-format vectors to start the embedding from.")
+    var vectors: String?
+
+    var dataDirectory: String {
+        data ?? (task == .ner ? "data/ner-sample" : ImageDataset.defaultFashionMNISTDirectory)
+    }
+
+    func hiddenSizes() throws -> [Int] {
+        let text = hidden ?? (task == .ner ? "128" : "256,128")
+        let sizes = text.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard !sizes.isEmpty, sizes.allSatisfy({ ($0 ?? 0) > 0 }) else {
+            throw KilnError.invalidArgument(op: "--hidden", message: "'\(text)' is not a comma-separated list of positive sizes")
+        }
+        if task == .ner && sizes.count != 1 {
+            throw KilnError.invalidArgument(op: "--hidden", message: "the word-window classifier has one hidden layer; got '\(text)'")
+        }
+        return sizes.map { $0! }
+    }
+
+    func load(seed: UInt64, vocabulary: Vocabulary? = nil, tags: TagSet? = nil) throws -> TaskData {
+        guard dim > 0 else { throw KilnError.invalidArgument(op: "--dim", message: "must be positive, got \(dim)") }
+        switch task {
+        case .fashionMNIST: return try .images(directory: dataDirectory, hidden: hiddenSizes())
+        case .ner: return try .ner(directory: dataDirectory, vectors: vectors, dim: dim, hidden: hiddenSizes()[0],
+                                   seed: seed, vocabulary: vocabulary, tags: tags)
+        }
+    }
+}
+
+enum OptimizerName: String, ExpressibleByArgument, CaseIterable {
+    case sgd, momentum, nesterov, adam, adamw
+}
+
+enum ScheduleName: String, ExpressibleByArgument, CaseIterable {
+    case constant, step, cosine
+}
+
+/// `kiln train`: trains a task's model on a device, evaluating after every epoch.
+struct TrainCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "train", abstract: "Train a model.")
+
+    @OptionGroup var taskOptions: TaskOptions
+
+    @Option(help: "cpu, or gpu (OpenCL: a GPU when there is one, else PoCL on the CPU).")
+    var device: DeviceKind = .gpu
+
+    @Option(help: "Passes over the training set.")
+    var epochs = 3
+
+    @Option(name: .customLong("batch-size"), help: "Examples per step.")
+    var batchSize = 128
+
+    @Option(help: "Learning rate.")
+    var lr = 0.1
+
+    @Option(help: "sgd, momentum, nesterov, adam or adamw.")
+    var optimizer: OptimizerName = .momentum
+
+    @Option(help: "Momentum for momentum and nesterov.")
+    var momentum = 0.9
+
+    @Option(name: .customLong("weight-decay"), help: "Weight decay (L2; decoupled for adamw).")
+    var weightDecay = 0.0
+
+    @Option(help: "Learning-rate schedule: constant, step (x0.1 every epoch) or cosine.")
+    var schedule: ScheduleName = .constant
+
+    @Option(help: "Cosine schedule: warm-up steps.")
+    var warmup = 0
+
+    @Option(help: "Seed for initialization and shuffling.")
+    var seed: UInt64 = 0
+
+    @Flag(name: .customLong("drop-last"), help: "Drop each epoch's last partial batch.")
+    var dropLast = false
+
+    @Flag(name: .customLong("no-fusion"), help: "Compile without fusion (also KILN_FUSION=0).")
+    var noFusion = false
+
+    @Option(help: "Checkpoint file (safetensors), written after every epoch.")
+    var checkpoint: String?
+
+    @Flag(help: "Continue from --checkpoint.")
+    var resume = false
+
+    @Option(help: "Metrics file: one JSON object per epoch; a loss/accuracy SVG is written beside it.")
+    var metrics: String?
+
+    func run() throws {
+        guard epochs >= 1 else { throw KilnError.invalidArgument(op: "--epochs", message: "must be at least 1, got \(epochs)") }
+        guard batchSize >= 1 else { throw KilnError.invalidArgument(op: "--batch-size", message: "must be at least 1, got \(batchSize)") }
+        guard lr > 0, lr.isFinite else { throw KilnError.invalidArgument(op: "--lr", message: "must be a positive number, got \(lr)") }
+        guard (0..<1).contains(momentum) else { throw KilnError.invalidArgument(op: "--momentum", message: "must be in [0, 1), got \(momentum)") }
+        guard weightDecay >= 0 else { throw KilnError.invalidArgument(op: "--weight-decay", message: "must not be negative, got \(weightDecay)") }
+        if resume && checkpoint == nil { throw KilnError.invalidArgument(op: "--resume", message: "needs --checkpoint FILE") }
+
+        var vocabulary: Vocabulary?, tags: TagSet?
+        if resume, let checkpoint, taskOptions.task == .ner {
+            (vocabulary, tags) = try CheckpointInfo.nerVocabulary(path: checkpoint)
+        }
+        let task = try taskOptions.load(seed: seed, vocabulary: vocabulary, tags: tags)
+        var options = TrainingOptions()
+        options.epochs = epochs
+        options.batchSize = batchSize
+        options.learningRate = lr
+        options.seed = seed
+        options.dropLast = dropLast
+        options.device = device
+        options.fusion = noFusion ? false : nil
+        switch optimizer {
+        case .sgd: options.optimizer = Optimizer(.sgd, weightDecay: weightDecay)
+        case .momentum: options.optimizer = Optimizer(.momentum(momentum), weightDecay: weightDecay)
+        case .nesterov: options.optimizer = Optimizer(.nesterov(momentum), weightDecay: weightDecay)
+        case .adam: options.optimizer = .adam(weightDecay: weightDecay)
+        case .adamw: options.optimizer = .adamW(weightDecay: weightDecay == 0 ? 0.01 : weightDecay)
+        }
+        let stepsPerEpoch = dropLast ? task.train.count / batchSize : (task.train.count + batchSize - 1) / batchSize
+        switch schedule {
+        case .constant: options.schedule = .constant
+        case .step: options.schedule = .step(every: max(stepsPerEpoch, 1), gamma: 0.1)
+        case .cosine: options.schedule = .cosine(warmup: warmup, total: stepsPerEpoch * epochs)
+        }
+
+        print("Task \(task.name): \(task.train.count) training and \(task.test.count) test examples; \(task.spec.summary)")
+        print("Device \(try Devices.describe(device))")
+        let trainer = try Trainer(task: task, options: options)
+        print("Step compiled: \(trainer.step.program.kernels.count) kernels, arena \(formatBytes(trainer.step.program.memory.arenaBytes))")
+        if resume, let checkpoint {
+            if FileManager.default.fileExists(atPath: checkpoint) {
+                try trainer.resume(from: checkpoint)
+                print("Resumed from \(checkpoint) after epoch \(trainer.epoch), step \(trainer.step.steps)")
+            } else {
+                print("No checkpoint at \(checkpoint) yet: starting from the beginning")
+            }
+        }
+        var log = metrics.map { MetricsLog(path: $0) }
+        let bar = ProgressBar()
+        try trainer.train(progress: bar.update) { result in
+            bar.finish()
+            var line = String(format: "epoch %d/%d  train loss %.4f  test loss %.4f  test accuracy %.4f  %.1f s",
+                              result.epoch, epochs, result.trainLoss, result.testLoss, result.testAccuracy, result.seconds)
+            if let ner = result.ner { line += String(format: "  F1 %.4f", ner.overall.f1) }
+            print(line)
+            if let ner = result.ner { printNER(ner) }
+            if let checkpoint { try trainer.saveCheckpoint(to: checkpoint) }
+            try log?.append(result)
+        }
+        if let metrics { print("Metrics in \(metrics), curve in \(log!.svgPath)") }
+        if let checkpoint { print("Checkpoint in \(checkpoint)") }
+    }
+}
+
+/// Per-entity precision, recall and F1 lines.
+func printNER(_ ner: NERMetrics) {
+    for (type, s) in ner.perType.sorted(by: { $0.key < $1.key }) {
+        print(String(format: "    %-6@ precision %.3f  recall %.3f  F1 %.3f  (%d gold)", type, s.precision, s.recall, s.f1, s.gold))
+    }
+}
+
+/// A live progress bar on a terminal; a line per tenth of an epoch otherwise.
+final class ProgressBar: @unchecked Sendable {
+    let terminal = isatty(STDOUT_FILENO) != 0
+    var lastTenth = -1
+
+    func update(_ p: TrainingProgress) {
+        if terminal {
+            let width = 30, done = width * p.step / max(p.stepsInEpoch, 1)
+            let bar = String(repeating: "=", count: done) + String(repeating: " ", count: width - done)
+            print(String(format: "\repoch %d [%@] %d/%d  loss %.4f  %.0f ex/s  ETA %.0f s ", p.epoch, bar, p.step, p.stepsInEpoch,
+                         p.loss, p.examplesPerSecond, p.secondsLeft), terminator: "")
+            fflush(nil)
+        } else {
+            let tenth = 10 * p.step / max(p.stepsInEpoch, 1)
+            if tenth != lastTenth && (tenth > 0 || p.step == 1) {
+                lastTenth = tenth
+                print(String(format: "epoch %d step %d/%d  loss %.4f  %.0f ex/s  ETA %.0f s", p.epoch, p.step, p.stepsInEpoch,
+                             p.loss, p.examplesPerSecond, p.secondsLeft))
+            }
+        }
+    }
+
+    func finish() {
+        if terminal { print("") }
+        lastTenth = -1
+    }
+}
+
+extension DeviceKind: ExpressibleByArgument {}
