@@ -56,6 +56,18 @@ public struct TaskData: Sendable {
     /// Pre-trained values for parameters, by name (GloVe vectors for the embedding).
     public let pretrained: [String: HostTensor]
 
+    public init(name: String, train: LabeledData, test: LabeledData, spec: ModelSpec, vocabulary: Vocabulary? = nil,
+                tags: TagSet? = nil, testSentences: [Sentence] = [], pretrained: [String: HostTensor] = [:]) {
+        self.name = name
+        self.train = train
+        self.test = test
+        self.spec = spec
+        self.vocabulary = vocabulary
+        self.tags = tags
+        self.testSentences = testSentences
+        self.pretrained = pretrained
+    }
+
     /// Fashion-MNIST (or MNIST: the same file names) from an IDX directory.
     public static func images(directory: String, hidden: [Int], activation: UnaryOp = .relu) throws -> TaskData {
         let train = try ImageDataset.load(directory: directory, split: .train)

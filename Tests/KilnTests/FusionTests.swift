@@ -1,0 +1,58 @@
+import Testing
+import Kiln
+
+/// Seeded random chains of elementwise ops (with broadcasting and fan-out), fused against
+/// unfused on both backends, forward and gradient.
+@Suite struct FusionTests {
+    static func randomChains(count: Int, seed: UInt64, dtype: DType) throws -> (Graph, [Tensor], [Tensor: HostTensor]) {
+        var rng = SeededGenerator(seed: seed)
+        let g = Graph()
+        var values: [Tensor: HostTensor] = [:]
+        var fetch: [Tensor] = []
+        let shapes: [Shape] = [[4, 5], [1, 5], [4, 1], [], [3, 4, 5], [5]]
+        let safeUnary: [UnaryOp] = [.neg, .exp, .tanh, .sigmoid, .relu]
+        var inputs: [Tensor] = []
+        for c in 0..<count {
+            var pool: [Tensor] = []
+            for i in 0..<3 {
+                let shape = shapes[Int.random(in: 0..<shapes.count, using: &rng)]
+                let t = try g.placeholder("c\(c)x\(i)", shape, dtype)
+                let v = rng.uniform(shape.count, in: -1...1)
+                values[t] = dtype == .float64 ? try HostTensor(v, shape: shape) : try HostTensor(v.map(Float.init), shape: shape)
+                pool.append(t)
+                inputs.append(t)
+            }
+            for _ in 0..<Int.random(in: 3...8, using: &rng) {
+                let a = pool[Int.random(in: 0..<pool.count, using: &rng)]
+                if Bool.random(using: &rng) {
+                    pool.append(try g.unary(safeUnary[Int.random(in: 0..<safeUnary.count, using: &rng)], a))
+                } else {
+                    let b = pool[Int.random(in: 0..<pool.count, using: &rng)]   // may be a again: fan-out
+                    let ops: [BinaryOp] = [.add, .sub, .mul, .maximum, .minimum]
+                    pool.append(try g.binary(ops[Int.random(in: 0..<ops.count, using: &rng)], a, b))
+                }
+            }
+            fetch.append(pool.last!)
+        }
+        var loss = try fetch[0].sum()
+        for t in fetch.dropFirst() { loss = try loss + t.sum() }
+        return (g, fetch + (try g.gradients(of: loss, wrt: inputs)), values)
+    }
+
+    @Test func chainsOnCPU() throws {
+        let (g, fetch, values) = try Self.randomChains(count: 30, seed: 9, dtype: .float64)
+        let fused = try Compiler.compile(g, fetch: fetch, options: CompileOptions(fusion: true, realType: .float64))
+        let unfused = try Compiler.compile(g, fetch: fetch, options: CompileOptions(fusion: false, realType: .float64))
+        #expect(fused.kernels.count < unfused.kernels.count / 2)
+        let a = try CPUExecutable<Double>(program: fused).run(feeds: values)
+        let b = try CPUExecutable<Double>(program: unfused).run(feeds: values)
+        for (i, (x, y)) in zip(a, b).enumerated() { #expect(maxError(x.doubles, y.doubles) < 1e-12, "fetch \(i)") }
+    }
+
+    @Test func chainsOnOpenCL() throws {
+        guard let ctx = OpenCLSupport.context else { return }
+        let (g, fetch, values) = try Self.randomChains(count: 30, seed: 9, dtype: .float32)
+        let (device, reference) = try openCLAndReference(g, fetch: fetch, values: values, fusion: true, context: ctx)
+        for (i, (x, y)) in zip(device, reference).enumerated() { #expect(maxError(x.doubles, y.doubles) < 1e-4, "fetch \(i)") }
+    }
+}
