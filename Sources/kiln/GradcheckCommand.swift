@@ -22,8 +22,8 @@ struct GradcheckCommand: ParsableCommand {
         let lecture = try GradientCheck.run(e.graph, loss: e.f, wrt: [e.x, e.y, e.z], values: e.values())
 
         let sizes = [8, 16, 4]
-        let mlp = try MLPGraph(batch: 5, sizes: sizes, activation: .tanh, dtype: .float64)
-        let mlpChecks = try GradientCheck.run(mlp.graph, loss: mlp.loss, wrt: mlp.parameters, values: mlp.randomValues(seed: seed))
+        let mlp = try ClassifierGraph.mlp(batch: 5, sizes: sizes, activation: .tanh, dtype: .float64)
+        let mlpChecks = try GradientCheck.run(mlp.graph, loss: mlp.loss, wrt: mlp.parameters.tensors, values: mlp.randomValues(seed: seed))
 
         if json {
             let object: [String: Any] = [
@@ -46,7 +46,7 @@ struct GradcheckCommand: ParsableCommand {
 
     func report(_ results: [GradientCheck.Result]) {
         for r in results {
-            let name = r.name.padding(toLength: 4, withPad: " ", startingAt: 0)
+            let name = r.name.padding(toLength: 10, withPad: " ", startingAt: 0)
             print("  \(name) \(r.analytic.count) elements, max relative error \(String(format: "%.2e", r.maxRelativeError))")
         }
     }

@@ -37,16 +37,18 @@ import Kiln
     }
 
     /// Loads a model fixture's parameters by name, runs loss, logits and gradients.
-    func check(_ fixture: ModelFixture, graph: Graph, feeds: [Tensor: HostTensor], parameters: [Tensor],
-               logits: Tensor, loss: Tensor) throws {
-        var feeds = feeds
-        for p in parameters { feeds[p] = try #require(fixture.params[p.node.label]).host(.float64) }
+    /// `names` maps the fixture's parameter names to the model's.
+    func check(_ fixture: ModelFixture, _ m: ClassifierGraph, input: HostTensor, names: [String: String]) throws {
+        let graph = m.graph, parameters = m.parameters.tensors, logits = m.logits, loss = m.loss
+        var feeds: [Tensor: HostTensor] = [m.input: input, m.labels: try fixture.labels.host(.int32)]
+        let fixtureName = Dictionary(uniqueKeysWithValues: names.map { ($1, $0) })
+        for p in parameters { feeds[p] = try #require(fixture.params[fixtureName[p.node.label]!]).host(.float64) }
         let grads = try graph.gradients(of: loss, wrt: parameters)
         let out = try CPUReference<Double>().run(graph, feeds: feeds, fetch: [loss, logits] + grads)
         #expect(abs(out[0].scalarValue - fixture.loss.data[0]) < 1e-12)
         #expect(maxError(out[1].doubles, fixture.logits.data) < 1e-12)
         for (p, g) in zip(parameters, out[2...]) {
-            let expected = try #require(fixture.grads[p.node.label])
+            let expected = try #require(fixture.grads[fixtureName[p.node.label]!])
             #expect(maxError(g.doubles, expected.data) < 1e-12, "gradient of \(p.node.label)")
         }
     }
@@ -54,16 +56,16 @@ import Kiln
     @Test func mlpForwardBackward() throws {
         let f = try Fixtures.load("mlp.json", as: ModelFixture.self)
         let x = try #require(f.x)
-        let m = try MLPGraph(batch: x.shape[0], sizes: [6, 5, 3], activation: .relu, dtype: .float64)
-        try check(f, graph: m.graph, feeds: [m.x: x.host(.float64), m.labels: f.labels.host(.int32)],
-                  parameters: m.parameters, logits: m.logits, loss: m.loss)
+        let m = try ClassifierGraph.mlp(batch: x.shape[0], sizes: [6, 5, 3], activation: .relu, dtype: .float64)
+        try check(f, m, input: x.host(.float64),
+                  names: ["W1": "fc1.weight", "b1": "fc1.bias", "W2": "fc2.weight", "b2": "fc2.bias"])
     }
 
     @Test func wordWindowForwardBackward() throws {
         let f = try Fixtures.load("window.json", as: ModelFixture.self)
         let ids = try #require(f.ids)
-        let m = try WordWindowGraph(batch: 3, vocab: 12, dim: 4, window: 5, hidden: 6, classes: 5, dtype: .float64)
-        try check(f, graph: m.graph, feeds: [m.ids: ids.host(.int32), m.labels: f.labels.host(.int32)],
-                  parameters: m.parameters, logits: m.logits, loss: m.loss)
+        let m = try ClassifierGraph.wordWindow(batch: 3, vocabulary: 12, dim: 4, window: 5, hidden: 6, classes: 5, dtype: .float64)
+        try check(f, m, input: ids.host(.int32),
+                  names: ["E": "words.table", "W1": "hidden.weight", "b1": "hidden.bias", "W2": "out.weight", "b2": "out.bias"])
     }
 }

@@ -104,12 +104,12 @@ import Kiln
 
     /// A whole MLP and word-window classifier, every parameter.
     @Test func models() throws {
-        let mlp = try MLPGraph(batch: 5, sizes: [8, 16, 4], activation: .tanh, dtype: .float64)
-        for r in try GradientCheck.run(mlp.graph, loss: mlp.loss, wrt: mlp.parameters, values: mlp.randomValues(seed: 3)) {
+        let mlp = try ClassifierGraph.mlp(batch: 5, sizes: [8, 16, 4], activation: .tanh, dtype: .float64)
+        for r in try GradientCheck.run(mlp.graph, loss: mlp.loss, wrt: mlp.parameters.tensors, values: mlp.randomValues(seed: 3)) {
             #expect(r.maxRelativeError < Self.tolerance, "MLP \(r.name)")
         }
-        let ww = try WordWindowGraph(batch: 4, vocab: 9, dim: 3, hidden: 6, classes: 5, dtype: .float64)
-        for r in try GradientCheck.run(ww.graph, loss: ww.loss, wrt: ww.parameters, values: ww.randomValues(seed: 4)) {
+        let ww = try ClassifierGraph.wordWindow(batch: 4, vocabulary: 9, dim: 3, hidden: 6, classes: 5, dtype: .float64)
+        for r in try GradientCheck.run(ww.graph, loss: ww.loss, wrt: ww.parameters.tensors, values: ww.randomValues(seed: 4)) {
             #expect(r.maxRelativeError < Self.tolerance, "word window \(r.name)")
         }
     }

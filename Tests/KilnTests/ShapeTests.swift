@@ -30,9 +30,9 @@ import Kiln
 
     /// Autodiff appends only backward nodes, after the forward ones, in topological order.
     @Test func backwardNodesFollowForward() throws {
-        let m = try MLPGraph(batch: 4, sizes: [3, 5, 2])
+        let m = try ClassifierGraph.mlp(batch: 4, sizes: [3, 5, 2])
         let forward = m.graph.nodes.count
-        _ = try m.graph.gradients(of: m.loss, wrt: m.parameters)
+        _ = try m.graph.gradients(of: m.loss, wrt: m.parameters.tensors)
         let nodes = m.graph.nodes
         #expect(nodes.count > forward)
         #expect(nodes[..<forward].allSatisfy { $0.role == .forward })

@@ -12,20 +12,11 @@ import Kiln
          ("word window adamw", try .wordWindow(batch: 5, vocabulary: 11, dim: 3, hidden: 6, classes: 4), .adamW())]
     }
 
-    /// Seeded batches for a model: features in [-1, 1] or ids in [0, V), labels in [0, C).
+    /// Seeded batches for a model.
     static func batches(_ m: ClassifierGraph, count: Int, seed: UInt64) throws -> [(HostTensor, HostTensor)] {
-        var rng = SeededGenerator(seed: seed)
-        let classes = Int32(m.logits.shape[1])
-        return try (0..<count).map { _ in
-            let input: HostTensor
-            if m.input.dtype == .int32 {
-                let vocab = Int32(m.parameters.tensors[0].shape[0])
-                input = try HostTensor((0..<m.input.shape.count).map { _ in Int32.random(in: 0..<vocab, using: &rng) }, shape: m.input.shape)
-            } else {
-                input = try HostTensor(rng.uniform(m.input.shape.count, in: -1...1).map(Float.init), shape: m.input.shape)
-            }
-            let labels = try HostTensor((0..<m.labels.shape[0]).map { _ in Int32.random(in: 0..<classes, using: &rng) }, shape: m.labels.shape)
-            return (input, labels)
+        try (0..<count).map { i in
+            let b = try m.randomBatch(seed: seed &+ UInt64(i))
+            return (b[m.input]!, b[m.labels]!)
         }
     }
 

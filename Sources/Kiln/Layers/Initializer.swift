@@ -42,13 +42,18 @@ public enum Initializer: Sendable, Hashable {
 /// The trainable parameters of a model, each with its initializer, in creation order.
 public final class ParameterSet {
     public let graph: Graph
+    /// The float type of the parameters (float32 to train; float64 for gradient checks).
+    public let dtype: DType
     public private(set) var entries: [(tensor: Tensor, initializer: Initializer)] = []
 
-    public init(graph: Graph) { self.graph = graph }
+    public init(graph: Graph, dtype: DType = .float32) {
+        self.graph = graph
+        self.dtype = dtype
+    }
 
-    /// Makes a float32 parameter in the graph.
+    /// Makes a parameter in the graph.
     public func make(_ name: String, _ shape: Shape, _ initializer: Initializer) throws -> Tensor {
-        let t = try graph.parameter(name, shape)
+        let t = try graph.parameter(name, shape, dtype)
         entries.append((t, initializer))
         return t
     }

@@ -26,13 +26,13 @@ public struct ClassifierGraph {
     }
 
     /// An MLP: `sizes[0]` features through Linear layers with `activation` between them.
-    public static func mlp(batch: Int, sizes: [Int], activation: UnaryOp = .relu) throws -> ClassifierGraph {
+    public static func mlp(batch: Int, sizes: [Int], activation: UnaryOp = .relu, dtype: DType = .float32) throws -> ClassifierGraph {
         guard sizes.count >= 2, sizes.allSatisfy({ $0 > 0 }), batch > 0 else {
             throw KilnError.invalidArgument(op: "mlp", message: "needs a positive batch and at least two positive layer sizes, got batch \(batch), sizes \(sizes)")
         }
         let g = Graph()
-        let params = ParameterSet(graph: g)
-        let x = try g.placeholder("x", [batch, sizes[0]])
+        let params = ParameterSet(graph: g, dtype: dtype)
+        let x = try g.placeholder("x", [batch, sizes[0]], dtype)
         let labels = try g.placeholder("labels", [batch], .int32)
         var layers: [any Layer] = []
         for i in 1..<sizes.count {
@@ -45,12 +45,12 @@ public struct ClassifierGraph {
     /// The lecture's word-window classifier: the vectors of `window` ids are concatenated,
     /// then Linear, tanh, Linear.
     public static func wordWindow(batch: Int, vocabulary: Int, dim: Int, window: Int = 5, hidden: Int,
-                                  classes: Int) throws -> ClassifierGraph {
+                                  classes: Int, dtype: DType = .float32) throws -> ClassifierGraph {
         guard batch > 0, vocabulary > 0, dim > 0, window > 0, hidden > 0, classes > 0 else {
             throw KilnError.invalidArgument(op: "wordWindow", message: "sizes must be positive (batch \(batch), vocabulary \(vocabulary), dim \(dim), window \(window), hidden \(hidden), classes \(classes))")
         }
         let g = Graph()
-        let params = ParameterSet(graph: g)
+        let params = ParameterSet(graph: g, dtype: dtype)
         let ids = try g.placeholder("ids", [batch, window], .int32)
         let labels = try g.placeholder("labels", [batch], .int32)
         let embedding = try Embedding(params, vocabulary: vocabulary, dim: dim, name: "words")
@@ -58,5 +58,25 @@ public struct ClassifierGraph {
         let head = Sequential([try Linear(params, window * dim, hidden, name: "hidden"), Activation.tanh,
                                try Linear(params, hidden, classes, name: "out")])
         return try ClassifierGraph(parameters: params, input: ids, labels: labels, logits: head(x))
+    }
+
+    /// A seeded random batch: features in [-1, 1] or ids in [0, vocabulary), labels in [0, classes).
+    public func randomBatch(seed: UInt64) throws -> [Tensor: HostTensor] {
+        var rng = SeededGenerator(seed: seed)
+        let classes = Int32(logits.shape[1])
+        let input: HostTensor
+        if self.input.dtype == .int32 {
+            let vocabulary = Int32(parameters.tensors[0].shape[0])
+            input = try HostTensor((0..<self.input.shape.count).map { _ in Int32.random(in: 0..<vocabulary, using: &rng) }, shape: self.input.shape)
+        } else {
+            input = try HostTensor(rng.uniform(self.input.shape.count, in: -1...1).map(Float.init), shape: self.input.shape)
+        }
+        let y = try HostTensor((0..<labels.shape[0]).map { _ in Int32.random(in: 0..<classes, using: &rng) }, shape: labels.shape)
+        return [self.input: input, labels: y]
+    }
+
+    /// Seeded initial parameters and a random batch: every value the loss needs.
+    public func randomValues(seed: UInt64) throws -> [Tensor: HostTensor] {
+        try parameters.initialValues(seed: seed).merging(randomBatch(seed: seed &+ 1)) { a, _ in a }
     }
 }
