@@ -37,7 +37,7 @@ let package = Package(
             name: "kiln",
             dependencies: ["Kiln", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
-        .testTarget(name: "KilnTests", dependencies: ["Kiln"]),
+        .testTarget(name: "KilnTests", dependencies: ["Kiln", "kiln"]),
         .testTarget(name: "KilnDataTests", dependencies: ["Kiln"]),
     ],
     swiftLanguageModes: [.v6]

@@ -10,6 +10,8 @@ public final class CPUExecutable<T: KilnFloat>: Executable {
     public private(set) var counters = ExecutionCounters()
     private var buffers: [UnsafeMutableRawPointer] = []
     private var steps: [CPUStep<T>] = []
+    /// Check every kernel's outputs for NaN and Inf (`KILN_CHECK_NUMERICS=1`).
+    public var checkNumerics = Program.checkNumericsFromEnvironment
 
     /// Loads `program`, which must have been compiled for `T` (`CompileOptions.realType`).
     /// - Parameter blas: run matmuls through OpenBLAS; false keeps the plain reference loops.
@@ -57,9 +59,22 @@ public final class CPUExecutable<T: KilnFloat>: Executable {
         for (t, value) in feeds {
             if let b = try program.feedBuffer(t) { store(value, into: b) }
         }
-        for step in steps { try step.run() }
+        for (k, step) in steps.enumerated() {
+            try step.run()
+            if checkNumerics { try checkOutputs(of: k) }
+        }
         counters.runs += 1
         return program.fetches.map(load)
+    }
+
+    private func checkOutputs(of k: Int) throws {
+        let kernel = program.kernels[k]
+        for (i, o) in kernel.outputs.enumerated() where o.dtype != .int32 {
+            let p = (buffers[o.location.buffer] + o.location.byteOffset).assumingMemoryBound(to: T.self)
+            if let e = (0..<o.shape.count).first(where: { !p[$0].isFinite }) {
+                throw program.nonFinite(kernel: kernel, output: i, element: e, value: Double(p[e]), run: counters.runs + 1)
+            }
+        }
     }
 
     private func store(_ value: HostTensor, into b: Int) {

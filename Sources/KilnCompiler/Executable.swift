@@ -1,3 +1,4 @@
+import Foundation
 import KilnGraph
 
 /// A program loaded on a backend: buffers allocated and kernels built once, then run many
@@ -12,6 +13,8 @@ public protocol Executable: AnyObject {
     func run(feeds: [Tensor: HostTensor]) throws -> [HostTensor]
     /// What the backend has allocated, built and copied so far.
     var counters: ExecutionCounters { get }
+    /// Stop at the first kernel that writes NaN or Inf, naming it (slow; for debugging).
+    var checkNumerics: Bool { get set }
 }
 
 /// Counts kept by each backend where the work happens, so tests can prove that a step
@@ -68,4 +71,20 @@ extension Program {
 
     /// Every feed the program reads, which `run` must be given.
     public var feedNodes: [Int] { buffers.filter { $0.kind == .feed }.compactMap(\.node) }
+}
+
+extension Program {
+    /// Whether executables check every kernel's outputs for NaN and Inf (`KILN_CHECK_NUMERICS=1`).
+    public static var checkNumericsFromEnvironment: Bool {
+        ProcessInfo.processInfo.environment["KILN_CHECK_NUMERICS"] == "1"
+    }
+
+    /// The error for a kernel that wrote a non-finite value: the kernel, the tensor, the
+    /// element, the inputs, and the run.
+    public func nonFinite(kernel k: Kernel, output: Int, element: Int, value: Double, run: Int) -> KilnError {
+        let o = k.outputs[output]
+        let inputs = k.inputs.map { "\(graph.nodes[$0.node].label) \($0.shape)" }.joined(separator: ", ")
+        let ops = k.nodes.map { graph.nodes[$0].op.name }.joined(separator: ", ")
+        return KilnError.invalidValue(op: k.name, message: "wrote \(value) at element \(element) of \(graph.nodes[o.node].label) \(o.shape) in run \(run) (ops: \(ops); inputs: \(inputs))")
+    }
 }

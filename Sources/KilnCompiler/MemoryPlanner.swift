@@ -135,14 +135,14 @@ struct MemoryPlanner {
                        constants: constants, realType: realType, memory: stats, fused: fusion.enabled)
     }
 
-    /// Whether a kernel reads `target` only at the element it writes, so that it may write its
-    /// result over `target`: elementwise code, or a matmul's epilogue when the matmul's own
-    /// operands are not `target`.
+    /// Whether a kernel may write its result straight over `target`: elementwise code reads
+    /// `target` only at the element it writes; a matmul's epilogue likewise, unless `target`
+    /// is an operand of the product; any other kernel only when it does not read `target`.
     func writesElementwise(_ k: PendingKernel, _ target: Int) -> Bool {
         switch k.kind {
         case .elementwise: return true
         case .matmul(_, _, .some): return !k.inputs.prefix(2).contains { storage($0) == target }
-        default: return false
+        default: return !k.inputs.contains { storage($0) == target }
         }
     }
 

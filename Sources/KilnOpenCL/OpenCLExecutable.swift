@@ -21,6 +21,9 @@ public final class OpenCLExecutable: Executable {
     /// Int feeds that index something, checked on the host before upload.
     private let rangeChecks: [(buffer: Int, limit: Int, op: String, what: String)]
     private let profiling: Bool
+    /// Check every kernel's outputs for NaN and Inf (`KILN_CHECK_NUMERICS=1`): a debugging mode
+    /// that synchronizes after every kernel.
+    public var checkNumerics = Program.checkNumericsFromEnvironment
     private var events: [cl_event?]
     private var profile: [Int: (launches: Int, nanoseconds: UInt64)] = [:]
 
@@ -163,6 +166,9 @@ public final class OpenCLExecutable: Executable {
             } else {
                 try launch.kernel.enqueue(context, global: launch.spec.global, local: launch.spec.local, event: nil)
             }
+            if checkNumerics && (i + 1 == launches.count || launches[i + 1].spec.kernel != launch.spec.kernel) {
+                try checkOutputs(of: launch.spec.kernel)
+            }
         }
         for (f, o) in program.fetches.enumerated() {
             let bytes = o.shape.count * elementSize(o.dtype)
@@ -175,6 +181,19 @@ public final class OpenCLExecutable: Executable {
         counters.runs += 1
         if profiling { try collectProfile() }
         return program.fetches.enumerated().map { f, o in unstage(fetchStaging[f], shape: o.shape, dtype: o.dtype) }
+    }
+
+    private func checkOutputs(of k: Int) throws {
+        let kernel = program.kernels[k]
+        for (i, o) in kernel.outputs.enumerated() where o.dtype != .int32 {
+            let bytes = o.shape.count * elementSize(o.dtype)
+            var host = [UInt8](repeating: 0, count: max(bytes, 8))
+            try host.withUnsafeMutableBytes { try buffers[o.location.buffer].read(context, into: $0.baseAddress!, bytes: bytes, offset: o.location.byteOffset) }
+            let values = unstage(&host, shape: o.shape, dtype: o.dtype).doubles
+            if let e = values.firstIndex(where: { !$0.isFinite }) {
+                throw program.nonFinite(kernel: kernel, output: i, element: e, value: values[e], run: counters.runs + 1)
+            }
+        }
     }
 
     private func elementSize(_ dtype: DType) -> Int { dtype == .int32 ? 4 : program.realType.byteSize }

@@ -101,6 +101,9 @@ struct TrainCommand: ParsableCommand {
     @Flag(name: .customLong("no-fusion"), help: "Compile without fusion (also KILN_FUSION=0).")
     var noFusion = false
 
+    @Flag(name: .customLong("check-numerics"), help: "Stop at the first kernel that writes NaN or Inf, naming it (slow).")
+    var checkNumerics = false
+
     @Option(help: "Checkpoint file (safetensors), written after every epoch.")
     var checkpoint: String?
 
@@ -119,7 +122,7 @@ struct TrainCommand: ParsableCommand {
         if resume && checkpoint == nil { throw KilnError.invalidArgument(op: "--resume", message: "needs --checkpoint FILE") }
 
         var vocabulary: Vocabulary?, tags: TagSet?
-        if resume, let checkpoint, taskOptions.task == .ner {
+        if resume, let checkpoint, taskOptions.task == .ner, FileManager.default.fileExists(atPath: checkpoint) {
             (vocabulary, tags) = try CheckpointInfo.nerVocabulary(path: checkpoint)
         }
         let task = try taskOptions.load(seed: seed, vocabulary: vocabulary, tags: tags)
@@ -131,6 +134,7 @@ struct TrainCommand: ParsableCommand {
         options.dropLast = dropLast
         options.device = device
         options.fusion = noFusion ? false : nil
+        if checkNumerics { options.checkNumerics = true }
         switch optimizer {
         case .sgd: options.optimizer = Optimizer(.sgd, weightDecay: weightDecay)
         case .momentum: options.optimizer = Optimizer(.momentum(momentum), weightDecay: weightDecay)
@@ -157,9 +161,11 @@ struct TrainCommand: ParsableCommand {
                 print("No checkpoint at \(checkpoint) yet: starting from the beginning")
             }
         }
-        var log = metrics.map { MetricsLog(path: $0) }
+        var log = try metrics.map { try MetricsLog(path: $0, keepingEpochsThrough: resume ? trainer.epoch : 0) }
         let bar = ProgressBar()
-        try trainer.train(progress: bar.update) { result in
+        let interrupt = InterruptFlag.install()
+        trainer.shouldStop = { interrupt.isSet }
+        let completed = try trainer.train(progress: bar.update) { result in
             bar.finish()
             var line = String(format: "epoch %d/%d  train loss %.4f  test loss %.4f  test accuracy %.4f  %.1f s",
                               result.epoch, epochs, result.trainLoss, result.testLoss, result.testAccuracy, result.seconds)
@@ -168,6 +174,20 @@ struct TrainCommand: ParsableCommand {
             if let ner = result.ner { printNER(ner) }
             if let checkpoint { try trainer.saveCheckpoint(to: checkpoint) }
             try log?.append(result)
+        }
+        if !completed {
+            bar.finish()
+            let at = "epoch \(trainer.epoch + 1), step \(trainer.epochStep)"
+            guard let checkpoint else {
+                print("Interrupted at \(at). No --checkpoint was given, so nothing was saved.")
+                throw ExitCode(130)
+            }
+            try trainer.saveCheckpoint(to: checkpoint)
+            var args = Array(CommandLine.arguments.dropFirst())
+            if !args.contains("--resume") { args.append("--resume") }
+            print("Interrupted at \(at). Checkpoint written to \(checkpoint).")
+            print("Resume with: kiln \(args.joined(separator: " "))")
+            throw ExitCode(130)
         }
         if let metrics { print("Metrics in \(metrics), curve in \(log!.svgPath)") }
         if let checkpoint { print("Checkpoint in \(checkpoint)") }
@@ -210,3 +230,33 @@ final class ProgressBar: @unchecked Sendable {
 }
 
 extension DeviceKind: ExpressibleByArgument {}
+
+/// Set by the first Ctrl-C (SIGINT): training finishes its step, writes the checkpoint and
+/// stops. A second Ctrl-C exits at once.
+final class InterruptFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var count = 0
+    private var source: DispatchSourceSignal?
+
+    var isSet: Bool { lock.lock(); defer { lock.unlock() }; return count > 0 }
+
+    static func install() -> InterruptFlag {
+        let flag = InterruptFlag()
+        signal(SIGINT, SIG_IGN)
+        let source = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
+        source.setEventHandler { [flag] in
+            flag.lock.lock()
+            flag.count += 1
+            let n = flag.count
+            flag.lock.unlock()
+            if n == 1 {
+                FileHandle.standardError.write(Data("\nStopping after this step (Ctrl-C again to quit at once)...\n".utf8))
+            } else {
+                exit(130)
+            }
+        }
+        source.resume()
+        flag.source = source
+        return flag
+    }
+}

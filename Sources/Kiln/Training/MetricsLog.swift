@@ -3,17 +3,36 @@ import Foundation
 /// Per-epoch metrics as JSON lines, with a loss/accuracy curve written as SVG beside them
 /// (`metrics.jsonl` → `metrics.svg`), both rewritten after every epoch.
 public struct MetricsLog {
-    public let path: String
-    public private(set) var epochs: [EpochResult] = []
+    /// The figures of one epoch that the curve draws, and its JSON line.
+    public struct Point: Sendable {
+        public let epoch: Int
+        public let trainLoss, testLoss, testAccuracy: Double
+        public let line: String
+    }
 
-    public init(path: String) { self.path = path }
+    public let path: String
+    public private(set) var points: [Point] = []
+
+    /// A log at `path`; when resuming, the lines already there for epochs up to `keepingEpochsThrough`
+    /// are kept (a run resumed after epoch 2 keeps epochs 1 and 2).
+    public init(path: String, keepingEpochsThrough kept: Int = 0) throws {
+        self.path = path
+        guard kept > 0, let text = try? String(contentsOfFile: path, encoding: .utf8) else { return }
+        for line in text.split(separator: "\n") {
+            guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                  let epoch = object["epoch"] as? Int, epoch <= kept else { continue }
+            points.append(Point(epoch: epoch, trainLoss: object["train_loss"] as? Double ?? .nan,
+                                testLoss: object["test_loss"] as? Double ?? .nan,
+                                testAccuracy: object["test_accuracy"] as? Double ?? .nan, line: String(line)))
+        }
+    }
 
     public var svgPath: String { (path as NSString).deletingPathExtension + ".svg" }
 
     /// Appends an epoch and rewrites both files.
     public mutating func append(_ r: EpochResult) throws {
-        epochs.append(r)
-        let lines = epochs.map(Self.json).joined(separator: "\n") + "\n"
+        points.append(Point(epoch: r.epoch, trainLoss: r.trainLoss, testLoss: r.testLoss, testAccuracy: r.testAccuracy, line: Self.json(r)))
+        let lines = points.map(\.line).joined(separator: "\n") + "\n"
         do {
             try Data(lines.utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
             try Data(svg().utf8).write(to: URL(fileURLWithPath: svgPath), options: .atomic)
@@ -40,6 +59,7 @@ public struct MetricsLog {
     /// Train and test loss (left axis) and test accuracy (right axis, 0 to 1) per epoch.
     public func svg() -> String {
         let w = 640.0, h = 360.0, pad = 50.0
+        let epochs = points
         let n = max(epochs.count, 1)
         let maxLoss = max(epochs.flatMap { [$0.trainLoss, $0.testLoss] }.filter(\.isFinite).max() ?? 1, 1e-9)
         func x(_ i: Int) -> Double { pad + (w - 2 * pad) * (n == 1 ? 0.5 : Double(i) / Double(n - 1)) }

@@ -12,6 +12,8 @@ public struct TrainingOptions: Sendable {
     public var dropLast = false
     public var device = DeviceKind.gpu
     public var fusion: Bool?
+    /// Stop at the first kernel that writes NaN or Inf (also `KILN_CHECK_NUMERICS=1`).
+    public var checkNumerics = Program.checkNumericsFromEnvironment
 
     public init() {}
 }
@@ -48,6 +50,12 @@ public final class Trainer {
     private var evaluators: [Int: (ClassifierGraph, Executable)] = [:]
     /// Epochs completed.
     public private(set) var epoch = 0
+    /// Within the current epoch: batches done, and the loss summed over their examples.
+    public private(set) var epochStep = 0
+    private var epochLossSum = 0.0, epochExamples = 0
+    /// Asked after every step; when it returns true, training stops after that step (so a
+    /// checkpoint can be written) and `train` returns false.
+    public var shouldStop: () -> Bool = { false }
 
     public init(task: TaskData, options: TrainingOptions) throws {
         guard options.batchSize > 0, options.epochs >= 0, options.learningRate > 0 else {
@@ -61,40 +69,40 @@ public final class Trainer {
         let batch = min(options.batchSize, task.train.count)
         step = try TrainingStep(model: task.spec.build(batch: batch), optimizer: options.optimizer, device: options.device,
                                 seed: options.seed, fusion: options.fusion)
+        step.executable.checkNumerics = options.checkNumerics
         for (name, value) in task.pretrained {
             guard let t = step.model.parameters.tensors.first(where: { $0.node.label == name }) else { continue }
             try step.executable.write(t, value)
         }
     }
 
-    var stepsPerEpoch: Int {
-        let n = task.train.count, b = min(options.batchSize, n)
-        return options.dropLast ? n / b : (n + b - 1) / b
-    }
-
     /// Trains the remaining epochs, calling `progress` during each and `finished` after each.
+    /// Returns false when `shouldStop` interrupted it (mid-epoch; `checkpoint()` resumes there).
+    @discardableResult
     public func train(progress: (TrainingProgress) -> Void = { _ in },
-                      finished: (EpochResult) throws -> Void = { _ in }) throws {
+                      finished: (EpochResult) throws -> Void = { _ in }) throws -> Bool {
         while epoch < options.epochs {
-            let result = try runEpoch(progress: progress)
+            guard let result = try runEpoch(progress: progress) else { return false }
             try finished(result)
         }
+        return true
     }
 
-    /// One epoch of training, then an evaluation on the test set.
-    public func runEpoch(progress: (TrainingProgress) -> Void = { _ in }) throws -> EpochResult {
+    /// Trains the rest of the current epoch, then evaluates on the test set; nil when
+    /// `shouldStop` interrupted it.
+    public func runEpoch(progress: (TrainingProgress) -> Void = { _ in }) throws -> EpochResult? {
         let start = Date()
-        let batches = try BatchIterator(count: task.train.count, batchSize: min(options.batchSize, task.train.count),
+        var batches = try BatchIterator(count: task.train.count, batchSize: min(options.batchSize, task.train.count),
                                         seed: options.seed, epoch: epoch, dropLast: options.dropLast)
         let total = batches.batchCount
-        var lossSum = 0.0, examples = 0
+        let skipped = epochStep
+        for _ in 0..<skipped { _ = batches.next() }   // resuming mid-epoch: same order, skip what is done
         let prefetch = Prefetcher(data: task.train)
-        var iterator = batches
-        var pending = iterator.next().map { prefetch.start($0) }
-        var i = 0
+        var pending = batches.next().map { prefetch.start($0) }
+        var examplesThisRun = 0
         while let current = pending {
             let (input, labels) = try current.wait()
-            pending = iterator.next().map { prefetch.start($0) }   // overlaps the device's work
+            pending = batches.next().map { prefetch.start($0) }   // overlaps the device's work
             let lr = options.schedule.rate(base: options.learningRate, step: step.steps)
             let loss: Double
             if input.shape[0] == step.model.input.shape[0] {
@@ -103,19 +111,29 @@ public final class Trainer {
                 loss = try runTail(input: input, labels: labels, learningRate: lr)
             }
             guard loss.isFinite else {
-                throw KilnError.invalidValue(op: "train", message: "the loss became \(loss) at epoch \(epoch + 1), step \(i + 1): training diverged (try a smaller --lr)")
+                throw KilnError.invalidValue(op: "train", message: "the loss became \(loss) at epoch \(epoch + 1), step \(epochStep + 1): training diverged (try a smaller --lr)")
             }
-            lossSum += loss * Double(input.shape[0])
-            examples += input.shape[0]
-            i += 1
+            epochLossSum += loss * Double(input.shape[0])
+            epochExamples += input.shape[0]
+            examplesThisRun += input.shape[0]
+            epochStep += 1
             let elapsed = Date().timeIntervalSince(start)
-            progress(TrainingProgress(epoch: epoch + 1, step: i, stepsInEpoch: total, loss: loss,
-                                      examplesPerSecond: Double(examples) / max(elapsed, 1e-9),
-                                      secondsLeft: elapsed / Double(i) * Double(total - i)))
+            let done = max(epochStep - skipped, 1)
+            progress(TrainingProgress(epoch: epoch + 1, step: epochStep, stepsInEpoch: total, loss: loss,
+                                      examplesPerSecond: Double(examplesThisRun) / max(elapsed, 1e-9),
+                                      secondsLeft: elapsed / Double(done) * Double(total - epochStep)))
+            if pending != nil && shouldStop() {
+                _ = try pending?.wait()
+                return nil
+            }
         }
+        let trainLoss = epochLossSum / Double(max(epochExamples, 1))
         epoch += 1
+        epochStep = 0
+        epochLossSum = 0
+        epochExamples = 0
         let eval = try evaluate()
-        return EpochResult(epoch: epoch, trainLoss: lossSum / Double(max(examples, 1)), testLoss: eval.loss,
+        return EpochResult(epoch: epoch, trainLoss: trainLoss, testLoss: eval.loss,
                            testAccuracy: eval.accuracy, seconds: Date().timeIntervalSince(start), ner: eval.ner)
     }
 
@@ -128,6 +146,7 @@ public final class Trainer {
                                         seed: options.seed, fusion: options.fusion)
         }
         let tail = tailStep!
+        tail.executable.checkNumerics = options.checkNumerics
         try tail.restore(try step.state(), steps: step.steps)
         let loss = try tail.run(input: input, labels: labels, learningRate: learningRate).loss
         try step.restore(try tail.state(), steps: tail.steps)
@@ -185,6 +204,7 @@ public final class Trainer {
     public func checkpoint() throws -> SafeTensorsFile {
         var metadata = ["format": "kiln-checkpoint-1", "model": task.spec.json, "task": task.name,
                         "epoch": "\(epoch)", "step": "\(step.steps)", "seed": "\(options.seed)",
+                        "epoch_step": "\(epochStep)", "epoch_loss_sum": "\(epochLossSum)", "epoch_examples": "\(epochExamples)",
                         "optimizer": "\(options.optimizer.rule)", "batch_size": "\(options.batchSize)"]
         if let v = task.vocabulary { metadata["vocabulary"] = v.tokens.joined(separator: "\n") }
         if let t = task.tags { metadata["tags"] = t.tags.joined(separator: "\n") }
@@ -214,6 +234,9 @@ public final class Trainer {
             throw KilnError.file(path: path, message: "\(error)")
         }
         epoch = e
+        epochStep = file.metadata["epoch_step"].flatMap(Int.init) ?? 0
+        epochLossSum = file.metadata["epoch_loss_sum"].flatMap(Double.init) ?? 0
+        epochExamples = file.metadata["epoch_examples"].flatMap(Int.init) ?? 0
     }
 }
 

@@ -1,0 +1,55 @@
+import Foundation
+
+/// Repeated wall-clock measurements: warm-up runs first, then the median, minimum and maximum.
+public struct Timing: Sendable {
+    public let seconds: [Double]
+
+    public init(seconds: [Double]) { self.seconds = seconds }
+
+    /// Runs `body` `warmup` times untimed, then `repeats` times timed.
+    public static func measure(warmup: Int, repeats: Int, _ body: () throws -> Void) rethrows -> Timing {
+        for _ in 0..<warmup { try body() }
+        var seconds: [Double] = []
+        for _ in 0..<Swift.max(repeats, 1) {
+            let start = DispatchTime.now().uptimeNanoseconds
+            try body()
+            seconds.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+        }
+        return Timing(seconds: seconds)
+    }
+
+    public var median: Double {
+        let s = seconds.sorted()
+        return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
+    }
+    public var min: Double { seconds.min() ?? 0 }
+    public var max: Double { seconds.max() ?? 0 }
+}
+
+/// The standard workloads, as the step benchmarks run them.
+public enum Benchmarks {
+    /// `C = A @ B` for `n x n` float32 matrices held on the device; the product is written
+    /// into a device tensor, so a run moves nothing between host and device.
+    public static func gemm(n: Int, device: DeviceKind, seed: UInt64 = 0) throws -> Executable {
+        let g = Graph()
+        let a = try g.parameter("A", [n, n]), b = try g.parameter("B", [n, n])
+        let c = try g.state("C", [n, n])
+        try g.assign(c, a.matmul(b))
+        let exe = try Devices.load(g, fetch: [], on: device)
+        var rng = SeededGenerator(seed: seed)
+        for t in [a, b] { try exe.write(t, HostTensor(rng.uniform(n * n, in: -1...1).map(Float.init), shape: [n, n])) }
+        return exe
+    }
+
+    /// A training step on synthetic batches (features in [-1, 1] or uniform ids), with a few
+    /// distinct batches cycled so that making data costs nothing in the loop.
+    public static func step(spec: ModelSpec, batch: Int, optimizer: Optimizer, device: DeviceKind) throws -> (TrainingStep, [(HostTensor, HostTensor)]) {
+        let model = try spec.build(batch: batch)
+        let step = try TrainingStep(model: model, optimizer: optimizer, device: device, seed: 0)
+        let batches = try (0..<4).map { i -> (HostTensor, HostTensor) in
+            let b = try model.randomBatch(seed: UInt64(i))
+            return (b[model.input]!, b[model.labels]!)
+        }
+        return (step, batches)
+    }
+}

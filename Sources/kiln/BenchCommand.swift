@@ -1,0 +1,87 @@
+import ArgumentParser
+import Foundation
+import Kiln
+
+/// `kiln bench`: the standard workloads, with warm-up and repetitions.
+struct BenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Measure GEMM and whole training steps.",
+        subcommands: [Gemm.self, Step.self]
+    )
+
+    struct Common: ParsableArguments {
+        @Option(help: "cpu or gpu.")
+        var device: DeviceKind = .gpu
+        @Option(help: "Timed repetitions (after warm-up).")
+        var repeats = 5
+        @Option(help: "Untimed warm-up repetitions.")
+        var warmup = 1
+        @Flag(help: "Print one JSON object.")
+        var json = false
+
+        func report(_ name: String, _ t: Timing, unit: String, scale: Double, rate: (Double) -> String, extra: [String: Any]) throws {
+            if json {
+                var object = extra
+                object["workload"] = name
+                object["device"] = device.rawValue
+                object["median_s"] = t.median
+                object["min_s"] = t.min
+                object["max_s"] = t.max
+                object["repeats"] = t.seconds.count
+                print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self))
+            } else {
+                print(String(format: "%@ on %@: median %.3f %@ (min %.3f, max %.3f) over %d runs, %@", name, try Devices.describe(device),
+                             t.median * scale, unit, t.min * scale, t.max * scale, t.seconds.count, rate(t.median)))
+            }
+        }
+    }
+
+    struct Gemm: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "C = A @ B for N x N float32 matrices on the device.")
+        @OptionGroup var common: Common
+        @Option(help: "Matrix size N.")
+        var size = 1024
+
+        func run() throws {
+            guard size >= 1 else { throw KilnError.invalidArgument(op: "--size", message: "must be at least 1, got \(size)") }
+            let exe = try Benchmarks.gemm(n: size, device: common.device)
+            let t = try Timing.measure(warmup: common.warmup, repeats: common.repeats) { _ = try exe.run(feeds: [:]) }
+            let flops = 2 * pow(Double(size), 3)
+            try common.report("sgemm \(size)^3", t, unit: "ms", scale: 1e3, rate: { String(format: "%.1f GFLOP/s", flops / $0 / 1e9) },
+                              extra: ["size": size, "gflops": flops / t.median / 1e9])
+        }
+    }
+
+    struct Step: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "W1: one epoch (468 steps) of the Fashion-MNIST MLP; W2: one step of the word-window classifier.",
+            discussion: "W1: 784-256-128-10 ReLU, batch 128, SGD momentum 0.9. W2: vocabulary 20000, dim 50, window 5, hidden 128 tanh, 5 classes, batch 512, SGD momentum 0.9, synthetic ids."
+        )
+        @OptionGroup var common: Common
+        @Option(help: "fashion-mnist (W1) or ner (W2).")
+        var task: TaskName = .fashionMNIST
+
+        func run() throws {
+            let momentum = Optimizer(.momentum(0.9))
+            switch task {
+            case .fashionMNIST:
+                let (step, batches) = try Benchmarks.step(spec: .mlp(sizes: [784, 256, 128, 10]), batch: 128, optimizer: momentum, device: common.device)
+                let t = try Timing.measure(warmup: common.warmup, repeats: common.repeats) {
+                    for i in 0..<468 { try step.run(input: batches[i % 4].0, labels: batches[i % 4].1, learningRate: 0.01) }
+                }
+                try common.report("W1 epoch (468 steps)", t, unit: "s", scale: 1, rate: { String(format: "%.0f examples/s", 468 * 128 / $0) },
+                                  extra: ["epoch_s": t.median, "kernels": step.program.kernels.count])
+            case .ner:
+                let spec = ModelSpec.wordWindow(vocabulary: 20000, dim: 50, window: 5, hidden: 128, classes: 5)
+                let (step, batches) = try Benchmarks.step(spec: spec, batch: 512, optimizer: momentum, device: common.device)
+                let t = try Timing.measure(warmup: common.warmup, repeats: common.repeats) {
+                    for i in 0..<20 { try step.run(input: batches[i % 4].0, labels: batches[i % 4].1, learningRate: 0.01) }
+                }
+                let perStep = Timing(seconds: t.seconds.map { $0 / 20 })
+                try common.report("W2 step", perStep, unit: "ms", scale: 1e3, rate: { String(format: "%.0f examples/s", 512 / $0) },
+                                  extra: ["step_ms": perStep.median * 1e3, "kernels": step.program.kernels.count])
+            }
+        }
+    }
+}
