@@ -7,8 +7,10 @@ public enum KernelSources {
     public static let prelude = text(PackageResources.prelude_cl)
     /// Elementwise functions and `fill`.
     public static let elementwise = text(PackageResources.elementwise_cl)
-    /// The local-memory tiled matmul template.
+    /// The local-memory tiled matmul template (GPUs).
     public static let matmul = text(PackageResources.matmul_cl)
+    /// The wide-vector register-blocked matmul template (CPU OpenCL devices).
+    public static let matmulVector = text(PackageResources.matmul_vector_cl)
     /// The work-group tree reduction template.
     public static let reduce = text(PackageResources.reduce_cl)
     public static let softmaxCrossEntropy = text(PackageResources.softmax_xent_cl)

@@ -26,3 +26,14 @@ __kernel void fill(__global real* x, int offset, int n, real value) {
     int i = get_global_id(0);
     if (i < n) x[offset + i] = value;
 }
+
+// Packs B (row-major [k, n], or its transpose when `transposed`, leading dimension ld) into
+// panels of w columns: dst[(panel * k + kk) * w + c] = B(kk, panel * w + c), zero past n.
+// A matmul then reads each panel's rows as contiguous blocks of w floats.
+__kernel void pack_panels(__global const real* src, int offS, int ld, int transposed, __global real* dst, int k, int n, int w) {
+    const int i = get_global_id(0);
+    const int panels = (n + w - 1) / w;
+    if (i >= panels * k * w) return;
+    const int panel = i / (k * w), rem = i % (k * w), kk = rem / w, j = panel * w + rem % w;
+    dst[i] = j < n ? (transposed ? src[offS + j * ld + kk] : src[offS + kk * ld + j]) : (real)0;
+}

@@ -14,6 +14,8 @@ public struct CLDeviceInfo: @unchecked Sendable, CustomStringConvertible {
     public let maxWorkGroupSize: Int
     public let localMemoryBytes: UInt64
     public let supportsDouble: Bool
+    /// Floats per native vector (8 with AVX2, 16 with AVX-512).
+    public let nativeFloatWidth: Int
     let id: cl_device_id
     let platformID: cl_platform_id
 
@@ -56,7 +58,9 @@ public enum CLDevices {
                     computeUnits: Int(try deviceValue(id, CL_DEVICE_MAX_COMPUTE_UNITS) as cl_uint),
                     maxWorkGroupSize: Int(try deviceValue(id, CL_DEVICE_MAX_WORK_GROUP_SIZE) as Int),
                     localMemoryBytes: try deviceValue(id, CL_DEVICE_LOCAL_MEM_SIZE),
-                    supportsDouble: fp64 != 0, id: id, platformID: platform))
+                    supportsDouble: fp64 != 0,
+                    nativeFloatWidth: Int(try deviceValue(id, CL_DEVICE_NATIVE_VECTOR_WIDTH_FLOAT) as cl_uint),
+                    id: id, platformID: platform))
             }
         }
         if devices.isEmpty { throw KilnError.device(installHint) }

@@ -90,13 +90,21 @@ final class CLProgram: @unchecked Sendable {
         var id: cl_device_id? = ctx.device.id
         let result = clBuildProgram(program, 1, &id, options, nil, nil)
         if result != CL_SUCCESS {
-            var size = 0
-            clGetProgramBuildInfo(program, ctx.device.id, cl_program_build_info(CL_PROGRAM_BUILD_LOG), 0, nil, &size)
-            var log = [CChar](repeating: 0, count: size + 1)
-            clGetProgramBuildInfo(program, ctx.device.id, cl_program_build_info(CL_PROGRAM_BUILD_LOG), size, &log, nil)
-            let text = String(decoding: log.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-            throw KilnError.device("clBuildProgram failed: \(clErrorName(result)) (\(result)); build log:\n\(text)")
+            throw KilnError.device("clBuildProgram failed: \(clErrorName(result)) (\(result)); build log:\n\(Self.buildLog(program, ctx))")
         }
+        if ProcessInfo.processInfo.environment["KILN_DEBUG"] == "1" {
+            let log = Self.buildLog(program, ctx)
+            if !log.isEmpty { FileHandle.standardError.write(Data("OpenCL build log:\n\(log)\n".utf8)) }
+        }
+    }
+
+    static func buildLog(_ program: cl_program, _ ctx: CLContext) -> String {
+        var size = 0
+        clGetProgramBuildInfo(program, ctx.device.id, cl_program_build_info(CL_PROGRAM_BUILD_LOG), 0, nil, &size)
+        var log = [CChar](repeating: 0, count: size + 1)
+        clGetProgramBuildInfo(program, ctx.device.id, cl_program_build_info(CL_PROGRAM_BUILD_LOG), size, &log, nil)
+        return String(decoding: log.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            .trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
     deinit { clReleaseProgram(program) }

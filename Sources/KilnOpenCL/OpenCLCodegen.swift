@@ -7,6 +7,8 @@ import KilnKernels
 struct LaunchSpec {
     enum Arg {
         case buffer(Int)
+        /// A scratch buffer of the executable's own (see `OpenCLCodegen.scratchBytes`).
+        case scratch(Int)
         case int(Int)
         case real(Double)
     }
@@ -22,13 +24,27 @@ struct LaunchSpec {
 /// code for fused elementwise kernels, reduction prologues, matmul epilogues and transposes,
 /// with shapes, strides and offsets baked in as constants.
 struct OpenCLCodegen {
+    /// Which matmul kernel family to use: work-groups cooperating through local memory (GPUs),
+    /// or one 4x64 block of wide-vector registers per work-item (CPU devices; float32 only).
+    enum MatmulFamily: String {
+        case tiled, vector
+    }
+
     let program: Program
+    let matmul: MatmulFamily
+    /// The vector family's register block: rows, and float16 vectors per row.
+    let block: (rows: Int, vectors: Int)
     var realSize: Int { program.realType.byteSize }
     private(set) var generated: [String] = []
     private(set) var launches: [LaunchSpec] = []
+    /// Bytes of each scratch buffer the launches use (transposed copies of matmul operands).
+    private(set) var scratchBytes: [Int] = []
 
-    init(program: Program) throws {
+    init(program: Program, matmul: MatmulFamily, nativeFloatWidth: Int = 8) throws {
         self.program = program
+        // Fill the vector registers with accumulators: 32 x 16 floats with AVX-512, 16 x 8 with AVX2.
+        self.block = nativeFloatWidth >= 16 ? (4, 4) : (6, 1)
+        self.matmul = program.realType == .float32 ? matmul : .tiled
         for (i, k) in program.kernels.enumerated() { try emit(k, index: i) }
     }
 
@@ -179,21 +195,38 @@ struct OpenCLCodegen {
             let a = ins[0], b = ins[1]
             let m = outs[0].shape[0], n = outs[0].shape[1], kk = ta ? a.shape[0] : a.shape[1]
             let lda = a.shape[1], ldb = b.shape[1]
-            let aAt = ta ? "b\(a.location.buffer)[\(offset(a)) + (gk) * \(lda) + (gr)]" : "b\(a.location.buffer)[\(offset(a)) + (gr) * \(lda) + (gk)]"
-            let bAt = tb ? "b\(b.location.buffer)[\(offset(b)) + (gc) * \(ldb) + (gk)]" : "b\(b.location.buffer)[\(offset(b)) + (gk) * \(ldb) + (gc)]"
+            let aAt = ta ? "b\(a.location.buffer)[\(offset(a)) + (k) * \(lda) + (r)]" : "b\(a.location.buffer)[\(offset(a)) + (r) * \(lda) + (k)]"
             let code = epilogue ?? FusedCode(shape: outs[0].shape, code: [.accumulator], results: [0], nodes: [nil])
             let (body, values) = statements(code, loads: ins, gid: "gid")
+            let epilogueText = body + " " + stores(outs, values, gid: "gid")
+            guard m > 0 && n > 0 else { break }
+            if matmul == .vector {
+                // B is packed into panels of the block's width in a scratch buffer first.
+                let width = 16 * block.vectors, padded = (n + width - 1) / width * width
+                let s = scratchBytes.count
+                scratchBytes.append(max(padded * kk * realSize, 4))
+                launch("pack_panels", real(b) + [.int(ldb), .int(tb ? 1 : 0), .scratch(s), .int(kk), .int(n), .int(width)],
+                       items: padded * kk, local: 64, kernel: index)
+                var text = "#define A_AT_\(name)(r, k) \(aAt)\n" + KernelSources.matmulVector
+                for (key, value) in [("$NAME", name), ("$PARAMS", params), ("$A_AT", "A_AT_\(name)"), ("$ROWS", "\(block.rows)"),
+                                     ("$VECS", "\(block.vectors)"), ("$EPILOGUE", epilogueText)] {
+                    text = text.replacingOccurrences(of: key, with: value)
+                }
+                generated.append(text)
+                launches.append(LaunchSpec(function: name, args: bufferArgs + [.scratch(s), .int(m), .int(n), .int(kk)],
+                                           global: [padded / width, (m + block.rows - 1) / block.rows], local: [1, 1], kernel: index))
+                break
+            }
+            let bAt = tb ? "b\(b.location.buffer)[\(offset(b)) + (gc) * \(ldb) + (gk)]" : "b\(b.location.buffer)[\(offset(b)) + (gk) * \(ldb) + (gc)]"
             var text = KernelSources.matmul
             for (key, value) in [
-                ("$NAME", name), ("$PARAMS", params), ("$A_AT(gr, gk)", aAt), ("$B_AT(gk, gc)", bAt),
-                ("$A_LOAD_ROW_MAJOR", ta ? "0" : "1"), ("$B_LOAD_ROW_MAJOR", tb ? "0" : "1"),
-                ("$EPILOGUE", body + " " + stores(outs, values, gid: "gid")),
+                ("$NAME", name), ("$PARAMS", params), ("$A_AT(gr, gk)", aAt.replacingOccurrences(of: "(k)", with: "(gk)").replacingOccurrences(of: "(r)", with: "(gr)")),
+                ("$B_AT(gk, gc)", bAt), ("$A_LOAD_ROW_MAJOR", ta ? "0" : "1"), ("$B_LOAD_ROW_MAJOR", tb ? "0" : "1"),
+                ("$EPILOGUE", epilogueText),
             ] { text = text.replacingOccurrences(of: key, with: value) }
             generated.append(text)
-            if m > 0 && n > 0 {
-                launches.append(LaunchSpec(function: name, args: bufferArgs + [.int(m), .int(n), .int(kk)],
-                                           global: [Self.roundUp(n, 64) / 4, Self.roundUp(m, 64) / 4], local: [16, 16], kernel: index))
-            }
+            launches.append(LaunchSpec(function: name, args: bufferArgs + [.int(m), .int(n), .int(kk)],
+                                       global: [Self.roundUp(n, 64) / 4, Self.roundUp(m, 64) / 4], local: [16, 16], kernel: index))
 
         case .gather:
             let count = ins[0].shape.count, rows = ins[1].shape[0], dim = ins[1].shape[1]

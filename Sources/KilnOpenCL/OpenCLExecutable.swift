@@ -13,6 +13,7 @@ public final class OpenCLExecutable: Executable {
     public let context: CLContext
     public private(set) var counters = ExecutionCounters()
     private let buffers: [CLBuffer]
+    private let scratch: [CLBuffer]
     private let clProgram: CLProgram
     private let launches: [(kernel: CLKernel, spec: LaunchSpec)]
     /// Host staging for each feed buffer and each fetch, allocated once.
@@ -27,8 +28,10 @@ public final class OpenCLExecutable: Executable {
     private var events: [cl_event?]
     private var profile: [Int: (launches: Int, nanoseconds: UInt64)] = [:]
 
-    /// Loads `program` on `context`'s device.
-    public init(program: Program, context: CLContext) throws {
+    /// Loads `program` on `context`'s device. The matmul kernel family follows the device
+    /// (local-memory tiles on GPUs, wide vectors on CPU devices); `KILN_MATMUL=tiled|vector`
+    /// or `matmul` overrides it.
+    public init(program: Program, context: CLContext, matmul: String? = nil) throws {
         self.program = program
         self.context = context
         let device = context.device
@@ -62,11 +65,29 @@ public final class OpenCLExecutable: Executable {
             }
         }
 
-        let codegen = try OpenCLCodegen(program: program)
+        let request = matmul ?? ProcessInfo.processInfo.environment["KILN_MATMUL"]
+        let family: OpenCLCodegen.MatmulFamily
+        if let request {
+            guard let f = OpenCLCodegen.MatmulFamily(rawValue: request) else {
+                throw KilnError.invalidArgument(op: "KILN_MATMUL", message: "'\(request)' is not tiled or vector")
+            }
+            family = f
+        } else {
+            family = device.isGPU ? .tiled : .vector
+        }
+        let codegen = try OpenCLCodegen(program: program, matmul: family, nativeFloatWidth: device.nativeFloatWidth)
+        var scratch: [CLBuffer] = []
+        for (i, bytes) in codegen.scratchBytes.enumerated() {
+            scratch.append(try CLBuffer(context, bytes: bytes, name: "scratch \(i)"))
+            counters.allocations += 1
+        }
+        self.scratch = scratch
         if ProcessInfo.processInfo.environment["KILN_DEBUG"] == "1" {
             for text in codegen.generated { FileHandle.standardError.write(Data((text + "\n").utf8)) }
         }
-        clProgram = try CLProgram(context, source: codegen.source, options: "-cl-std=CL1.2")
+        // -w: PoCL would print compiler warnings on stderr (KILN_DEBUG=1 shows the build log).
+        let debug = ProcessInfo.processInfo.environment["KILN_DEBUG"] == "1"
+        clProgram = try CLProgram(context, source: codegen.source, options: "-cl-std=CL1.2" + (debug ? "" : " -w"))
         counters.builds += 1
         var launches: [(CLKernel, LaunchSpec)] = []
         var kernelsByFunction: [String: Int] = [:]
@@ -76,6 +97,7 @@ public final class OpenCLExecutable: Executable {
             for (i, arg) in spec.args.enumerated() {
                 switch arg {
                 case .buffer(let b): try k.set(i, buffers[b])
+                case .scratch(let b): try k.set(i, scratch[b])
                 case .int(let v): try k.set(i, int: v)
                 case .real(let v): try k.set(i, real: v, size: realSize)
                 }

@@ -61,11 +61,13 @@ import Kiln
         return (g, outputs.map(\.1) + grads, values, names)
     }
 
-    @Test(arguments: [false, true])
-    func awkwardShapes(fusion: Bool) throws {
+    /// Unfused and fused with the device's matmul family; fused with each family forced, so the
+    /// GPU's local-memory kernels are checked on PoCL too.
+    @Test(arguments: [(false, nil), (true, "tiled"), (true, "vector")] as [(Bool, String?)])
+    func awkwardShapes(fusion: Bool, matmul: String?) throws {
         guard let ctx = OpenCLSupport.context else { return }
         let (g, fetch, values, names) = try Self.awkwardGraph(dtype: .float32)
-        let (device, reference) = try openCLAndReference(g, fetch: fetch, values: values, fusion: fusion, context: ctx)
+        let (device, reference) = try openCLAndReference(g, fetch: fetch, values: values, fusion: fusion, context: ctx, matmul: matmul)
         for (name, (d, r)) in zip(names, zip(device, reference)) {
             #expect(d.shape == r.shape, "\(name)")
             #expect(maxError(d.doubles, r.doubles) < 2e-4, "\(name) fusion \(fusion): \(maxError(d.doubles, r.doubles))")

@@ -21,10 +21,11 @@ enum OpenCLSupport {
 
 /// Runs `graph`'s `fetch` on OpenCL (fused or not, in `dtype`) and on the CPU reference in
 /// Double, and returns both.
+/// `matmul` picks the matmul kernel family (tiled or vector; nil: the device's own).
 func openCLAndReference(_ graph: Graph, fetch: [Tensor], values: [Tensor: HostTensor], fusion: Bool,
-                        context: CLContext) throws -> (device: [HostTensor], reference: [HostTensor]) {
+                        context: CLContext, matmul: String? = nil) throws -> (device: [HostTensor], reference: [HostTensor]) {
     let program = try Compiler.compile(graph, fetch: fetch, options: CompileOptions(fusion: fusion))
-    let exe = try OpenCLExecutable(program: program, context: context)
+    let exe = try OpenCLExecutable(program: program, context: context, matmul: matmul)
     var feeds: [Tensor: HostTensor] = [:]
     for decl in program.buffers {
         guard let id = decl.node, let v = values[graph.tensor(id)] else { continue }
