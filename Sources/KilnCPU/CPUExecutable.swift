@@ -1,3 +1,4 @@
+import Foundation
 import KilnCompiler
 import KilnGraph
 
@@ -12,6 +13,9 @@ public final class CPUExecutable<T: KilnFloat>: Executable {
     private var steps: [CPUStep<T>] = []
     /// Check every kernel's outputs for NaN and Inf (`KILN_CHECK_NUMERICS=1`).
     public var checkNumerics = Program.checkNumericsFromEnvironment
+    /// Per-kernel wall time (`KILN_PROFILE=1`), printed when the executable is released.
+    private let profiling = ProcessInfo.processInfo.environment["KILN_PROFILE"] == "1"
+    private var nanoseconds: [UInt64] = []
 
     /// Loads `program`, which must have been compiled for `T` (`CompileOptions.realType`).
     /// - Parameter blas: run matmuls through OpenBLAS; false keeps the plain reference loops.
@@ -32,9 +36,29 @@ public final class CPUExecutable<T: KilnFloat>: Executable {
         steps = program.kernels.map { CPUStep<T>(kernel: $0, buffers: buffers, blas: blas) }
         counters.allocations += steps.count
         counters.builds += steps.count
+        nanoseconds = [UInt64](repeating: 0, count: steps.count)
     }
 
-    deinit { for b in buffers { b.deallocate() } }
+    deinit {
+        if profiling && counters.runs > 0 { FileHandle.standardError.write(Data((profileReport() + "\n").utf8)) }
+        for b in buffers { b.deallocate() }
+    }
+
+    /// Per kernel: runs, total milliseconds, and GFLOP/s (matmuls) or GB/s (the rest).
+    public func profileReport() -> String {
+        var lines = ["kernel                              runs   total ms   rate (CPU, \(T.self))"]
+        for k in program.kernels.indices.sorted(by: { nanoseconds[$0] > nanoseconds[$1] }) {
+            let kernel = program.kernels[k], seconds = Double(nanoseconds[k]) / 1e9
+            let rate: String
+            if case .matmul = kernel.kind {
+                rate = String(format: "%.1f GFLOP/s", Double(kernel.flops * counters.runs) / max(seconds, 1e-12) / 1e9)
+            } else {
+                rate = String(format: "%.2f GB/s", Double(kernel.bytesMoved(realSize: MemoryLayout<T>.size) * counters.runs) / max(seconds, 1e-12) / 1e9)
+            }
+            lines.append(kernel.name.padding(toLength: 36, withPad: " ", startingAt: 0) + String(format: "%6d %10.3f   ", counters.runs, seconds * 1e3) + rate)
+        }
+        return lines.joined(separator: "\n")
+    }
 
     public func write(_ tensor: Tensor, _ value: HostTensor) throws {
         let b = try program.inputBuffer(tensor, kinds: [.parameter, .state])
@@ -60,7 +84,9 @@ public final class CPUExecutable<T: KilnFloat>: Executable {
             if let b = try program.feedBuffer(t) { store(value, into: b) }
         }
         for (k, step) in steps.enumerated() {
+            let start = profiling ? DispatchTime.now().uptimeNanoseconds : 0
             try step.run()
+            if profiling { nanoseconds[k] += DispatchTime.now().uptimeNanoseconds - start }
             if checkNumerics { try checkOutputs(of: k) }
         }
         counters.runs += 1

@@ -6,6 +6,10 @@ import KilnGraph
 struct CPUStep<T: KilnFloat> {
     let run: () throws -> Void
 
+    // Specialized for the two float types: the closures built here are the hot loops, and
+    // unspecialized generic arithmetic would be many times slower.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     init(kernel: Kernel, buffers: [UnsafeMutableRawPointer], blas: Bool) {
         func real(_ o: Operand) -> UnsafeMutablePointer<T> {
             (buffers[o.location.buffer] + o.location.byteOffset).assumingMemoryBound(to: T.self)

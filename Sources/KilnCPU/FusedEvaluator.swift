@@ -28,6 +28,8 @@ final class FusedEvaluator<T: KilnFloat> {
     }
 
     /// Runs the code and copies the results to `targets`; returns the first result's register.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     @discardableResult
     func run(accumulator: UnsafeMutablePointer<T>?, into targets: [UnsafeMutablePointer<T>]) -> UnsafeMutablePointer<T> {
         let n = count
