@@ -116,10 +116,10 @@ public final class CPUExecutable<T: KilnFloat>: Executable {
         let p = buffers[o.location.buffer] + o.location.byteOffset
         let n = o.shape.count
         if o.dtype == .int32 {
-            return try! HostTensor(Array(UnsafeBufferPointer(start: p.assumingMemoryBound(to: Int32.self), count: n)), shape: o.shape)
+            return HostTensor(unchecked: o.shape, .int32(Array(UnsafeBufferPointer(start: p.assumingMemoryBound(to: Int32.self), count: n))))
         }
         let v = UnsafeBufferPointer(start: p.assumingMemoryBound(to: T.self), count: n)
-        if T.self == Double.self { return try! HostTensor(v.map { Double($0) }, shape: o.shape) }
-        return try! HostTensor(v.map { Float($0) }, shape: o.shape)
+        if T.self == Double.self { return HostTensor(unchecked: o.shape, .float64(v.map { Double($0) })) }
+        return HostTensor(unchecked: o.shape, .float32(v.map { Float($0) }))
     }
 }

@@ -27,8 +27,15 @@ public final class Graph: @unchecked Sendable {
         nodes.filter { $0.op == .input(kind) }.map { tensor($0.id) }
     }
 
-    func append(_ op: Op, _ inputs: [Tensor], _ shape: Shape, _ dtype: DType, name: String? = nil) -> Tensor {
-        for t in inputs { precondition(t.graph === self, "tensor from another graph") }
+    func append(_ op: Op, _ inputs: [Tensor], _ shape: Shape, _ dtype: DType, name: String? = nil) throws -> Tensor {
+        if let foreign = inputs.first(where: { $0.graph !== self }) {
+            throw KilnError.invalidArgument(op: op.name, message: "input \(foreign) belongs to another graph")
+        }
+        return appendLeaf(op, inputs, shape, dtype, name: name)
+    }
+
+    /// Appends a node whose inputs are known to be this graph's.
+    private func appendLeaf(_ op: Op, _ inputs: [Tensor], _ shape: Shape, _ dtype: DType, name: String? = nil) -> Tensor {
         let id = nodes.count
         nodes.append(Node(id: id, op: op, inputs: inputs.map(\.id), shape: shape, dtype: dtype, name: name, role: role))
         return Tensor(graph: self, id: id)
@@ -39,7 +46,7 @@ public final class Graph: @unchecked Sendable {
     /// A tensor fed on every run (a batch of data or labels).
     public func placeholder(_ name: String, _ shape: Shape, _ dtype: DType = .float32) throws -> Tensor {
         try checkDims("placeholder '\(name)'", shape)
-        return append(.input(.feed), [], shape, dtype, name: name)
+        return try append(.input(.feed), [], shape, dtype, name: name)
     }
 
     /// A trainable tensor whose value lives with the backend between runs.
@@ -48,13 +55,13 @@ public final class Graph: @unchecked Sendable {
         guard dtype.isFloatingPoint else {
             throw KilnError.invalidArgument(op: "parameter '\(name)'", message: "parameters must be float32 or float64, got \(dtype)")
         }
-        return append(.input(.parameter), [], shape, dtype, name: name)
+        return try append(.input(.parameter), [], shape, dtype, name: name)
     }
 
     /// Non-trainable persistent state (an optimizer's moments), zero until written.
     public func state(_ name: String, _ shape: Shape, _ dtype: DType = .float32) throws -> Tensor {
         try checkDims("state '\(name)'", shape)
-        return append(.input(.state), [], shape, dtype, name: name)
+        return try append(.input(.state), [], shape, dtype, name: name)
     }
 
     /// Records that a run ends by writing `value` into the parameter or state `target`. All
@@ -75,7 +82,7 @@ public final class Graph: @unchecked Sendable {
 
     /// A scalar constant; broadcasting spreads it over any shape.
     public func constant(_ value: Double, _ dtype: DType = .float32) -> Tensor {
-        append(.constant(value), [], .scalar, dtype)
+        appendLeaf(.constant(value), [], .scalar, dtype)
     }
 
     private func checkDims(_ what: String, _ shape: Shape) throws {
@@ -88,7 +95,7 @@ public final class Graph: @unchecked Sendable {
 
     public func unary(_ op: UnaryOp, _ x: Tensor) throws -> Tensor {
         try requireFloat(op.rawValue, x)
-        return append(.unary(op), [x], x.shape, x.dtype)
+        return try append(.unary(op), [x], x.shape, x.dtype)
     }
 
     public func binary(_ op: BinaryOp, _ a: Tensor, _ b: Tensor) throws -> Tensor {
@@ -99,7 +106,7 @@ public final class Graph: @unchecked Sendable {
         guard let shape = Shape.broadcast(a.shape, b.shape) else {
             throw KilnError.shapeMismatch(op: op.rawValue, message: "shapes \(a.shape) and \(b.shape) do not broadcast")
         }
-        return append(.binary(op), [a, b], shape, a.dtype)
+        return try append(.binary(op), [a, b], shape, a.dtype)
     }
 
     // MARK: Reductions
@@ -127,7 +134,7 @@ public final class Graph: @unchecked Sendable {
         let out = (0..<rank).compactMap { i -> Int? in
             norm.contains(i) ? (keepDims ? 1 : nil) : x.shape[i]
         }
-        return append(.reduce(op, axes: norm, keepDims: keepDims), [x], Shape(out), x.dtype)
+        return try append(.reduce(op, axes: norm, keepDims: keepDims), [x], Shape(out), x.dtype)
     }
 
     // MARK: Linear algebra and layout
@@ -144,7 +151,7 @@ public final class Graph: @unchecked Sendable {
             let ta = transposeA ? "ᵀ" : "", tb = transposeB ? "ᵀ" : ""
             throw KilnError.shapeMismatch(op: "matmul", message: "inner dimensions differ: A\(ta) \(a.shape) and B\(tb) \(b.shape) (\(k1) vs \(k2))")
         }
-        return append(.matmul(transposeA: transposeA, transposeB: transposeB), [a, b], [m, n], a.dtype)
+        return try append(.matmul(transposeA: transposeA, transposeB: transposeB), [a, b], [m, n], a.dtype)
     }
 
     /// Permutes axes: output axis `i` is input axis `perm[i]`. Without `perm`, reverses them.
@@ -154,7 +161,7 @@ public final class Graph: @unchecked Sendable {
         guard p.count == rank, p.sorted() == Array(0..<rank) else {
             throw KilnError.invalidArgument(op: "transpose", message: "\(p) is not a permutation of the axes of shape \(x.shape)")
         }
-        return append(.transpose(perm: p), [x], Shape(p.map { x.shape[$0] }), x.dtype)
+        return try append(.transpose(perm: p), [x], Shape(p.map { x.shape[$0] }), x.dtype)
     }
 
     /// The same elements in row-major order under a new shape; one dimension may be -1.
@@ -168,7 +175,7 @@ public final class Graph: @unchecked Sendable {
         guard dims.allSatisfy({ $0 >= 0 }), Shape(dims).count == x.shape.count else {
             throw KilnError.shapeMismatch(op: "reshape", message: "cannot reshape \(x.shape) (\(x.shape.count) elements) to \(shape)")
         }
-        return append(.reshape, [x], Shape(dims), x.dtype)
+        return try append(.reshape, [x], Shape(dims), x.dtype)
     }
 
     /// Repeats `x` along broadcast axes to `shape` (NumPy rules).
@@ -176,7 +183,7 @@ public final class Graph: @unchecked Sendable {
         guard x.shape.broadcasts(to: shape) else {
             throw KilnError.shapeMismatch(op: "broadcastTo", message: "shape \(x.shape) does not broadcast to \(shape)")
         }
-        return append(.broadcastTo, [x], shape, x.dtype)
+        return try append(.broadcastTo, [x], shape, x.dtype)
     }
 
     // MARK: Embeddings
@@ -189,7 +196,7 @@ public final class Graph: @unchecked Sendable {
         guard table.shape.rank == 2, table.dtype.isFloatingPoint else {
             throw KilnError.shapeMismatch(op: "gather", message: "table must be a 2-D float tensor [V, D], got \(table.dtype) \(table.shape)")
         }
-        return append(.gather, [ids, table], Shape(ids.shape.dims + [table.shape[1]]), table.dtype)
+        return try append(.gather, [ids, table], Shape(ids.shape.dims + [table.shape[1]]), table.dtype)
     }
 
     /// Sums rows of `values` (`S + [D]`) into a `[rows, D]` tensor at the int32 `ids` (`S`).
@@ -199,7 +206,7 @@ public final class Graph: @unchecked Sendable {
             throw KilnError.shapeMismatch(op: "scatterAdd", message: "values \(values.dtype) \(values.shape) must be float with shape ids \(ids.shape) + [D], ids int32 (got \(ids.dtype))")
         }
         guard rows >= 0 else { throw KilnError.invalidArgument(op: "scatterAdd", message: "rows \(rows) is negative") }
-        return append(.scatterAdd(rows: rows), [ids, values], [rows, values.shape.dims.last!], values.dtype)
+        return try append(.scatterAdd(rows: rows), [ids, values], [rows, values.shape.dims.last!], values.dtype)
     }
 
     // MARK: Losses and metrics
@@ -208,12 +215,12 @@ public final class Graph: @unchecked Sendable {
     /// `labels` `[B]`; computed through log-sum-exp, so large logits stay finite.
     public func softmaxCrossEntropy(logits: Tensor, labels: Tensor) throws -> Tensor {
         try checkLogitsAndLabels("softmaxCrossEntropy", logits, labels)
-        return append(.softmaxCrossEntropy, [logits, labels], .scalar, logits.dtype)
+        return try append(.softmaxCrossEntropy, [logits, labels], .scalar, logits.dtype)
     }
 
     func softmaxCrossEntropyGrad(logits: Tensor, labels: Tensor, upstream: Tensor) throws -> Tensor {
         try checkLogitsAndLabels("softmaxCrossEntropyGrad", logits, labels)
-        return append(.softmaxCrossEntropyGrad, [logits, labels, upstream], logits.shape, logits.dtype)
+        return try append(.softmaxCrossEntropyGrad, [logits, labels, upstream], logits.shape, logits.dtype)
     }
 
     /// The int32 index of the largest value along `axis` (the first on ties).
@@ -228,13 +235,13 @@ public final class Graph: @unchecked Sendable {
         }
         var dims = x.shape.dims
         dims.remove(at: a)
-        return append(.argmax(axis: a), [x], Shape(dims), .int32)
+        return try append(.argmax(axis: a), [x], Shape(dims), .int32)
     }
 
     /// The fraction of rows of `logits` `[B, C]` whose argmax equals the int32 label.
     public func accuracy(logits: Tensor, labels: Tensor) throws -> Tensor {
         try checkLogitsAndLabels("accuracy", logits, labels)
-        return append(.accuracy, [logits, labels], .scalar, logits.dtype)
+        return try append(.accuracy, [logits, labels], .scalar, logits.dtype)
     }
 
     private func checkLogitsAndLabels(_ op: String, _ logits: Tensor, _ labels: Tensor) throws {

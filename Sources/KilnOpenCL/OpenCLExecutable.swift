@@ -25,6 +25,9 @@ public final class OpenCLExecutable: Executable {
     /// Check every kernel's outputs for NaN and Inf (`KILN_CHECK_NUMERICS=1`): a debugging mode
     /// that synchronizes after every kernel.
     public var checkNumerics = Program.checkNumericsFromEnvironment
+    /// For tests: the next run's final synchronization reports this OpenCL status (say
+    /// CL_DEVICE_NOT_AVAILABLE, a lost device) instead of the device's, once.
+    public var injectedFault: Int32?
     private var events: [cl_event?]
     private var profile: [Int: (launches: Int, nanoseconds: UInt64)] = [:]
 
@@ -199,6 +202,11 @@ public final class OpenCLExecutable: Executable {
             counters.downloads += 1
             counters.downloadBytes += bytes
         }
+        if let fault = injectedFault {
+            injectedFault = nil
+            try context.finish()
+            try check(fault, "clFinish")
+        }
         try context.finish()
         counters.runs += 1
         if profiling { try collectProfile() }
@@ -237,12 +245,12 @@ public final class OpenCLExecutable: Executable {
     private func unstage(_ p: UnsafeMutableRawPointer, shape: Shape, dtype: DType) -> HostTensor {
         let n = shape.count
         if dtype == .int32 {
-            return try! HostTensor(Array(UnsafeBufferPointer(start: p.assumingMemoryBound(to: Int32.self), count: n)), shape: shape)
+            return HostTensor(unchecked: shape, .int32(Array(UnsafeBufferPointer(start: p.assumingMemoryBound(to: Int32.self), count: n))))
         }
         if program.realType == .float64 {
-            return try! HostTensor(Array(UnsafeBufferPointer(start: p.assumingMemoryBound(to: Double.self), count: n)), shape: shape)
+            return HostTensor(unchecked: shape, .float64(Array(UnsafeBufferPointer(start: p.assumingMemoryBound(to: Double.self), count: n))))
         }
-        return try! HostTensor(Array(UnsafeBufferPointer(start: p.assumingMemoryBound(to: Float.self), count: n)), shape: shape)
+        return HostTensor(unchecked: shape, .float32(Array(UnsafeBufferPointer(start: p.assumingMemoryBound(to: Float.self), count: n))))
     }
 
     private func collectProfile() throws {
