@@ -45,10 +45,13 @@ spinning on a core that PoCL (Kiln's `gpu` device here) needs.
 
 Budget: with --quick, 3 rounds and fewer repetitions (about 2 minutes on an
 otherwise idle 2-core machine); without, 7 rounds and more repetitions (about
-5 minutes). Every W1 run, Kiln's included, has one untimed warm-up epoch.
+6 minutes). Every W1 run, Kiln's included, has one untimed warm-up epoch.
 Anything else running on the machine (a `swift build` or `swift test`, say)
 distorts every number: the script warns when the CPUs are busy just before it
-starts (sampled from /proc/stat), and prints the load average at the end.
+starts, and at the end reports how many CPUs other processes kept busy during
+the run (from /proc/stat minus its own and its children's CPU time). Kiln is
+run from a copy of the binary taken at the start (the OpenCL kernels are
+embedded in it), so a rebuild during the run cannot mix two builds.
 
 Run from the repository root (or anywhere; paths are resolved from this file):
 
@@ -68,10 +71,13 @@ os.environ["OPENBLAS_THREAD_TIMEOUT"] = "4"
 
 import argparse  # noqa: E402
 import json  # noqa: E402
+import hashlib  # noqa: E402
 import platform  # noqa: E402
+import shutil  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
+import tempfile  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -403,20 +409,40 @@ def build_plan(kiln, cfg):
     return plan
 
 
+def cpu_stat():
+    """(busy jiffies, total jiffies) of the whole machine from /proc/stat, or None."""
+    try:
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return None
+    idle = v[3] + (v[4] if len(v) > 4 else 0)
+    return sum(v) - idle, sum(v)
+
+
+def own_cpu_seconds():
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+def snapshot_kiln(kiln):
+    """Copies the binary to a temporary folder so that a rebuild during the run cannot mix two
+    builds (the OpenCL kernels are embedded in it). Returns (copy, sha256 prefix, mtime)."""
+    d = tempfile.mkdtemp(prefix="kiln-bench-")
+    copy = Path(d) / "kiln"
+    shutil.copy2(kiln, copy)
+    digest = hashlib.sha256(copy.read_bytes()).hexdigest()[:12]
+    return copy, digest, time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(copy.stat().st_mtime))
+
+
 def busy_cpus(interval=1.0):
     """How many CPUs other processes kept busy over `interval` seconds (from /proc/stat), or None."""
-    def sample():
-        with open("/proc/stat") as f:
-            v = [int(x) for x in f.readline().split()[1:]]
-        idle = v[3] + (v[4] if len(v) > 4 else 0)
-        return sum(v[:8]), idle
-    try:
-        t0, i0 = sample()
-        time.sleep(interval)
-        t1, i1 = sample()
-    except (OSError, ValueError, IndexError):
+    a = cpu_stat()
+    time.sleep(interval)
+    b = cpu_stat()
+    if not a or not b or b[1] == a[1]:
         return None
-    return (os.cpu_count() or 1) * (1 - (i1 - i0) / max(t1 - t0, 1))
+    return (os.cpu_count() or 1) * (b[0] - a[0]) / (b[1] - a[1])
 
 
 def round_order(r):
@@ -447,10 +473,13 @@ def main():
     if not kiln.is_file() or not os.access(kiln, os.X_OK):
         raise SystemExit(f"{kiln}: no Kiln binary (build it first: swift build -c release --product kiln)")
     cfg = settings(args.quick)
+    original = kiln
+    kiln, kiln_sha, kiln_mtime = snapshot_kiln(original)
 
     print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; python {platform.python_version()}, "
           f"numpy {np.__version__}, torch {torch.__version__} ({torch.get_num_threads()} threads); "
-          f"OPENBLAS_THREAD_TIMEOUT={os.environ['OPENBLAS_THREAD_TIMEOUT']}; kiln {kiln}")
+          f"OPENBLAS_THREAD_TIMEOUT={os.environ['OPENBLAS_THREAD_TIMEOUT']}")
+    print(f"# kiln: {original} (sha256 {kiln_sha}..., built {kiln_mtime}), run from a copy in {kiln.parent}")
     print(f"# {rounds} rounds{' (--quick)' if args.quick else ''}; per run: " +
           ", ".join(f"{k} warmup {v['warmup']} x {v['repeats']}" for k, v in cfg.items()))
     busy = busy_cpus()
@@ -460,6 +489,7 @@ def main():
     sys.stdout.flush()
 
     t_start = time.perf_counter()
+    stat0, own0 = cpu_stat(), own_cpu_seconds()
     plan = build_plan(kiln, cfg)
     samples = {key: {impl: [] for impl in IMPLS} for key, *_ in plan}  # (median, min, max) per round
     errors = {}
@@ -477,6 +507,9 @@ def main():
                     print(f"! {key} {impl}: {exc}", file=sys.stderr)
         print(f"# round {r + 1}/{rounds}: {time.perf_counter() - t_round:.1f} s", file=sys.stderr)
         sys.stderr.flush()
+
+    total = time.perf_counter() - t_start
+    stat1, own1 = cpu_stat(), own_cpu_seconds()
 
     # Table
     results = {}
@@ -497,7 +530,8 @@ def main():
             lo = min(x[1] for x in s) * scale
             hi = max(x[2] for x in s) * scale
             row["median"][impl], row["min"][impl], row["max"][impl], row["rounds"][impl] = med, lo, hi, len(s)
-            cells.append(f"{fmt(med)} [{fmt(lo)}-{fmt(hi)}]")
+            partial = "*" if (key, impl) in errors else ""  # failed in a later round
+            cells.append(f"{fmt(med)} [{fmt(lo)}-{fmt(hi)}]{partial}")
         tm = row["median"].get("torch")
         ratios = {}
         for impl in ("kiln-cpu", "kiln-gpu"):
@@ -518,12 +552,27 @@ def main():
     if not any(results["sgemm_mlp_fc1"]["median"].get(i) for i in ("kiln-cpu", "kiln-gpu")):
         print("sgemm 128x784 @ 784x256: Kiln has no command for this shape (n/a).")
     for (key, impl), msg in errors.items():
-        print(f"ERROR {key} {impl}: {msg}")
-    total = time.perf_counter() - t_start
+        done = len(samples[key][impl])
+        print(f"ERROR {key} {impl} (not run again after the failure; {done} round(s) before it, marked *): {msg}")
+    other_cpus = None
+    if stat0 and stat1:
+        hz = os.sysconf("SC_CLK_TCK")
+        other_cpus = max(0.0, ((stat1[0] - stat0[0]) / hz - (own1 - own0)) / total)
+        msg = f"Other processes kept {other_cpus:.2f} CPUs busy on average during the run"
+        print(msg + (" -- WARNING: the numbers are distorted; rerun on an idle machine." if other_cpus > 0.1 else "."))
+    try:
+        changed = hashlib.sha256(original.read_bytes()).hexdigest()[:12] != kiln_sha
+    except OSError:
+        changed = True
+    if changed:
+        print(f"Note: {original} changed during the run; every Kiln number above is from the snapshot "
+              f"(sha256 {kiln_sha}...).")
+    shutil.rmtree(kiln.parent, ignore_errors=True)
     print(f"Total {total:.0f} s; 1-minute load average at the end {os.getloadavg()[0]:.2f} "
           f"(this benchmark alone keeps it near 2).")
     summary = {
-        "quick": args.quick, "rounds": rounds, "total_s": round(total, 1),
+        "quick": args.quick, "rounds": rounds, "total_s": round(total, 1), "kiln_sha256": kiln_sha,
+        "other_busy_cpus": (round(other_cpus, 3) if other_cpus is not None else None),
         "medians": {k: {"unit": v["unit"], **{i: round(m, 6) for i, m in v["median"].items()}} for k, v in results.items()},
         "ratios": {k: {i: (round(x, 4) if x is not None else None) for i, x in v["ratios"].items()}
                    for k, v in results.items()},

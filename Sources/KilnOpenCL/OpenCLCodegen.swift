@@ -207,9 +207,20 @@ struct OpenCLCodegen {
                 scratchBytes.append(max(padded * kk * realSize, 4))
                 launch("pack_panels", real(b) + [.int(ldb), .int(tb ? 1 : 0), .scratch(s), .int(kk), .int(n), .int(width)],
                        items: padded * kk, local: 64, kernel: index)
+                let rows = block.rows, vecs = block.vectors
+                let acc = { (r: Int, v: Int) in "c\(r)_\(v)" }
+                let rowIndex = (0..<rows).map { "const int ra\($0) = min(i0 + \($0), M - 1);" }.joined(separator: " ")
+                let declare = "float16 " + (0..<rows).flatMap { r in (0..<vecs).map { "\(acc(r, $0)) = 0" } }.joined(separator: ", ") + ";"
+                var step = (0..<vecs).map { "const float16 b\($0) = vload16(\($0), b);" }.joined(separator: " ")
+                for r in 0..<rows {
+                    step += " { const float16 a = (float16)(A_AT_\(name)(ra\(r), k));"
+                    step += (0..<vecs).map { " \(acc(r, $0)) = fma(a, b\($0), \(acc(r, $0)));" }.joined() + " }"
+                }
+                let spill = (0..<rows).flatMap { r in (0..<vecs).map { "vstore16(\(acc(r, $0)), \($0), tile[\(r)]);" } }.joined(separator: " ")
                 var text = "#define A_AT_\(name)(r, k) \(aAt)\n" + KernelSources.matmulVector
-                for (key, value) in [("$NAME", name), ("$PARAMS", params), ("$A_AT", "A_AT_\(name)"), ("$ROWS", "\(block.rows)"),
-                                     ("$VECS", "\(block.vectors)"), ("$EPILOGUE", epilogueText)] {
+                for (key, value) in [("$NAME", name), ("$PARAMS", params), ("$ROWS", "\(rows)"), ("$WIDTH", "\(width)"),
+                                     ("$ROWINDEX", rowIndex), ("$DECLARE", declare), ("$STEP", step), ("$SPILL", spill),
+                                     ("$EPILOGUE", epilogueText)] {
                     text = text.replacingOccurrences(of: key, with: value)
                 }
                 generated.append(text)

@@ -276,11 +276,13 @@ public final class OpenCLExecutable: Executable {
             let kernel = program.kernels[k]
             let seconds = Double(entry.nanoseconds) / 1e9
             total += entry.nanoseconds
+            // A kernel may take several launches per run (a packing pass, a fill).
+            let runs = entry.launches / max(launches.filter { $0.spec.kernel == k }.count, 1)
             let rate: String
             if case .matmul = kernel.kind {
-                rate = String(format: "%.1f GFLOP/s", Double(kernel.flops * entry.launches) / max(seconds, 1e-12) / 1e9)
+                rate = String(format: "%.1f GFLOP/s", Double(kernel.flops * runs) / max(seconds, 1e-12) / 1e9)
             } else {
-                rate = String(format: "%.2f GB/s", Double(kernel.bytesMoved(realSize: program.realType.byteSize) * entry.launches) / max(seconds, 1e-12) / 1e9)
+                rate = String(format: "%.2f GB/s", Double(kernel.bytesMoved(realSize: program.realType.byteSize) * runs) / max(seconds, 1e-12) / 1e9)
             }
             lines.append(kernel.name.padding(toLength: 36, withPad: " ", startingAt: 0)
                 + String(format: "%8d %10.3f   ", entry.launches, seconds * 1e3) + rate)
