@@ -81,27 +81,10 @@ import tempfile  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-TORCH_PIN = "torch==2.13.0+cpu"
-TORCH_DEPS = ["filelock", "typing-extensions", "sympy", "networkx", "jinja2", "fsspec"]
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from torch_setup import ensure_torch  # noqa: E402
 
-
-def _ensure_torch():
-    try:
-        import torch  # noqa: F401
-        return
-    except Exception as exc:  # ImportError, or OSError from a broken CUDA build
-        if os.environ.get("KILN_BENCH_REEXEC") == "1":
-            raise SystemExit(f"torch still fails to import after installing {TORCH_PIN}: {exc!r}")
-        print(f"import torch failed ({exc!r}); installing {TORCH_PIN} ...", file=sys.stderr)
-    pip = [sys.executable, "-m", "pip", "install"]
-    subprocess.check_call(pip + ["--no-deps", TORCH_PIN])
-    subprocess.check_call(pip + TORCH_DEPS)
-    # Re-exec so that a half-imported broken torch is not left in sys.modules.
-    env = dict(os.environ, KILN_BENCH_REEXEC="1")
-    os.execve(sys.executable, [sys.executable, os.path.abspath(__file__)] + sys.argv[1:], env)
-
-
-_ensure_torch()
+ensure_torch(__file__)
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402

@@ -73,16 +73,7 @@ public final class CPUExecutable<T: KilnFloat>: Executable {
     }
 
     public func run(feeds: [Tensor: HostTensor]) throws -> [HostTensor] {
-        for id in program.feedNodes {
-            let t = program.graph.tensor(id)
-            guard let value = feeds[t] else {
-                throw KilnError.invalidValue(op: "run", message: "no value given for feed '\(t.node.label)' \(t.dtype) \(t.shape)")
-            }
-            try program.check(value, for: t)
-        }
-        for (t, value) in feeds {
-            if let b = try program.feedBuffer(t) { store(value, into: b) }
-        }
+        for (b, value) in try program.feedsByBuffer(feeds) { store(value, into: b) }
         for (k, step) in steps.enumerated() {
             let start = profiling ? DispatchTime.now().uptimeNanoseconds : 0
             try step.run()

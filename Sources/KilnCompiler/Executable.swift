@@ -69,6 +69,23 @@ extension Program {
         return buffer(for: t.id)
     }
 
+    /// Checks a run's feeds (a value of the right shape and kind for every feed the program
+    /// reads; nothing that is not a feed of the graph) and returns them by buffer.
+    public func feedsByBuffer(_ feeds: [Tensor: HostTensor]) throws -> [Int: HostTensor] {
+        for id in feedNodes {
+            let t = graph.tensor(id)
+            guard let value = feeds[t] else {
+                throw KilnError.invalidValue(op: "run", message: "no value given for feed '\(t.node.label)' \(t.dtype) \(t.shape)")
+            }
+            try check(value, for: t)
+        }
+        var byBuffer: [Int: HostTensor] = [:]
+        for (t, value) in feeds {
+            if let b = try feedBuffer(t) { byBuffer[b] = value }
+        }
+        return byBuffer
+    }
+
     /// Every feed the program reads, which `run` must be given.
     public var feedNodes: [Int] { buffers.filter { $0.kind == .feed }.compactMap(\.node) }
 }

@@ -159,17 +159,7 @@ public final class OpenCLExecutable: Executable {
     }
 
     public func run(feeds: [Tensor: HostTensor]) throws -> [HostTensor] {
-        for id in program.feedNodes {
-            let t = program.graph.tensor(id)
-            guard let value = feeds[t] else {
-                throw KilnError.invalidValue(op: "run", message: "no value given for feed '\(t.node.label)' \(t.dtype) \(t.shape)")
-            }
-            try program.check(value, for: t)
-        }
-        var byBuffer: [Int: HostTensor] = [:]
-        for (t, value) in feeds {
-            if let b = try program.feedBuffer(t) { byBuffer[b] = value }
-        }
+        let byBuffer = try program.feedsByBuffer(feeds)
         for check in rangeChecks {
             guard case .int32(let v)? = byBuffer[check.buffer]?.storage else { continue }
             if let p = v.firstIndex(where: { $0 < 0 || Int($0) >= check.limit }) {
