@@ -1,7 +1,13 @@
+import Foundation
 /// The OpenCL C sources under Kernels/, embedded into the binary at build time so that Kiln
 /// needs no files beside it.
 public enum KernelSources {
-    static func text(_ bytes: [UInt8]) -> String { String(decoding: bytes, as: UTF8.self) }
+    /// The source without its `//` comment lines: templates describe their placeholders in
+    /// comments, which instantiation must not touch.
+    static func text(_ bytes: [UInt8]) -> String {
+        String(decoding: bytes, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
+            .filter { !$0.trimmingCharacters(in: .whitespaces).hasPrefix("//") }.joined(separator: "\n")
+    }
 
     /// The `real` type and extensions.
     public static let prelude = text(PackageResources.prelude_cl)

@@ -5,9 +5,9 @@
 // epilogue reads and writes), $ROWS and $WIDTH (the register block: $ROWS rows of C by $WIDTH
 // columns, chosen so the accumulators fill the vector registers: 4 x 64 with AVX-512's 32
 // registers, 6 x 16 with AVX2's 16), $DECLARE (the block's float16 accumulators, one variable
-// each, so they stay in registers), $ROWINDEX (the clamped row indices i0..), $STEP (one k
-// step: load the panel row of B as float16, broadcast A's values into fma), $SPILL(r) (store
-// row r's accumulators into `tile`) and $EPILOGUE (statements that read `acc`, `row`, `col`,
+// each, so they stay in registers; float8 or float16 by the device's native width), $ROWINDEX (the clamped row indices i0..), $STEP (one k
+// step: load the panel row of B as vectors, broadcast A's values into fma), $SPILL (store the
+// accumulators into `tile`) and $EPILOGUE (statements that read `acc`, `row`, `col`,
 // `gid` and store the outputs). B arrives packed by `pack_panels` into panels of $WIDTH
 // columns, zero-padded past N; $A_AT(r, k) reads A with its offset, leading dimension and
 // transpose baked in.
@@ -18,8 +18,8 @@ __kernel void $NAME($PARAMS __global const float* packedB, int M, int N, int K) 
     if (i0 >= M || j0 >= N) return;
     $ROWINDEX
     $DECLARE
-    __global const float* b = packedB + (size_t)panel * K * $WIDTH;
-    for (int k = 0; k < K; k++, b += $WIDTH) {
+    __global const float* panelRow = packedB + (size_t)panel * K * $WIDTH;
+    for (int k = 0; k < K; k++, panelRow += $WIDTH) {
         $STEP
     }
     const int rows = min($ROWS, M - i0), cols = min($WIDTH, N - j0);

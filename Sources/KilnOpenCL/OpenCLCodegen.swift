@@ -1,3 +1,4 @@
+import Foundation
 import KilnCompiler
 import KilnGraph
 import KilnKernels
@@ -32,8 +33,11 @@ struct OpenCLCodegen {
 
     let program: Program
     let matmul: MatmulFamily
-    /// The vector family's register block: rows, and float16 vectors per row.
+    /// The vector family's register block: rows, and 16-float column groups per row.
     let block: (rows: Int, vectors: Int)
+    /// Floats per vector variable in the vector family: the device's native width (8 with
+    /// AVX2, 16 with AVX-512), so that no vector straddles registers.
+    let vectorWidth: Int
     var realSize: Int { program.realType.byteSize }
     private(set) var generated: [String] = []
     private(set) var launches: [LaunchSpec] = []
@@ -43,7 +47,15 @@ struct OpenCLCodegen {
     init(program: Program, matmul: MatmulFamily, nativeFloatWidth: Int = 8) throws {
         self.program = program
         // Fill the vector registers with accumulators: 32 x 16 floats with AVX-512, 16 x 8 with AVX2.
-        self.block = nativeFloatWidth >= 16 ? (4, 4) : (6, 1)
+        // KILN_VECTOR_BLOCK=<rows>x<float16s> overrides, for tuning.
+        let parts = (ProcessInfo.processInfo.environment["KILN_VECTOR_BLOCK"] ?? "").split(separator: "x").compactMap { Int($0) }
+        if parts.count == 2, parts.allSatisfy({ (1...16).contains($0) }) {
+            self.block = (parts[0], parts[1])
+        } else {
+            self.block = nativeFloatWidth >= 16 ? (4, 4) : (6, 1)
+        }
+        let width = Int(ProcessInfo.processInfo.environment["KILN_VECTOR_WIDTH"] ?? "") ?? nativeFloatWidth
+        self.vectorWidth = width >= 16 ? 16 : 8
         self.matmul = program.realType == .float32 ? matmul : .tiled
         for (i, k) in program.kernels.enumerated() { try emit(k, index: i) }
     }
@@ -207,16 +219,18 @@ struct OpenCLCodegen {
                 scratchBytes.append(max(padded * kk * realSize, 4))
                 launch("pack_panels", real(b) + [.int(ldb), .int(tb ? 1 : 0), .scratch(s), .int(kk), .int(n), .int(width)],
                        items: padded * kk, local: 64, kernel: index)
-                let rows = block.rows, vecs = block.vectors
+                let rows = block.rows, vecs = block.vectors * 16 / vectorWidth
+                let vec = "float\(vectorWidth)"
                 let acc = { (r: Int, v: Int) in "c\(r)_\(v)" }
                 let rowIndex = (0..<rows).map { "const int ra\($0) = min(i0 + \($0), M - 1);" }.joined(separator: " ")
-                let declare = "float16 " + (0..<rows).flatMap { r in (0..<vecs).map { "\(acc(r, $0)) = 0" } }.joined(separator: ", ") + ";"
-                var step = (0..<vecs).map { "const float16 b\($0) = vload16(\($0), b);" }.joined(separator: " ")
+                let declare = "\(vec) " + (0..<rows).flatMap { r in (0..<vecs).map { "\(acc(r, $0)) = 0" } }.joined(separator: ", ") + ";"
+                // Named bv*, so they cannot shadow the buffer parameters b<index> that A_AT reads.
+                var step = (0..<vecs).map { "const \(vec) bv\($0) = vload\(vectorWidth)(\($0), panelRow);" }.joined(separator: " ")
                 for r in 0..<rows {
-                    step += " { const float16 a = (float16)(A_AT_\(name)(ra\(r), k));"
-                    step += (0..<vecs).map { " \(acc(r, $0)) = fma(a, b\($0), \(acc(r, $0)));" }.joined() + " }"
+                    step += " { const \(vec) a = (\(vec))(A_AT_\(name)(ra\(r), k));"
+                    step += (0..<vecs).map { " \(acc(r, $0)) = fma(a, bv\($0), \(acc(r, $0)));" }.joined() + " }"
                 }
-                let spill = (0..<rows).flatMap { r in (0..<vecs).map { "vstore16(\(acc(r, $0)), \($0), tile[\(r)]);" } }.joined(separator: " ")
+                let spill = (0..<rows).flatMap { r in (0..<vecs).map { "vstore\(vectorWidth)(\(acc(r, $0)), \($0), tile[\(r)]);" } }.joined(separator: " ")
                 var text = "#define A_AT_\(name)(r, k) \(aAt)\n" + KernelSources.matmulVector
                 for (key, value) in [("$NAME", name), ("$PARAMS", params), ("$ROWS", "\(rows)"), ("$WIDTH", "\(width)"),
                                      ("$ROWINDEX", rowIndex), ("$DECLARE", declare), ("$STEP", step), ("$SPILL", spill),
