@@ -26,7 +26,7 @@ struct CPUStep<T: KilnFloat> {
             run = { eval.run(accumulator: nil, into: targets) }
 
         case let .reduce(op, axes, code):
-            let eval = FusedEvaluator<T>(code, loads: ins.map { (real($0), $0.shape) })
+            let eval = FusedEvaluator<T>(code, loads: ins.map { (real($0), $0.shape) }, result: true)
             let shape = code.shape
             let kept = Shape(shape.dims.enumerated().map { axes.contains($0.offset) ? 1 : $0.element })
             var strides = kept.strides
@@ -52,7 +52,7 @@ struct CPUStep<T: KilnFloat> {
             let product: UnsafeMutablePointer<T>
             var eval: FusedEvaluator<T>?
             if let epilogue {
-                let e = FusedEvaluator<T>(epilogue, loads: ins.map { (real($0), $0.shape) })
+                let e = FusedEvaluator<T>(epilogue, loads: ins.map { (real($0), $0.shape) }, scratch: true)
                 product = e.scratch
                 eval = e
             } else {

@@ -12,20 +12,20 @@ final class FusedEvaluator<T: KilnFloat> {
     let count: Int
     let block: Int
     let registers: UnsafeMutablePointer<T>
-    /// Space of the iteration shape's size for the caller (a matmul's product).
+    /// Space of the iteration shape's size for the caller (a matmul's product), when asked for.
     let scratch: UnsafeMutablePointer<T>
-    /// The whole first result, for callers that need it all (a reduction's input).
+    /// The whole first result, for callers that need it all (a reduction's input), when asked for.
     let result: UnsafeMutablePointer<T>
     /// Per input: its base pointer and, when it is broadcast, the offset of each element.
     let loads: [(UnsafeMutablePointer<T>, [Int]?)]
 
-    init(_ code: FusedCode, loads: [(UnsafeMutablePointer<T>, Shape)]) {
+    init(_ code: FusedCode, loads: [(UnsafeMutablePointer<T>, Shape)], scratch needScratch: Bool = false, result needResult: Bool = false) {
         self.code = code
         count = code.shape.count
         block = min(Self.blockSize, max(count, 1))
         registers = .allocate(capacity: max(block * code.code.count, 1))
-        scratch = .allocate(capacity: max(count, 1))
-        result = .allocate(capacity: max(count, 1))
+        scratch = .allocate(capacity: needScratch ? max(count, 1) : 1)
+        result = .allocate(capacity: needResult ? max(count, 1) : 1)
         self.loads = loads.map { base, shape in
             (base, shape == code.shape ? nil : stridedOffsets(code.shape, shape.broadcastStrides(to: code.shape)))
         }
