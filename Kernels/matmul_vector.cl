@@ -19,7 +19,16 @@ __kernel void $NAME($PARAMS __global const float* packedB, int M, int N, int K) 
     $ROWINDEX
     $DECLARE
     __global const float* panelRow = packedB + (size_t)panel * K * $WIDTH;
-    for (int k = 0; k < K; k++, panelRow += $WIDTH) {
+    // k unrolled by 4: PoCL's compiler does not unroll this loop itself (measured: 1.9x at
+    // 1024^3; 8 was no better).
+    int k = 0;
+    for (; k + 4 <= K; ) {
+        { $STEP } k++; panelRow += $WIDTH;
+        { $STEP } k++; panelRow += $WIDTH;
+        { $STEP } k++; panelRow += $WIDTH;
+        { $STEP } k++; panelRow += $WIDTH;
+    }
+    for (; k < K; k++, panelRow += $WIDTH) {
         $STEP
     }
     const int rows = min($ROWS, M - i0), cols = min($WIDTH, N - j0);
