@@ -218,7 +218,7 @@ struct OpenCLCodegen {
                 let s = scratchBytes.count
                 scratchBytes.append(max(padded * kk * realSize, 4))
                 launch("pack_panels", real(b) + [.int(ldb), .int(tb ? 1 : 0), .scratch(s), .int(kk), .int(n), .int(width)],
-                       items: padded * kk, local: 64, kernel: index)
+                       items: padded / width * kk, local: 64, kernel: index)
                 let rows = block.rows, vecs = block.vectors * 16 / vectorWidth
                 let vec = "float\(vectorWidth)"
                 let acc = { (r: Int, v: Int) in "c\(r)_\(v)" }

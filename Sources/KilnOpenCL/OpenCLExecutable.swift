@@ -29,7 +29,9 @@ public final class OpenCLExecutable: Executable {
     /// CL_DEVICE_NOT_AVAILABLE, a lost device) instead of the device's, once.
     public var injectedFault: Int32?
     private var events: [cl_event?]
-    private var profile: [Int: (launches: Int, nanoseconds: UInt64)] = [:]
+    /// Per program kernel: runs, time in its own launches, and time in helper launches (a
+    /// packing pass, a fill) with their names.
+    private var profile: [Int: (runs: Int, nanoseconds: UInt64, helperNanoseconds: UInt64, helpers: Set<String>)] = [:]
 
     /// Loads `program` on `context`'s device. The matmul kernel family follows the device
     /// (local-memory tiles on GPUs, wide vectors on CPU devices); `KILN_MATMUL=tiled|vector`
@@ -252,30 +254,40 @@ public final class OpenCLExecutable: Executable {
             clReleaseEvent(e)
             events[i] = nil
             let k = launch.spec.kernel
-            profile[k, default: (0, 0)].launches += 1
-            profile[k, default: (0, 0)].nanoseconds += end &- start
+            var entry = profile[k] ?? (0, 0, 0, [])
+            if launch.spec.function == program.kernels[k].name || !launches.contains(where: { $0.spec.kernel == k && $0.spec.function == program.kernels[k].name }) {
+                entry.runs += 1
+                entry.nanoseconds += end &- start
+            } else {
+                entry.helperNanoseconds += end &- start
+                entry.helpers.insert(launch.spec.function)
+            }
+            profile[k] = entry
         }
     }
 
-    /// Per kernel: launches, total milliseconds, and GFLOP/s (matmuls) or GB/s (the rest),
-    /// from OpenCL event timestamps (collected when `KILN_PROFILE=1`).
+    /// Per kernel: runs, total milliseconds, GFLOP/s (matmuls) or GB/s (the rest), and the
+    /// time of helper launches (packing, fills), from OpenCL event timestamps (collected when
+    /// `KILN_PROFILE=1`).
     public func profileReport() -> String {
-        var lines = ["kernel                              launches   total ms   rate"]
+        var lines = ["kernel                                  runs   total ms   rate"]
         var total: UInt64 = 0
-        for (k, entry) in profile.sorted(by: { $0.value.nanoseconds > $1.value.nanoseconds }) {
+        for (k, entry) in profile.sorted(by: { $0.value.nanoseconds + $0.value.helperNanoseconds > $1.value.nanoseconds + $1.value.helperNanoseconds }) {
             let kernel = program.kernels[k]
             let seconds = Double(entry.nanoseconds) / 1e9
-            total += entry.nanoseconds
-            // A kernel may take several launches per run (a packing pass, a fill).
-            let runs = entry.launches / max(launches.filter { $0.spec.kernel == k }.count, 1)
+            total += entry.nanoseconds + entry.helperNanoseconds
             let rate: String
             if case .matmul = kernel.kind {
-                rate = String(format: "%.1f GFLOP/s", Double(kernel.flops * runs) / max(seconds, 1e-12) / 1e9)
+                rate = String(format: "%.1f GFLOP/s", Double(kernel.flops * entry.runs) / max(seconds, 1e-12) / 1e9)
             } else {
-                rate = String(format: "%.2f GB/s", Double(kernel.bytesMoved(realSize: program.realType.byteSize) * runs) / max(seconds, 1e-12) / 1e9)
+                rate = String(format: "%.2f GB/s", Double(kernel.bytesMoved(realSize: program.realType.byteSize) * entry.runs) / max(seconds, 1e-12) / 1e9)
             }
-            lines.append(kernel.name.padding(toLength: 36, withPad: " ", startingAt: 0)
-                + String(format: "%8d %10.3f   ", entry.launches, seconds * 1e3) + rate)
+            var line = kernel.name.padding(toLength: 40, withPad: " ", startingAt: 0)
+                + String(format: "%6d %10.3f   ", entry.runs, seconds * 1e3) + rate
+            if entry.helperNanoseconds > 0 {
+                line += String(format: "   + %.3f ms in %@", Double(entry.helperNanoseconds) / 1e6, entry.helpers.sorted().joined(separator: ", "))
+            }
+            lines.append(line)
         }
         lines.append(String(format: "total %.3f ms on %@", Double(total) / 1e6, context.device.name))
         return lines.joined(separator: "\n")
