@@ -59,13 +59,7 @@ struct CompileCommand: ParsableCommand {
                 ? .wordWindow(vocabulary: vocabulary, dim: dim, window: 5, hidden: sizes[0], classes: classes)
                 : .mlp(sizes: [784] + sizes + [10])
             let model = try spec.build(batch: batchSize)
-            let opt: Optimizer = switch optimizer {
-            case .sgd: Optimizer(.sgd)
-            case .momentum: Optimizer(.momentum(0.9))
-            case .nesterov: Optimizer(.nesterov(0.9))
-            case .adam: .adam()
-            case .adamw: .adamW()
-            }
+            let opt = optimizer.optimizer()
             let grads = try model.graph.gradients(of: model.loss, wrt: model.parameters.tensors)
             _ = try opt.apply(to: model.graph, parameters: model.parameters.tensors, gradients: grads)
             graph = model.graph

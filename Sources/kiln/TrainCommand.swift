@@ -53,6 +53,17 @@ struct TaskOptions: ParsableArguments {
 
 enum OptimizerName: String, ExpressibleByArgument, CaseIterable {
     case sgd, momentum, nesterov, adam, adamw
+
+    /// The optimizer this name stands for (AdamW's decay defaults to 0.01 when none is given).
+    func optimizer(momentum: Double = 0.9, weightDecay: Double = 0) -> Optimizer {
+        switch self {
+        case .sgd: return Optimizer(.sgd, weightDecay: weightDecay)
+        case .momentum: return Optimizer(.momentum(momentum), weightDecay: weightDecay)
+        case .nesterov: return Optimizer(.nesterov(momentum), weightDecay: weightDecay)
+        case .adam: return .adam(weightDecay: weightDecay)
+        case .adamw: return .adamW(weightDecay: weightDecay == 0 ? 0.01 : weightDecay)
+        }
+    }
 }
 
 enum ScheduleName: String, ExpressibleByArgument, CaseIterable {
@@ -135,13 +146,7 @@ struct TrainCommand: ParsableCommand {
         options.device = device
         options.fusion = noFusion ? false : nil
         if checkNumerics { options.checkNumerics = true }
-        switch optimizer {
-        case .sgd: options.optimizer = Optimizer(.sgd, weightDecay: weightDecay)
-        case .momentum: options.optimizer = Optimizer(.momentum(momentum), weightDecay: weightDecay)
-        case .nesterov: options.optimizer = Optimizer(.nesterov(momentum), weightDecay: weightDecay)
-        case .adam: options.optimizer = .adam(weightDecay: weightDecay)
-        case .adamw: options.optimizer = .adamW(weightDecay: weightDecay == 0 ? 0.01 : weightDecay)
-        }
+        options.optimizer = optimizer.optimizer(momentum: momentum, weightDecay: weightDecay)
         let stepsPerEpoch = dropLast ? task.train.count / batchSize : (task.train.count + batchSize - 1) / batchSize
         switch schedule {
         case .constant: options.schedule = .constant

@@ -6,11 +6,7 @@ import Kiln
 @Suite struct DeviceFaultTests {
     /// With no OpenCL platform at all (an empty ICD directory), `kiln` says what to install.
     @Test func noPlatformSaysWhatToInstall() throws {
-        let kiln = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("kiln")
-        guard FileManager.default.isExecutableFile(atPath: kiln.path) else {
-            Issue.record("the kiln executable is not beside the test binary at \(kiln.path)")
-            return
-        }
+        guard let kiln = kilnExecutable() else { return }
         let empty = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-no-icd-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: empty, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: empty) }

@@ -33,11 +33,7 @@ import Kiln
     /// the checkpoint on disk always reads back whole, its epoch never goes backwards, and
     /// `--resume` continues from it.
     @Test func sigkillNeverCorruptsTheCheckpoint() throws {
-        let kiln = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("kiln")
-        guard FileManager.default.isExecutableFile(atPath: kiln.path) else {
-            Issue.record("the kiln executable is not beside the test binary at \(kiln.path)")
-            return
-        }
+        guard let kiln = kilnExecutable() else { return }
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-kill-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }

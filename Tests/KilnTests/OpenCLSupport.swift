@@ -35,3 +35,14 @@ func openCLAndReference(_ graph: Graph, fetch: [Tensor], values: [Tensor: HostTe
     let reference = try CPUReference<Double>().run(graph, feeds: values, fetch: fetch)
     return (device, reference)
 }
+
+/// The `kiln` executable built beside the test binary (the test target depends on it), or nil
+/// after recording an issue.
+func kilnExecutable() -> URL? {
+    let kiln = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("kiln")
+    guard FileManager.default.isExecutableFile(atPath: kiln.path) else {
+        Issue.record("the kiln executable is not beside the test binary at \(kiln.path)")
+        return nil
+    }
+    return kiln
+}
