@@ -31,8 +31,10 @@ let package = Package(
         ),
         // The OpenCL backend: devices, buffers, program builds, launches, code generation.
         .target(name: "KilnOpenCL", dependencies: ["KilnGraph", "KilnCompiler", "COpenCL", "KilnKernels"]),
+        // MPI (Open MPI, opened at run time) for data-parallel jobs under mpirun.
+        .target(name: "KilnMPI", dependencies: ["KilnGraph", "KilnCompiler"]),
         // The public face: re-exports the graph and backends, adds checks and models.
-        .target(name: "Kiln", dependencies: ["KilnGraph", "KilnCompiler", "KilnCPU", "KilnOpenCL"]),
+        .target(name: "Kiln", dependencies: ["KilnGraph", "KilnCompiler", "KilnCPU", "KilnOpenCL", "KilnMPI"]),
         .executableTarget(
             name: "kiln",
             dependencies: ["Kiln", .product(name: "ArgumentParser", package: "swift-argument-parser")]

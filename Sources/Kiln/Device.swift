@@ -12,6 +12,10 @@ public enum DeviceKind: String, Sendable, CaseIterable {
 public enum Devices {
     nonisolated(unsafe) private static var sharedContext: CLContext?
     private static let lock = NSLock()
+    /// In a data-parallel job: this process's index among the job's processes on this
+    /// machine, and their number. Set before the first OpenCL use; `--device gpu` then takes
+    /// GPU `rank % GPUs` (processes share a device when there are fewer GPUs than processes).
+    nonisolated(unsafe) public static var local: (rank: Int, size: Int) = (0, 1)
 
     /// The process's OpenCL context (chosen by `CLDevices.choose`, so `KILN_OPENCL_DEVICE`
     /// applies).
@@ -19,7 +23,7 @@ public enum Devices {
         lock.lock()
         defer { lock.unlock() }
         if let c = sharedContext { return c }
-        let c = try CLContext(device: CLDevices.choose())
+        let c = try CLContext(device: CLDevices.choose(localRank: local.rank))
         sharedContext = c
         return c
     }
@@ -33,11 +37,11 @@ public enum Devices {
         return try load(program, on: device)
     }
 
-    /// Loads a compiled program on `device`.
-    public static func load(_ program: Program, on device: DeviceKind) throws -> Executable {
+    /// Loads a compiled program on `device`; its all-reduces sum over `collective`'s processes.
+    public static func load(_ program: Program, on device: DeviceKind, collective: Collective? = nil) throws -> Executable {
         switch device {
-        case .cpu: return try CPUExecutable<Float>(program: program)
-        case .gpu: return try OpenCLExecutable(program: program, context: openCLContext())
+        case .cpu: return try CPUExecutable<Float>(program: program, collective: collective)
+        case .gpu: return try OpenCLExecutable(program: program, context: openCLContext(), collective: collective)
         }
     }
 
@@ -47,7 +51,13 @@ public enum Devices {
         case .cpu: return "cpu: host (\(ProcessInfo.processInfo.activeProcessorCount) cores)"
         case .gpu:
             let d = try openCLContext().device
-            return "gpu: OpenCL \(d.name) on \(d.platform)\(d.isGPU ? "" : " (no GPU found; an OpenCL CPU device)")"
+            var text = "gpu: OpenCL \(d.name) on \(d.platform)\(d.isGPU ? "" : " (no GPU found; an OpenCL CPU device)")"
+            if local.size > 1 {
+                let gpus = try CLDevices.all().filter(\.isGPU).count
+                text += gpus >= local.size ? " (GPU \(local.rank % max(gpus, 1)) of \(gpus), one per process)"
+                    : " (shared by the \(local.size) processes on this machine: \(max(gpus, 1)) device\(gpus > 1 ? "s" : "") for \(local.size) processes)"
+            }
+            return text
         }
     }
 }

@@ -2,3 +2,4 @@
 @_exported import KilnCompiler
 @_exported import KilnCPU
 @_exported import KilnOpenCL
+@_exported import KilnMPI

@@ -16,10 +16,12 @@ public final class CPUExecutable<T: KilnFloat>: Executable {
     /// Per-kernel wall time (`KILN_PROFILE=1`), printed when the executable is released.
     private let profiling = ProcessInfo.processInfo.environment["KILN_PROFILE"] == "1"
     private var nanoseconds: [UInt64] = []
+    private let allReduce: CPUAllReduce
 
     /// Loads `program`, which must have been compiled for `T` (`CompileOptions.realType`).
     /// - Parameter blas: run matmuls through OpenBLAS; false keeps the plain reference loops.
-    public init(program: Program, blas: Bool = true) throws {
+    /// - Parameter collective: the processes the program's all-reduces sum over (none: this one).
+    public init(program: Program, blas: Bool = true, collective: Collective? = nil) throws {
         guard program.realType.byteSize == MemoryLayout<T>.size else {
             throw KilnError.invalidArgument(op: "CPUExecutable", message: "program computes in \(program.realType), not \(T.self)")
         }
@@ -33,7 +35,9 @@ public final class CPUExecutable<T: KilnFloat>: Executable {
         for (loc, value) in program.constants {
             (buffers[loc.buffer] + loc.byteOffset).assumingMemoryBound(to: T.self).pointee = T(value)
         }
-        steps = program.kernels.map { CPUStep<T>(kernel: $0, buffers: buffers, blas: blas) }
+        allReduce = CPUAllReduce(program: program, collective: collective)
+        counters.allocations += program.buckets.count
+        steps = program.kernels.map { CPUStep<T>(kernel: $0, buffers: buffers, blas: blas, allReduce: allReduce) }
         counters.allocations += steps.count
         counters.builds += steps.count
         nanoseconds = [UInt64](repeating: 0, count: steps.count)
@@ -79,6 +83,7 @@ public final class CPUExecutable<T: KilnFloat>: Executable {
             try step.run()
             if profiling { nanoseconds[k] += DispatchTime.now().uptimeNanoseconds - start }
             if checkNumerics { try checkOutputs(of: k) }
+            try allReduce.progress()
         }
         counters.runs += 1
         return program.fetches.map(load)

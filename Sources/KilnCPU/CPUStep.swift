@@ -10,7 +10,7 @@ struct CPUStep<T: KilnFloat> {
     // unspecialized generic arithmetic would be many times slower.
     @_specialize(where T == Float)
     @_specialize(where T == Double)
-    init(kernel: Kernel, buffers: [UnsafeMutableRawPointer], blas: Bool) {
+    init(kernel: Kernel, buffers: [UnsafeMutableRawPointer], blas: Bool, allReduce: CPUAllReduce) {
         func real(_ o: Operand) -> UnsafeMutablePointer<T> {
             (buffers[o.location.buffer] + o.location.byteOffset).assumingMemoryBound(to: T.self)
         }
@@ -153,6 +153,14 @@ struct CPUStep<T: KilnFloat> {
                 if case .softmaxCrossEntropyGrad = kind { return }
                 out[0] = total / T(batch)
             }
+
+        case .allReduceStart(let b):
+            let sources = ins.map { UnsafeMutableRawPointer(real($0)) }
+            run = { try allReduce.start(b, from: sources) }
+
+        case .allReduceFinish(let b):
+            let targets = outs.map { UnsafeMutableRawPointer(real($0)) }
+            run = { try allReduce.finish(b, into: targets) }
 
         case .argmax(let axis):
             let x = real(ins[0]), out = int(outs[0])

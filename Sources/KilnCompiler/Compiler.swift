@@ -15,8 +15,10 @@ public enum Compiler {
         let realType = try options.realType ?? floatType(graph, fusion.needed)
         var kernels = fusion.kernels()
         kernels.sort { $0.root < $1.root }
+        let buckets = AllReduceBuckets.place(in: &kernels, fusion: fusion, realSize: realType.byteSize,
+                                             capacity: options.bucketBytes)
         var planner = MemoryPlanner(graph: graph, fusion: fusion, kernels: kernels, fetch: fetch.map(\.id),
-                                    realType: realType, updates: updates)
+                                    realType: realType, updates: updates, buckets: buckets)
         return try planner.plan()
     }
 

@@ -140,6 +140,7 @@ struct Fusion {
             switch node.op {
             case .input, .constant, .reshape: continue
             case .unary, .binary, .broadcastTo: continue  // grouped or transparent
+            case .allReduce: continue  // bucketed by the compiler (AllReduceBuckets)
             case let .reduce(op, axes, _):
                 let input = nodes[node.inputs[0]]
                 kind = .reduce(op, axes: axes, input: FusedCode(shape: input.shape, code: [.load(0)], results: [0], nodes: [nil]))

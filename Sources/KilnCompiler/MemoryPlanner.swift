@@ -11,10 +11,12 @@ struct MemoryPlanner {
     let fetch: [Int]
     let realType: DType
     let updates: [(target: Tensor, value: Tensor)]
+    let buckets: [AllReduceBucket]
 
     init(graph: Graph, fusion: Fusion, kernels: [PendingKernel], fetch: [Int], realType: DType,
-         updates: [(target: Tensor, value: Tensor)]) {
+         updates: [(target: Tensor, value: Tensor)], buckets: [AllReduceBucket] = []) {
         self.updates = updates
+        self.buckets = buckets
         self.graph = graph
         self.fusion = fusion
         self.kernels = kernels
@@ -132,7 +134,7 @@ struct MemoryPlanner {
         let stats = MemoryStats(arenaBytes: arenaBytes, transientBytes: transient.reduce(0) { $0 + Self.aligned(bytes($1)) },
                                 liveLowerBound: lowerBound, persistentBytes: persistentBytes)
         return Program(graph: graph, kernels: planned, buffers: buffers, fetches: fetch.map { operand(fusion.resolve($0)) },
-                       constants: constants, realType: realType, memory: stats, fused: fusion.enabled)
+                       constants: constants, realType: realType, memory: stats, fused: fusion.enabled, buckets: buckets)
     }
 
     /// Whether a kernel may write its result straight over `target`: elementwise code reads
@@ -158,6 +160,8 @@ struct MemoryPlanner {
         case .softmaxCrossEntropyGrad: return "softmaxCrossEntropyGrad"
         case .argmax: return "argmax"
         case .accuracy: return "accuracy"
+        case .allReduceStart: return "allreduce_start"
+        case .allReduceFinish: return "allreduce_finish"
         }
     }
 }

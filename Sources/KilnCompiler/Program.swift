@@ -20,6 +20,8 @@ public struct Program: @unchecked Sendable {
     public let memory: MemoryStats
     /// Whether elementwise fusion was on.
     public let fused: Bool
+    /// The all-reduce buckets: tensors summed across processes together, in one transfer.
+    public let buckets: [AllReduceBucket]
 
     /// The buffer holding an input (feed, parameter or state) node's value.
     public func buffer(for node: Int) -> Int? {
@@ -115,6 +117,13 @@ public struct Kernel: Sendable {
         case softmaxCrossEntropyGrad
         case argmax(axis: Int)
         case accuracy
+        /// Copies `inputs` into bucket `bucket`'s contiguous host space and starts their sum
+        /// across the processes of a data-parallel job. Placed right after the last of them is
+        /// computed, so the transfer overlaps the kernels that follow.
+        case allReduceStart(bucket: Int)
+        /// Waits for bucket `bucket`'s sum and writes it to `outputs` (in the start's order).
+        /// Placed right before the first kernel that reads one of them.
+        case allReduceFinish(bucket: Int)
     }
 
     /// A unique name: the kind and the index in the schedule.
@@ -140,6 +149,17 @@ public struct Kernel: Sendable {
     public func bytesMoved(realSize: Int) -> Int {
         (inputs + outputs).reduce(0) { $0 + $1.shape.count * ($1.dtype == .int32 ? 4 : realSize) }
     }
+}
+
+/// Tensors that an all-reduce sums together: they are copied side by side into one
+/// contiguous space of `elements` values and cross the network as one message.
+public struct AllReduceBucket: Sendable, Hashable {
+    /// The `allReduce` nodes, in the order of the start kernel's inputs.
+    public let nodes: [Int]
+    /// Where each tensor starts in the bucket, in elements.
+    public let offsets: [Int]
+    /// The bucket's size in elements.
+    public let elements: Int
 }
 
 /// The memory plan's figures, in bytes.

@@ -90,6 +90,10 @@ extension Graph {
             // d/dlogits = (softmax(logits) - onehot(labels)) / B, times the upstream scalar.
             return [try softmaxCrossEntropyGrad(logits: x[0], labels: x[1], upstream: g), nil]
 
+        case .allReduce:
+            // y = Σ_r x_r: every process's x reaches every y, so dL/dx_r = Σ_r' dL/dy_r'.
+            return [try allReduce(g)]
+
         case .softmaxCrossEntropyGrad, .argmax, .accuracy:
             throw KilnError.notDifferentiable("\(node.label): \(node.op.name) has no gradient; it cannot lie between the loss and a parameter")
         }

@@ -209,6 +209,17 @@ public final class Graph: @unchecked Sendable {
         return try append(.scatterAdd(rows: rows), [ids, values], [rows, values.shape.dims.last!], values.dtype)
     }
 
+    // MARK: Data parallelism
+
+    /// The sum of `x` over the processes of a data-parallel job: each process contributes its
+    /// own value and all receive the total. In a single process (or on a backend loaded
+    /// without a collective) it is `x`. Compiled steps place these between the gradients and
+    /// the optimizer's update, grouped into buckets that travel together.
+    public func allReduce(_ x: Tensor) throws -> Tensor {
+        try requireFloat("allReduce", x)
+        return try append(.allReduce, [x], x.shape, x.dtype)
+    }
+
     // MARK: Losses and metrics
 
     /// Mean over the batch of the softmax cross-entropy of `logits` `[B, C]` against int32

@@ -57,6 +57,9 @@ public enum Op: Sendable, Hashable {
     case argmax(axis: Int)
     /// Inputs (logits `[B, C]`, labels `[B]`) give the fraction of rows whose argmax is the label.
     case accuracy
+    /// The sum of the input over the processes of a data-parallel job (every process holds
+    /// the same graph and gets the same result); the input itself in a single process.
+    case allReduce
 
     /// A short name for messages, schedules and graph drawings.
     public var name: String {
@@ -76,6 +79,7 @@ public enum Op: Sendable, Hashable {
         case .softmaxCrossEntropyGrad: return "softmaxCrossEntropyGrad"
         case .argmax(let axis): return "argmax(axis: \(axis))"
         case .accuracy: return "accuracy"
+        case .allReduce: return "allReduce"
         }
     }
 }

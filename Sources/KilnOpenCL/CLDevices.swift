@@ -69,7 +69,10 @@ public enum CLDevices {
 
     /// The device to use: `KILN_OPENCL_DEVICE` (an index, or a fragment of the device or
     /// platform name) when set, else the first GPU, else the first device.
-    public static func choose(_ request: String? = ProcessInfo.processInfo.environment["KILN_OPENCL_DEVICE"]) throws -> CLDeviceInfo {
+    ///
+    /// With several GPUs and no request, the process with local rank `localRank` (its index
+    /// among a job's processes on this machine) takes GPU `localRank % count`.
+    public static func choose(_ request: String? = ProcessInfo.processInfo.environment["KILN_OPENCL_DEVICE"], localRank: Int = 0) throws -> CLDeviceInfo {
         let devices = try all()
         if let request, !request.isEmpty {
             if let i = Int(request) {
@@ -84,7 +87,8 @@ public enum CLDevices {
             }
             return d
         }
-        return devices.first(where: \.isGPU) ?? devices[0]
+        let gpus = devices.filter(\.isGPU)
+        return gpus.isEmpty ? devices[0] : gpus[localRank % gpus.count]
     }
 
     static func platformString(_ p: cl_platform_id, _ what: cl_platform_info) throws -> String {

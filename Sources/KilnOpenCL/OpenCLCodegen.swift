@@ -273,6 +273,9 @@ struct OpenCLCodegen {
             let args = real(ins[0]) + real(ins[1]) + real(ins[2]) + real(outs[0]) + [.int(ins[0].shape[0]), .int(ins[0].shape[1])]
             launch("softmax_xent_grad", args, items: ins[0].shape[0], local: 64, kernel: index)
 
+        case .allReduceStart, .allReduceFinish:
+            break   // host work: OpenCLAllReduce
+
         case .argmax(let axis):
             let s = ins[0].shape
             let outer = s.dims[..<axis].reduce(1, *), inner = s.dims[(axis + 1)...].reduce(1, *)

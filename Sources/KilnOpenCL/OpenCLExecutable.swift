@@ -29,14 +29,20 @@ public final class OpenCLExecutable: Executable {
     /// CL_DEVICE_NOT_AVAILABLE, a lost device) instead of the device's, once.
     public var injectedFault: Int32?
     private var events: [cl_event?]
+    /// The launches of each program kernel, in order.
+    private let launchesOf: [[Int]]
+    private let allReduce: OpenCLAllReduce
+    /// Feed uploads and fetch downloads (all-reduce transfers are counted by `allReduce`).
+    private var uploads = 0, uploadBytes = 0, downloads = 0, downloadBytes = 0
     /// Per program kernel: runs, time in its own launches, and time in helper launches (a
     /// packing pass, a fill) with their names.
     private var profile: [Int: (runs: Int, nanoseconds: UInt64, helperNanoseconds: UInt64, helpers: Set<String>)] = [:]
 
     /// Loads `program` on `context`'s device. The matmul kernel family follows the device
     /// (local-memory tiles on GPUs, wide vectors on CPU devices); `KILN_MATMUL=tiled|vector`
-    /// or `matmul` overrides it.
-    public init(program: Program, context: CLContext, matmul: String? = nil) throws {
+    /// or `matmul` overrides it. `collective` is the processes the program's all-reduces sum
+    /// over (none: this one).
+    public init(program: Program, context: CLContext, matmul: String? = nil, collective: Collective? = nil) throws {
         self.program = program
         self.context = context
         let device = context.device
@@ -111,6 +117,11 @@ public final class OpenCLExecutable: Executable {
         }
         counters.builds += launches.count
         self.launches = launches
+        var launchesOf = [[Int]](repeating: [], count: program.kernels.count)
+        for (i, l) in launches.enumerated() { launchesOf[l.1.kernel].append(i) }
+        self.launchesOf = launchesOf
+        allReduce = try OpenCLAllReduce(program: program, context: context, collective: collective)
+        counters.allocations += allReduce.allocations
 
         for (b, decl) in program.buffers.enumerated() where decl.kind == .feed {
             feedStaging[b] = .allocate(byteCount: max(decl.bytes, 8), alignment: 64)
@@ -174,25 +185,32 @@ public final class OpenCLExecutable: Executable {
             stage(value, into: staging)
             let bytes = value.shape.count * elementSize(value.dtype)
             try buffers[b].write(context, from: staging, bytes: bytes, blocking: false)
-            counters.uploads += 1
-            counters.uploadBytes += bytes
+            uploads += 1
+            uploadBytes += bytes
         }
-        for (i, launch) in launches.enumerated() {
-            if profiling {
-                try launch.kernel.enqueue(context, global: launch.spec.global, local: launch.spec.local, event: &events[i])
-            } else {
-                try launch.kernel.enqueue(context, global: launch.spec.global, local: launch.spec.local, event: nil)
+        for (k, kernel) in program.kernels.enumerated() {
+            switch kernel.kind {
+            case .allReduceStart(let b): try allReduce.start(b, kernel: kernel, buffers: buffers)
+            case .allReduceFinish(let b): try allReduce.finish(b, kernel: kernel, buffers: buffers)
+            default:
+                for i in launchesOf[k] {
+                    let launch = launches[i]
+                    if profiling {
+                        try launch.kernel.enqueue(context, global: launch.spec.global, local: launch.spec.local, event: &events[i])
+                    } else {
+                        try launch.kernel.enqueue(context, global: launch.spec.global, local: launch.spec.local, event: nil)
+                    }
+                }
+                try allReduce.progress()
             }
-            if checkNumerics && (i + 1 == launches.count || launches[i + 1].spec.kernel != launch.spec.kernel) {
-                try checkOutputs(of: launch.spec.kernel)
-            }
+            if checkNumerics { try checkOutputs(of: k) }
         }
         for (f, o) in program.fetches.enumerated() {
             let bytes = o.shape.count * elementSize(o.dtype)
             try check(clEnqueueReadBuffer(context.queue, buffers[o.location.buffer].mem, cl_bool(CL_FALSE), o.location.byteOffset,
                                           bytes, fetchStaging[f], 0, nil, nil), "clEnqueueReadBuffer(fetch \(f))")
-            counters.downloads += 1
-            counters.downloadBytes += bytes
+            downloads += 1
+            downloadBytes += bytes
         }
         if let fault = injectedFault {
             injectedFault = nil
@@ -201,6 +219,10 @@ public final class OpenCLExecutable: Executable {
         }
         try context.finish()
         counters.runs += 1
+        counters.downloads = downloads + allReduce.downloads
+        counters.downloadBytes = downloadBytes + allReduce.downloadBytes
+        counters.uploads = uploads + allReduce.uploads
+        counters.uploadBytes = uploadBytes + allReduce.uploadBytes
         if profiling { try collectProfile() }
         return program.fetches.enumerated().map { f, o in unstage(fetchStaging[f], shape: o.shape, dtype: o.dtype) }
     }

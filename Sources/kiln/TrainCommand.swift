@@ -124,7 +124,44 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Metrics file: one JSON object per epoch; a loss/accuracy SVG is written beside it.")
     var metrics: String?
 
+    @Option(name: .customLong("step-log"), help: "Step log: one JSON object per step (epoch, step, loss of the global batch).")
+    var stepLog: String?
+
+    @Flag(help: "Require data parallelism: fail unless started by mpirun (under mpirun it is on regardless).")
+    var distributed = false
+
     func run() throws {
+        var job: MPICollective?
+        if MPICollective.launchedByMPI() {
+            job = try MPICollective.world()
+        } else if distributed {
+            throw KilnError.invalidArgument(op: "--distributed", message: "this process was not started by mpirun (no OMPI_COMM_WORLD_SIZE in its environment): run `mpirun -np N kiln train ...`")
+        }
+        do {
+            try train(job: job)
+        } catch let error as JobError {
+            // Every process found this: the first reports it, all leave MPI and exit.
+            if (job?.rank ?? 0) == 0 { FileHandle.standardError.write(Data("Error: \(error)\n".utf8)) }
+            job?.finalize()
+            throw ExitCode(1)
+        } catch let exit as ExitCode {
+            job?.finalize()
+            throw exit
+        } catch {
+            if let job, job.size > 1 {
+                // The others would wait for this process forever: stop the whole job.
+                FileHandle.standardError.write(Data("kiln: rank \(job.rank) of \(job.size) failed, stopping every process: \(error)\n".utf8))
+                job.abort(code: 1)
+            }
+            job?.finalize()
+            throw error
+        }
+        job?.finalize()
+    }
+
+    private func train(job: MPICollective?) throws {
+        let leader = (job?.rank ?? 0) == 0
+        func say(_ line: String) { if leader { print(line) } }
         guard epochs >= 1 else { throw KilnError.invalidArgument(op: "--epochs", message: "must be at least 1, got \(epochs)") }
         guard batchSize >= 1 else { throw KilnError.invalidArgument(op: "--batch-size", message: "must be at least 1, got \(batchSize)") }
         guard lr > 0, lr.isFinite else { throw KilnError.invalidArgument(op: "--lr", message: "must be a positive number, got \(lr)") }
@@ -146,6 +183,8 @@ struct TrainCommand: ParsableCommand {
         options.device = device
         options.fusion = noFusion ? false : nil
         if checkNumerics { options.checkNumerics = true }
+        options.job = job
+        if let job { Devices.local = (job.localRank, job.localSize) }
         options.optimizer = optimizer.optimizer(momentum: momentum, weightDecay: weightDecay)
         let stepsPerEpoch = dropLast ? task.train.count / batchSize : (task.train.count + batchSize - 1) / batchSize
         switch schedule {
@@ -154,48 +193,60 @@ struct TrainCommand: ParsableCommand {
         case .cosine: options.schedule = .cosine(warmup: warmup, total: stepsPerEpoch * epochs)
         }
 
-        print("Task \(task.name): \(task.train.count) training and \(task.test.count) test examples; \(task.spec.summary)")
-        print("Device \(try Devices.describe(device))")
-        let trainer = try Trainer(task: task, options: options)
-        print("Step compiled: \(trainer.step.program.kernels.count) kernels, arena \(formatBytes(trainer.step.program.memory.arenaBytes))")
-        if resume, let checkpoint {
-            if FileManager.default.fileExists(atPath: checkpoint) {
-                try trainer.resume(from: checkpoint)
-                print("Resumed from \(checkpoint) after epoch \(trainer.epoch), step \(trainer.step.steps)")
-            } else {
-                print("No checkpoint at \(checkpoint) yet: starting from the beginning")
-            }
+        say("Task \(task.name): \(task.train.count) training and \(task.test.count) test examples; \(task.spec.summary)")
+        if let job {
+            say("Data parallel: \(job.size) process\(job.size == 1 ? "" : "es") (MPI: \(job.library)), global batch \(batchSize), \(batchSize / job.size)\(batchSize % job.size == 0 ? "" : "-\(batchSize / job.size + 1)") examples per process")
         }
-        var log = try metrics.map { try MetricsLog(path: $0, keepingEpochsThrough: resume ? trainer.epoch : 0) }
+        say("Device \(try Devices.describe(device))")
+        let trainer = try Trainer(task: task, options: options)
+        say("Step compiled: \(trainer.step.program.kernels.count) kernels, arena \(formatBytes(trainer.step.program.memory.arenaBytes))"
+            + (job == nil ? "" : ", \(trainer.step.program.buckets.count) all-reduce bucket\(trainer.step.program.buckets.count == 1 ? "" : "s")"))
+        if resume, let checkpoint {
+            // Rank 0 reads the checkpoint and sends it to the others: only it needs the file.
+            if leader {
+                if FileManager.default.fileExists(atPath: checkpoint) {
+                    try trainer.resume(from: checkpoint)
+                    say("Resumed from \(checkpoint) after epoch \(trainer.epoch), step \(trainer.step.steps)")
+                } else {
+                    say("No checkpoint at \(checkpoint) yet: starting from the beginning")
+                }
+            }
+            try trainer.synchronize()
+        }
+        var log = leader ? try metrics.map { try MetricsLog(path: $0, keepingEpochsThrough: resume ? trainer.epoch : 0) } : nil
+        let steps = leader ? try stepLog.map { try StepLog(path: $0, append: resume) } : nil
         let bar = ProgressBar()
         let interrupt = InterruptFlag.install()
         trainer.shouldStop = { interrupt.isSet }
-        let completed = try trainer.train(progress: bar.update) { result in
+        let completed = try trainer.train(progress: { p in
+            steps?.append(p)
+            if leader { bar.update(p) }
+        }) { result in
             bar.finish()
             var line = String(format: "epoch %d/%d  train loss %.4f  test loss %.4f  test accuracy %.4f  %.1f s",
                               result.epoch, epochs, result.trainLoss, result.testLoss, result.testAccuracy, result.seconds)
             if let ner = result.ner { line += String(format: "  F1 %.4f", ner.overall.f1) }
-            print(line)
-            if let ner = result.ner { printNER(ner) }
-            if let checkpoint { try trainer.saveCheckpoint(to: checkpoint) }
+            say(line)
+            if let ner = result.ner, leader { printNER(ner) }
+            if let checkpoint, leader { try trainer.saveCheckpoint(to: checkpoint) }
             try log?.append(result)
         }
         if !completed {
-            bar.finish()
+            if leader { bar.finish() }
             let at = "epoch \(trainer.epoch + 1), step \(trainer.epochStep)"
             guard let checkpoint else {
-                print("Interrupted at \(at). No --checkpoint was given, so nothing was saved.")
+                say("Interrupted at \(at). No --checkpoint was given, so nothing was saved.")
                 throw ExitCode(130)
             }
-            try trainer.saveCheckpoint(to: checkpoint)
+            if leader { try trainer.saveCheckpoint(to: checkpoint) }
             var args = Array(CommandLine.arguments.dropFirst())
             if !args.contains("--resume") { args.append("--resume") }
-            print("Interrupted at \(at). Checkpoint written to \(checkpoint).")
-            print("Resume with: kiln \(args.joined(separator: " "))")
+            say("Interrupted at \(at). Checkpoint written to \(checkpoint).")
+            say("Resume with: kiln \(args.joined(separator: " "))")
             throw ExitCode(130)
         }
-        if let metrics { print("Metrics in \(metrics), curve in \(log!.svgPath)") }
-        if let checkpoint { print("Checkpoint in \(checkpoint)") }
+        if let metrics, let log { say("Metrics in \(metrics), curve in \(log.svgPath)") }
+        if let checkpoint { say("Checkpoint in \(checkpoint)") }
     }
 }
 
@@ -263,5 +314,25 @@ final class InterruptFlag: @unchecked Sendable {
         source.resume()
         flag.source = source
         return flag
+    }
+}
+
+/// `--step-log`: one JSON object per training step.
+final class StepLog {
+    let handle: FileHandle
+
+    init(path: String, append: Bool) throws {
+        if !append || !FileManager.default.fileExists(atPath: path) {
+            guard FileManager.default.createFile(atPath: path, contents: nil) else {
+                throw KilnError.file(path: path, message: "cannot create the step log")
+            }
+        }
+        guard let h = FileHandle(forWritingAtPath: path) else { throw KilnError.file(path: path, message: "cannot open the step log for writing") }
+        h.seekToEndOfFile()
+        handle = h
+    }
+
+    func append(_ p: TrainingProgress) {
+        handle.write(Data("{\"epoch\":\(p.epoch),\"step\":\(p.step),\"loss\":\(p.loss)}\n".utf8))
     }
 }

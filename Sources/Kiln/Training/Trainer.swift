@@ -14,6 +14,9 @@ public struct TrainingOptions: Sendable {
     public var fusion: Bool?
     /// Stop at the first kernel that writes NaN or Inf (also `KILN_CHECK_NUMERICS=1`).
     public var checkNumerics = Program.checkNumericsFromEnvironment
+    /// Data parallelism: the MPI job whose processes train together (nil: this process alone).
+    /// Each process takes its shard of every global batch of `batchSize` examples.
+    public var job: MPICollective?
 
     public init() {}
 }
@@ -45,6 +48,8 @@ public final class Trainer {
     public let task: TaskData
     public let options: TrainingOptions
     public let step: TrainingStep
+    /// The processes training together (nil: this one alone).
+    public var job: MPICollective? { options.job }
     /// The step for the last partial batch, compiled on first use.
     private var tailStep: TrainingStep?
     private var evaluators: [Int: (ClassifierGraph, Executable)] = [:]
@@ -64,16 +69,87 @@ public final class Trainer {
         guard task.train.count >= options.batchSize || !options.dropLast, task.train.count > 0 else {
             throw KilnError.invalidArgument(op: "train", message: "\(task.train.count) training examples do not fill one batch of \(options.batchSize)")
         }
+        let processes = options.job?.size ?? 1
+        guard min(options.batchSize, task.train.count) >= processes else {
+            throw KilnError.invalidArgument(op: "train", message: "a global batch of \(min(options.batchSize, task.train.count)) examples cannot be shared by \(processes) processes (each needs at least one)")
+        }
         self.task = task
         self.options = options
         let batch = min(options.batchSize, task.train.count)
-        step = try TrainingStep(model: task.spec.build(batch: batch), optimizer: options.optimizer, device: options.device,
-                                seed: options.seed, fusion: options.fusion)
+        step = try TrainingStep(model: task.spec.build(batch: Self.shard(batch, options.job).count), optimizer: options.optimizer,
+                                device: options.device, seed: options.seed, fusion: options.fusion, collective: options.job)
         step.executable.checkNumerics = options.checkNumerics
         for (name, value) in task.pretrained {
             guard let t = step.model.parameters.tensors.first(where: { $0.node.label == name }) else { continue }
             try step.executable.write(t, value)
         }
+        if let job = options.job {
+            try checkSameConfiguration(job)
+            try synchronize()
+        }
+    }
+
+    /// The part of `count` items (a global batch, the test set) that process `job.rank` takes:
+    /// contiguous and as even as can be.
+    static func shard(_ count: Int, _ job: MPICollective?) -> Range<Int> {
+        guard let job else { return 0..<count }
+        return count * job.rank / job.size..<count * (job.rank + 1) / job.size
+    }
+
+    /// What must be the same in every process of a job, one `key value` per line.
+    var configuration: String {
+        ["task \(task.name)", "model \(task.spec.summary)", "training examples \(task.train.count)", "test examples \(task.test.count)",
+         "batch size \(options.batchSize)", "epochs \(options.epochs)", "learning rate \(options.learningRate)",
+         "optimizer \(options.optimizer.rule) weight decay \(options.optimizer.weightDecay)", "schedule \(options.schedule)",
+         "seed \(options.seed)", "drop last \(options.dropLast)", "device \(options.device.rawValue)",
+         "fusion \(options.fusion.map(String.init) ?? "default")", "vocabulary \(task.vocabulary?.tokens.count ?? 0)"].joined(separator: "\n")
+    }
+
+    /// Throws the same error in every process when some process was started with another
+    /// configuration, naming the first difference of each.
+    private func checkSameConfiguration(_ job: MPICollective) throws {
+        let all = try job.gather(configuration)
+        let reference = all[0].split(separator: "\n", omittingEmptySubsequences: false)
+        var differences: [String] = []
+        for (r, text) in all.enumerated().dropFirst() where text != all[0] {
+            let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+            let i = (0..<min(lines.count, reference.count)).first { lines[$0] != reference[$0] } ?? min(lines.count, reference.count)
+            let theirs = i < lines.count ? String(lines[i]) : "(nothing)", ours = i < reference.count ? String(reference[i]) : "(nothing)"
+            differences.append("rank \(r) has \(theirs), rank 0 has \(ours)")
+        }
+        if !differences.isEmpty {
+            throw JobError(message: "the processes were started with different configurations: " + differences.joined(separator: "; "))
+        }
+    }
+
+    /// Rank 0's value of `t`, in every process.
+    static func broadcast(_ t: HostTensor, _ job: MPICollective) throws -> HostTensor {
+        func send<T>(_ values: [T]) throws -> [T] {
+            var v = values
+            try v.withUnsafeMutableBytes { if let p = $0.baseAddress { try job.broadcast(p, bytes: $0.count) } }
+            return v
+        }
+        switch t.storage {
+        case .float32(let v): return try HostTensor(send(v), shape: t.shape)
+        case .float64(let v): return try HostTensor(send(v), shape: t.shape)
+        case .int32(let v): return try HostTensor(send(v), shape: t.shape)
+        }
+    }
+
+    /// Copies rank 0's parameters, optimizer state and place in training to every process.
+    public func synchronize() throws {
+        guard let job = options.job, job.size > 1 else { return }
+        for decl in step.program.buffers where decl.kind == .parameter || decl.kind == .state {
+            let t = step.model.graph.tensor(decl.node!)
+            try step.executable.write(t, try Self.broadcast(step.executable.read(t), job))
+        }
+        var counters = [Double(epoch), Double(epochStep), Double(step.steps), epochLossSum, Double(epochExamples)]
+        try counters.withUnsafeMutableBytes { try job.broadcast($0.baseAddress!, bytes: $0.count) }
+        epoch = Int(counters[0])
+        epochStep = Int(counters[1])
+        try step.restore(try step.state(), steps: Int(counters[2]))
+        epochLossSum = counters[3]
+        epochExamples = Int(counters[4])
     }
 
     /// Trains the remaining epochs, calling `progress` during each and `finished` after each.
@@ -98,32 +174,48 @@ public final class Trainer {
         let skipped = epochStep
         for _ in 0..<skipped { _ = batches.next() }   // resuming mid-epoch: same order, skip what is done
         let prefetch = Prefetcher(data: task.train)
-        var pending = batches.next().map { prefetch.start($0) }
+        let job = options.job, processes = job?.size ?? 1
+        // Each process builds only its shard of the global batch. A last batch with fewer
+        // examples than processes is skipped (the same on every process).
+        func nextShard() -> (Prefetcher.Pending, global: Int)? {
+            guard let global = batches.next(), global.count >= processes else { return nil }
+            return (prefetch.start(Array(global[Self.shard(global.count, job)])), global.count)
+        }
+        var pending = nextShard()
         var examplesThisRun = 0
         while let current = pending {
-            let (input, labels) = try current.wait()
-            pending = batches.next().map { prefetch.start($0) }   // overlaps the device's work
+            let (input, labels) = try current.0.wait()
+            let globalCount = current.global
+            pending = nextShard()   // overlaps the device's work
             let lr = options.schedule.rate(base: options.learningRate, step: step.steps)
-            let loss: Double
+            let share = Double(input.shape[0]) / Double(globalCount)
+            var loss: Double
             if input.shape[0] == step.model.input.shape[0] {
-                loss = try step.run(input: input, labels: labels, learningRate: lr).loss
+                loss = try step.run(input: input, labels: labels, learningRate: lr, share: share).loss
             } else {
-                loss = try runTail(input: input, labels: labels, learningRate: lr)
+                loss = try runTail(input: input, labels: labels, learningRate: lr, share: share)
+            }
+            // The global batch's loss, and whether any process was asked to stop.
+            var stop = pending != nil && shouldStop()
+            if let job, processes > 1 {
+                let sums = try job.sum([loss * share, stop ? 1 : 0])
+                loss = sums[0]
+                stop = sums[1] > 0
             }
             guard loss.isFinite else {
                 throw KilnError.invalidValue(op: "train", message: "the loss became \(loss) at epoch \(epoch + 1), step \(epochStep + 1): training diverged (try a smaller --lr)")
             }
-            epochLossSum += loss * Double(input.shape[0])
-            epochExamples += input.shape[0]
-            examplesThisRun += input.shape[0]
+            epochLossSum += loss * Double(globalCount)
+            epochExamples += globalCount
+            examplesThisRun += globalCount
             epochStep += 1
             let elapsed = Date().timeIntervalSince(start)
             let done = max(epochStep - skipped, 1)
             progress(TrainingProgress(epoch: epoch + 1, step: epochStep, stepsInEpoch: total, loss: loss,
                                       examplesPerSecond: Double(examplesThisRun) / max(elapsed, 1e-9),
                                       secondsLeft: elapsed / Double(done) * Double(total - epochStep)))
-            if pending != nil && shouldStop() {
-                _ = try pending?.wait()
+            if stop {
+                _ = try pending?.0.wait()
                 return nil
             }
         }
@@ -139,31 +231,33 @@ public final class Trainer {
 
     /// The last partial batch runs in a step compiled for its size; parameters and optimizer
     /// state move to it and back (once per epoch).
-    private func runTail(input: HostTensor, labels: HostTensor, learningRate: Double) throws -> Double {
+    private func runTail(input: HostTensor, labels: HostTensor, learningRate: Double, share: Double) throws -> Double {
         let b = input.shape[0]
         if tailStep?.model.input.shape[0] != b {
             tailStep = try TrainingStep(model: task.spec.build(batch: b), optimizer: options.optimizer, device: options.device,
-                                        seed: options.seed, fusion: options.fusion)
+                                        seed: options.seed, fusion: options.fusion, collective: options.job)
         }
         let tail = tailStep!
         tail.executable.checkNumerics = options.checkNumerics
         try tail.restore(try step.state(), steps: step.steps)
-        let loss = try tail.run(input: input, labels: labels, learningRate: learningRate).loss
+        let loss = try tail.run(input: input, labels: labels, learningRate: learningRate, share: share).loss
         try step.restore(try tail.state(), steps: tail.steps)
         return loss
     }
 
-    /// Loss, accuracy (and NER scores) on the test set with the current parameters.
+    /// Loss, accuracy (and NER scores) on the test set with the current parameters. In a
+    /// job, each process evaluates its shard of the test set and the counts are summed.
     public func evaluate() throws -> (loss: Double, accuracy: Double, ner: NERMetrics?) {
         let data = task.test
         let params = try step.state()
         var lossSum = 0.0, hits = 0.0
-        var predictions = [Int32]()
+        let mine = Self.shard(data.count, options.job)
+        var predictions = [Int32](repeating: 0, count: mine.lowerBound)
         predictions.reserveCapacity(data.count)
         let batch = min(options.batchSize, max(data.count, 1))
-        var start = 0
-        while start < data.count {
-            let n = min(batch, data.count - start)
+        var start = mine.lowerBound
+        while start < mine.upperBound {
+            let n = min(batch, mine.upperBound - start)
             let (model, exe) = try evaluator(batch: n)
             for t in model.parameters.tensors { try exe.write(t, params[t.node.label]!) }
             let (input, labels) = try data.batch(Array(start..<start + n))
@@ -172,6 +266,13 @@ public final class Trainer {
             hits += out[1].scalarValue * Double(n)
             if case .int32(let p) = out[2].storage { predictions += p }
             start += n
+        }
+        if let job = options.job, job.size > 1 {
+            (lossSum, hits) = try { let s = try job.sum([lossSum, hits]); return (s[0], s[1]) }()
+            if task.tags != nil {
+                predictions += [Int32](repeating: 0, count: data.count - mine.upperBound)
+                predictions = try job.sum(predictions)   // each process filled only its shard
+            }
         }
         let count = Double(max(data.count, 1))
         var ner: NERMetrics?
@@ -263,4 +364,11 @@ final class Prefetcher: @unchecked Sendable {
         }
         return p
     }
+}
+
+/// An error that every process of a job raised alike (a configuration that differs between
+/// them): each can report it and exit, with no need to stop the others.
+public struct JobError: Error, CustomStringConvertible, Sendable {
+    public let message: String
+    public var description: String { message }
 }

@@ -8,31 +8,53 @@ public final class TrainingStep {
     public let executable: Executable
     public let device: DeviceKind
     let feeds: Optimizer.Feeds
+    /// Data parallelism: the processes the gradients are summed over, and the scalar feed that
+    /// weights this process's gradient (its share of the global batch) before the sum.
+    public let collective: Collective?
+    let gradientScale: Tensor?
     /// Steps run so far (Adam's bias correction counts them).
     public private(set) var steps = 0
 
     /// Appends gradients and the optimizer's updates to `model`'s graph, compiles the step,
     /// loads it on `device` and writes the seeded initial parameters.
+    ///
+    /// With a `collective`, each gradient is weighted by this process's share of the global
+    /// batch and summed across the processes (an `allReduce` between the backward pass and the
+    /// update), so every process applies the gradient of the whole global batch.
     public init(model: ClassifierGraph, optimizer: Optimizer, device: DeviceKind, seed: UInt64,
-                fusion: Bool? = nil) throws {
+                fusion: Bool? = nil, collective: Collective? = nil) throws {
         self.model = model
         self.optimizer = optimizer
         self.device = device
+        self.collective = collective
         let params = model.parameters.tensors
-        let grads = try model.graph.gradients(of: model.loss, wrt: params)
+        var grads = try model.graph.gradients(of: model.loss, wrt: params)
+        if collective != nil {
+            let scale = try model.graph.placeholder("gradient_scale", .scalar, model.loss.dtype)
+            grads = try grads.map { try model.graph.allReduce($0 * scale) }
+            gradientScale = scale
+        } else {
+            gradientScale = nil
+        }
         feeds = try optimizer.apply(to: model.graph, parameters: params, gradients: grads)
         program = try Compiler.compile(model.graph, fetch: [model.loss, model.accuracy],
                                        options: CompileOptions(fusion: fusion, realType: Devices.realType(for: device)))
-        executable = try Devices.load(program, on: device)
+        executable = try Devices.load(program, on: device, collective: collective)
         for (t, v) in try model.parameters.initialValues(seed: seed) { try executable.write(t, v) }
     }
 
-    /// Runs one step on a batch at learning rate `learningRate`.
+    /// Runs one step on a batch at learning rate `learningRate`. In a data-parallel step,
+    /// `share` is this batch's fraction of the global batch (1 / processes when the shards are
+    /// equal, the default); the loss and accuracy returned are this process's own.
     @discardableResult
-    public func run(input: HostTensor, labels: HostTensor, learningRate: Double) throws -> (loss: Double, accuracy: Double) {
+    public func run(input: HostTensor, labels: HostTensor, learningRate: Double, share: Double? = nil) throws -> (loss: Double, accuracy: Double) {
         var f = try feeds.values(step: steps + 1, learningRate: learningRate)
         f[model.input] = input
         f[model.labels] = labels
+        if let gradientScale {
+            let s = share ?? 1 / Double(collective?.size ?? 1)
+            f[gradientScale] = gradientScale.dtype == .float64 ? try HostTensor([s], shape: .scalar) : try HostTensor([Float(s)], shape: .scalar)
+        }
         let out = try executable.run(feeds: f)
         steps += 1
         return (out[0].scalarValue, out[1].scalarValue)
