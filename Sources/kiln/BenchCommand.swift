@@ -63,24 +63,46 @@ struct BenchCommand: ParsableCommand {
         var task: TaskName = .fashionMNIST
 
         func run() throws {
+            // Under mpirun: each process runs its share of the global batch and the gradients
+            // are summed across processes every step.
+            let job = MPICollective.launchedByMPI() ? try MPICollective.world() : nil
+            defer { job?.finalize() }
+            if let job { Devices.local = (job.localRank, job.localSize) }
+            let processes = job?.size ?? 1
             let momentum = Optimizer(.momentum(0.9))
-            switch task {
-            case .fashionMNIST:
-                let (step, batches) = try Benchmarks.step(spec: .mlp(sizes: [784, 256, 128, 10]), batch: 128, optimizer: momentum, device: common.device)
-                let t = try Timing.measure(warmup: common.warmup, repeats: common.repeats) {
-                    for i in 0..<468 { try step.run(input: batches[i % 4].0, labels: batches[i % 4].1, learningRate: 0.01) }
-                }
-                try common.report("W1 epoch (468 steps)", t, unit: "s", scale: 1, rate: { String(format: "%.0f examples/s", 468 * 128 / $0) },
-                                  extra: ["epoch_s": t.median, "kernels": step.program.kernels.count])
-            case .ner:
-                let spec = ModelSpec.wordWindow(vocabulary: 20000, dim: 50, window: 5, hidden: 128, classes: 5)
-                let (step, batches) = try Benchmarks.step(spec: spec, batch: 512, optimizer: momentum, device: common.device)
-                let t = try Timing.measure(warmup: common.warmup, repeats: common.repeats) {
-                    for i in 0..<20 { try step.run(input: batches[i % 4].0, labels: batches[i % 4].1, learningRate: 0.01) }
-                }
-                let perStep = Timing(seconds: t.seconds.map { $0 / 20 })
-                try common.report("W2 step", perStep, unit: "ms", scale: 1e3, rate: { String(format: "%.0f examples/s", 512 / $0) },
-                                  extra: ["step_ms": perStep.median * 1e3, "kernels": step.program.kernels.count])
+            let (spec, globalBatch, steps): (ModelSpec, Int, Int) = task == .fashionMNIST
+                ? (.mlp(sizes: [784, 256, 128, 10]), 128, 468)
+                : (.wordWindow(vocabulary: 20000, dim: 50, window: 5, hidden: 128, classes: 5), 512, 20)
+            guard globalBatch % processes == 0 else {
+                throw KilnError.invalidArgument(op: "bench", message: "the global batch of \(globalBatch) does not split evenly over \(processes) processes")
+            }
+            let (step, batches) = try Benchmarks.step(spec: spec, batch: globalBatch / processes, optimizer: momentum,
+                                                      device: common.device, collective: job)
+            let t = try Timing.measure(warmup: common.warmup, repeats: common.repeats) {
+                try job?.barrier()   // every process starts each repetition together
+                for i in 0..<steps { try step.run(input: batches[i % 4].0, labels: batches[i % 4].1, learningRate: 0.01) }
+            }
+            guard (job?.rank ?? 0) == 0 else { return }
+            var extra: [String: Any] = ["kernels": step.program.kernels.count, "processes": processes]
+            var suffix = ""
+            if let job {
+                let bytes = step.program.buckets.reduce(0) { $0 + $1.elements } * step.program.realType.byteSize
+                let ring = 2 * Double(job.size - 1) / Double(job.size) * Double(bytes)
+                extra["allreduce_bytes"] = bytes
+                extra["ring_bytes_per_process"] = ring
+                extra["buckets"] = step.program.buckets.count
+                suffix = String(format: ", %d processes, all-reduce of %@ a step in %d bucket%@ (ring: %@ sent per process)", job.size,
+                                formatBytes(bytes), step.program.buckets.count, step.program.buckets.count == 1 ? "" : "s", formatBytes(Int(ring)))
+            }
+            if task == .fashionMNIST {
+                extra["epoch_s"] = t.median
+                try common.report("W1 epoch (468 steps)", t, unit: "s", scale: 1,
+                                  rate: { String(format: "%.0f examples/s", 468 * 128 / $0) + suffix }, extra: extra)
+            } else {
+                let perStep = Timing(seconds: t.seconds.map { $0 / Double(steps) })
+                extra["step_ms"] = perStep.median * 1e3
+                try common.report("W2 step", perStep, unit: "ms", scale: 1e3,
+                                  rate: { String(format: "%.0f examples/s", 512 / $0) + suffix }, extra: extra)
             }
         }
     }

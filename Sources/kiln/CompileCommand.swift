@@ -34,6 +34,9 @@ struct CompileCommand: ParsableCommand {
     @Flag(name: .customLong("no-fusion"), help: "Compile without fusion.")
     var noFusion = false
 
+    @Flag(name: .customLong("data-parallel"), help: "The step as data-parallel processes run it: gradients summed by all-reduce buckets before the update.")
+    var dataParallel = false
+
     @Option(help: "Write the forward and backward graph as Graphviz DOT to this file.")
     var dot: String?
 
@@ -60,7 +63,8 @@ struct CompileCommand: ParsableCommand {
                 : .mlp(sizes: [784] + sizes + [10])
             let model = try spec.build(batch: batchSize)
             let opt = optimizer.optimizer()
-            let grads = try model.graph.gradients(of: model.loss, wrt: model.parameters.tensors)
+            var grads = try model.graph.gradients(of: model.loss, wrt: model.parameters.tensors)
+            if dataParallel { grads = try TrainingStep.sumAcrossProcesses(grads, in: model.graph).sums }
             _ = try opt.apply(to: model.graph, parameters: model.parameters.tensors, gradients: grads)
             graph = model.graph
             fetch = [model.loss, model.accuracy]

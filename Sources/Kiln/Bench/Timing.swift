@@ -43,9 +43,11 @@ public enum Benchmarks {
 
     /// A training step on synthetic batches (features in [-1, 1] or uniform ids), with a few
     /// distinct batches cycled so that making data costs nothing in the loop.
-    public static func step(spec: ModelSpec, batch: Int, optimizer: Optimizer, device: DeviceKind) throws -> (TrainingStep, [(HostTensor, HostTensor)]) {
+    /// With a `collective`, the step is data-parallel: `batch` is this process's share.
+    public static func step(spec: ModelSpec, batch: Int, optimizer: Optimizer, device: DeviceKind,
+                            collective: Collective? = nil) throws -> (TrainingStep, [(HostTensor, HostTensor)]) {
         let model = try spec.build(batch: batch)
-        let step = try TrainingStep(model: model, optimizer: optimizer, device: device, seed: 0)
+        let step = try TrainingStep(model: model, optimizer: optimizer, device: device, seed: 0, collective: collective)
         let batches = try (0..<4).map { i -> (HostTensor, HostTensor) in
             let b = try model.randomBatch(seed: UInt64(i))
             return (b[model.input]!, b[model.labels]!)

@@ -30,9 +30,7 @@ public final class TrainingStep {
         let params = model.parameters.tensors
         var grads = try model.graph.gradients(of: model.loss, wrt: params)
         if collective != nil {
-            let scale = try model.graph.placeholder("gradient_scale", .scalar, model.loss.dtype)
-            grads = try grads.map { try model.graph.allReduce($0 * scale) }
-            gradientScale = scale
+            (gradientScale, grads) = try Self.sumAcrossProcesses(grads, in: model.graph)
         } else {
             gradientScale = nil
         }
@@ -41,6 +39,15 @@ public final class TrainingStep {
                                        options: CompileOptions(fusion: fusion, realType: Devices.realType(for: device)))
         executable = try Devices.load(program, on: device, collective: collective)
         for (t, v) in try model.parameters.initialValues(seed: seed) { try executable.write(t, v) }
+    }
+
+    /// Data parallelism in the graph: each gradient weighted by a scalar feed
+    /// `gradient_scale` (this process's share of the global batch), then summed across the
+    /// processes. The optimizer's update takes the sums.
+    public static func sumAcrossProcesses(_ gradients: [Tensor], in graph: Graph) throws -> (scale: Tensor, sums: [Tensor]) {
+        let dtype = gradients.first?.dtype ?? .float32
+        let scale = try graph.placeholder("gradient_scale", .scalar, dtype)
+        return (scale, try gradients.map { try graph.allReduce($0 * scale) })
     }
 
     /// Runs one step on a batch at learning rate `learningRate`. In a data-parallel step,
