@@ -13,13 +13,13 @@ public struct CompileOptions: Sendable {
     public var updates: Bool
     /// The largest all-reduce bucket in bytes (a bucket holds at least one tensor). Smaller
     /// buckets start sooner and overlap more of the backward pass; larger ones pay the
-    /// per-message latency fewer times. `KILN_BUCKET_BYTES` overrides the default of 1 MiB.
+    /// per-message latency fewer times. `KILN_BUCKET_BYTES` overrides the default of 256 KiB.
     public var bucketBytes: Int
 
     public init(fusion: Bool? = nil, realType: DType? = nil, updates: Bool = true, bucketBytes: Int? = nil) {
         self.fusion = fusion ?? (ProcessInfo.processInfo.environment["KILN_FUSION"] != "0")
         self.realType = realType
         self.updates = updates
-        self.bucketBytes = bucketBytes ?? ProcessInfo.processInfo.environment["KILN_BUCKET_BYTES"].flatMap(Int.init) ?? 1 << 20
+        self.bucketBytes = bucketBytes ?? ProcessInfo.processInfo.environment["KILN_BUCKET_BYTES"].flatMap(Int.init) ?? 1 << 18
     }
 }
