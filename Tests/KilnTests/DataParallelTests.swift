@@ -240,6 +240,9 @@ import Kiln
                                timeout: 120)
         #expect(job.status != 0)
         #expect(job.output.contains("rank 1 has batch size 32, rank 0 has batch size 64"), "\(job.output)")
+        let uneven = try Self.run(common + ["--batch-size", "63"], mpi: ["-np", "2"], timeout: 120)
+        #expect(uneven.status != 0)
+        #expect(uneven.output.contains("a global batch of 63 examples does not split evenly over 2 processes"), "\(uneven.output)")
     }
 
     /// `--distributed` outside mpirun, and a job whose MPI library cannot be loaded, are

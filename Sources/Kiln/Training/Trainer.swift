@@ -70,8 +70,9 @@ public final class Trainer {
             throw KilnError.invalidArgument(op: "train", message: "\(task.train.count) training examples do not fill one batch of \(options.batchSize)")
         }
         let processes = options.job?.size ?? 1
-        guard min(options.batchSize, task.train.count) >= processes else {
-            throw KilnError.invalidArgument(op: "train", message: "a global batch of \(min(options.batchSize, task.train.count)) examples cannot be shared by \(processes) processes (each needs at least one)")
+        // Equal shards: every process compiles the same step, so their all-reduces match.
+        guard min(options.batchSize, task.train.count) % processes == 0 else {
+            throw JobError(message: "train: a global batch of \(min(options.batchSize, task.train.count)) examples does not split evenly over \(processes) processes; use a multiple of \(processes)")
         }
         self.task = task
         self.options = options
@@ -102,7 +103,8 @@ public final class Trainer {
          "batch size \(options.batchSize)", "epochs \(options.epochs)", "learning rate \(options.learningRate)",
          "optimizer \(options.optimizer.rule) weight decay \(options.optimizer.weightDecay)", "schedule \(options.schedule)",
          "seed \(options.seed)", "drop last \(options.dropLast)", "device \(options.device.rawValue)",
-         "fusion \(options.fusion.map(String.init) ?? "default")", "vocabulary \(task.vocabulary?.tokens.count ?? 0)"].joined(separator: "\n")
+         "fusion \(options.fusion.map(String.init) ?? "default")", "vocabulary \(task.vocabulary?.tokens.count ?? 0)",
+         "all-reduce buckets \(step.program.buckets.map(\.elements))"].joined(separator: "\n")
     }
 
     /// Throws the same error in every process when some process was started with another
@@ -175,10 +177,10 @@ public final class Trainer {
         for _ in 0..<skipped { _ = batches.next() }   // resuming mid-epoch: same order, skip what is done
         let prefetch = Prefetcher(data: task.train)
         let job = options.job, processes = job?.size ?? 1
-        // Each process builds only its shard of the global batch. A last batch with fewer
-        // examples than processes is skipped (the same on every process).
+        // Each process builds only its shard of the global batch. In a job, a last batch too
+        // small to give every process two examples is skipped (the same on every process).
         func nextShard() -> (Prefetcher.Pending, global: Int)? {
-            guard let global = batches.next(), global.count >= processes else { return nil }
+            guard let global = batches.next(), processes == 1 || global.count >= 2 * processes else { return nil }
             return (prefetch.start(Array(global[Self.shard(global.count, job)])), global.count)
         }
         var pending = nextShard()
