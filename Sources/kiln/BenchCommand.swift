@@ -7,7 +7,7 @@ struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Measure GEMM and whole training steps.",
-        subcommands: [Gemm.self, Step.self]
+        subcommands: [Gemm.self, Step.self, Load.self]
     )
 
     struct Common: ParsableArguments {
@@ -103,6 +103,45 @@ struct BenchCommand: ParsableCommand {
                 extra["step_ms"] = perStep.median * 1e3
                 try common.report("W2 step", perStep, unit: "ms", scale: 1e3,
                                   rate: { String(format: "%.0f examples/s", 512 / $0) + suffix }, extra: extra)
+            }
+        }
+    }
+
+    struct Load: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Time compiling a training step and loading it on the device (OpenCL: building its kernels).",
+            discussion: "One measurement per process, since PoCL caches built kernels on disk: point POCL_CACHE_DIR at an empty folder for a cold start."
+        )
+        @Option(help: "cpu or gpu.")
+        var device: DeviceKind = .gpu
+        @Option(help: "fashion-mnist (W1) or ner (W2).")
+        var task: TaskName = .fashionMNIST
+        @Flag(help: "Print one JSON object.")
+        var json = false
+
+        func run() throws {
+            let spec: ModelSpec = task == .fashionMNIST ? .mlp(sizes: [784, 256, 128, 10])
+                : .wordWindow(vocabulary: 20000, dim: 50, window: 5, hidden: 128, classes: 5)
+            let batch = task == .fashionMNIST ? 128 : 512
+            let start = DispatchTime.now().uptimeNanoseconds
+            let model = try spec.build(batch: batch)
+            let grads = try model.graph.gradients(of: model.loss, wrt: model.parameters.tensors)
+            _ = try Optimizer(.momentum(0.9)).apply(to: model.graph, parameters: model.parameters.tensors, gradients: grads)
+            let program = try Compiler.compile(model.graph, fetch: [model.loss, model.accuracy],
+                                               options: CompileOptions(realType: Devices.realType(for: device)))
+            let compiled = DispatchTime.now().uptimeNanoseconds
+            if device == .gpu { _ = try Devices.openCLContext() }   // the platform query is not the step's
+            let contextReady = DispatchTime.now().uptimeNanoseconds
+            _ = try Devices.load(program, on: device)
+            let loaded = DispatchTime.now().uptimeNanoseconds
+            let compileS = Double(compiled - start) / 1e9, contextS = Double(contextReady - compiled) / 1e9, loadS = Double(loaded - contextReady) / 1e9
+            if json {
+                let object: [String: Any] = ["workload": "\(task.rawValue) step load", "device": device.rawValue, "compile_s": compileS,
+                                             "context_s": contextS, "load_s": loadS, "kernels": program.kernels.count]
+                print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self))
+            } else {
+                print(String(format: "%@ step on %@: compile %.3f s, device context %.3f s, load (buffers, kernel builds) %.3f s, %d kernels",
+                             task.rawValue, try Devices.describe(device), compileS, contextS, loadS, program.kernels.count))
             }
         }
     }

@@ -88,8 +88,24 @@ public struct ImageDataset: Sendable {
     /// The number of classes of MNIST and Fashion-MNIST.
     public static let classCount = 10
 
-    /// `count * features` pixels, row-major, each byte scaled by 1/255.
-    public let images: [Float]
+    /// `count * features` pixels, row-major, as stored (0...255). Kept as bytes: a quarter of
+    /// the memory of floats; batches scale them (`LabeledData.Rows.pixels`).
+    public let pixels: [UInt8]
+    /// The pixels scaled by 1/255 into [0, 1], as torchvision does.
+    public var images: [Float] {
+        pixels.withUnsafeBufferPointer { p in
+            [Float](unsafeUninitializedCapacity: p.count) { out, n in
+                // A while loop over raw pointers: 47M pixels, and tests run unoptimised.
+                guard let from = p.baseAddress, let to = out.baseAddress else { return }
+                var i = 0
+                while i < p.count {
+                    to[i] = Float(from[i]) / 255
+                    i += 1
+                }
+                n = p.count
+            }
+        }
+    }
     /// `count` class labels in 0..<10.
     public let labels: [Int32]
     /// The number of images.
@@ -128,19 +144,7 @@ public struct ImageDataset: Sendable {
             }
             labels.append(Int32(l))
         }
-        let images = imageFile.bytes.withUnsafeBufferPointer { pixels in
-            [Float](unsafeUninitializedCapacity: pixels.count) { out, n in
-                // A while loop over raw pointers: 47M pixels, and tests run unoptimised.
-                guard let from = pixels.baseAddress, let to = out.baseAddress else { return }
-                var i = 0
-                while i < pixels.count {
-                    to[i] = Float(from[i]) / 255  // as torchvision does, for identical values
-                    i += 1
-                }
-                n = pixels.count
-            }
-        }
-        return ImageDataset(images: images, labels: labels, count: count, features: features)
+        return ImageDataset(pixels: imageFile.bytes, labels: labels, count: count, features: features)
     }
 
     /// The path of `name` or `name.gz` in `directory`, preferring the uncompressed file.

@@ -4,6 +4,8 @@ import Foundation
 public struct LabeledData: Sendable {
     public enum Rows: Sendable {
         case features([Float])
+        /// Bytes scaled by 1/255 as each batch is made (images: a quarter of the memory of floats).
+        case pixels([UInt8])
         case ids([Int32])
     }
     public let rows: Rows
@@ -29,6 +31,17 @@ public struct LabeledData: Sendable {
                 v.withUnsafeBufferPointer { src in
                     for (r, i) in indices.enumerated() {
                         (o.baseAddress! + r * width).update(from: src.baseAddress! + i * width, count: width)
+                    }
+                }
+            }
+            input = try HostTensor(out, shape: shape)
+        case .pixels(let v):
+            var out = [Float](repeating: 0, count: indices.count * width)
+            out.withUnsafeMutableBufferPointer { o in
+                v.withUnsafeBufferPointer { src in
+                    for (r, i) in indices.enumerated() {
+                        let to = o.baseAddress! + r * width, from = src.baseAddress! + i * width
+                        for c in 0..<width { to[c] = Float(from[c]) / 255 }   // as torchvision does
                     }
                 }
             }
@@ -74,8 +87,8 @@ public struct TaskData: Sendable {
         let test = try ImageDataset.load(directory: directory, split: .test)
         let classes = Int((train.labels.max() ?? 0) + 1)
         return TaskData(name: "fashion-mnist",
-                        train: LabeledData(rows: .features(train.images), width: train.features, labels: train.labels),
-                        test: LabeledData(rows: .features(test.images), width: test.features, labels: test.labels),
+                        train: LabeledData(rows: .pixels(train.pixels), width: train.features, labels: train.labels),
+                        test: LabeledData(rows: .pixels(test.pixels), width: test.features, labels: test.labels),
                         spec: .mlp(sizes: [train.features] + hidden + [max(classes, ImageDataset.classCount)], activation: activation),
                         vocabulary: nil, tags: nil, testSentences: [], pretrained: [:])
     }
