@@ -103,6 +103,11 @@ public final class CPUExecutable<T: KilnFloat>: Executable {
         let p = buffers[b]
         switch value.storage {
         case .int32(let v): v.withUnsafeBufferPointer { p.copyMemory(from: $0.baseAddress!, byteCount: v.count * 4) }
+        // Same type: one copy (this is every step's input batch). Otherwise a conversion.
+        case .float32(let v) where T.self == Float.self:
+            v.withUnsafeBufferPointer { p.copyMemory(from: $0.baseAddress!, byteCount: v.count * 4) }
+        case .float64(let v) where T.self == Double.self:
+            v.withUnsafeBufferPointer { p.copyMemory(from: $0.baseAddress!, byteCount: v.count * 8) }
         case .float32(let v): for (i, x) in v.enumerated() { p.assumingMemoryBound(to: T.self)[i] = T(x) }
         case .float64(let v): for (i, x) in v.enumerated() { p.assumingMemoryBound(to: T.self)[i] = T(x) }
         }

@@ -1,10 +1,19 @@
+import Dispatch
+import Foundation
 import KilnCompiler
 import KilnGraph
+
+/// Threads the CPU backend uses for large elementwise kernels: `KILN_CPU_THREADS`, else the
+/// machine's cores (set it to 1 per process when several processes share a machine).
+let cpuThreads: Int = {
+    if let v = ProcessInfo.processInfo.environment["KILN_CPU_THREADS"].flatMap(Int.init), v >= 1 { return v }
+    return ProcessInfo.processInfo.activeProcessorCount
+}()
 
 /// Evaluates fused SSA code one instruction at a time over a block of elements, block after
 /// block: each instruction's register holds one block, so a whole chain stays in cache.
 /// Registers and index tables are allocated once.
-final class FusedEvaluator<T: KilnFloat> {
+final class FusedEvaluator<T: KilnFloat>: @unchecked Sendable {
     /// Elements per block: registers of all instructions together stay within a few hundred KiB.
     static var blockSize: Int { 2048 }
 
@@ -16,20 +25,39 @@ final class FusedEvaluator<T: KilnFloat> {
     let scratch: UnsafeMutablePointer<T>
     /// The whole first result, for callers that need it all (a reduction's input), when asked for.
     let result: UnsafeMutablePointer<T>
-    /// Per input: its base pointer and, when it is broadcast, the offset of each element.
-    let loads: [(UnsafeMutablePointer<T>, [Int]?)]
+    /// How an input is read at the iteration's elements.
+    enum Access {
+        /// Element for element: the input has the iteration's shape.
+        case direct
+        /// One value for every element (a scalar, or a tensor of one element).
+        case scalar
+        /// Broadcast: the input's offset of each element.
+        case table([Int])
+    }
+    /// Per input: its base pointer and how it is read.
+    let loads: [(UnsafeMutablePointer<T>, Access)]
+    /// Threads that evaluate disjoint ranges of a large kernel, each with registers of its own.
+    let workers: Int
 
     init(_ code: FusedCode, loads: [(UnsafeMutablePointer<T>, Shape)], scratch needScratch: Bool = false, result needResult: Bool = false) {
         self.code = code
         count = code.shape.count
         block = min(Self.blockSize, max(count, 1))
-        registers = .allocate(capacity: max(block * code.code.count, 1))
+        // Large kernels (an embedding table's update) are bound by memory bandwidth, which one
+        // core does not fill: split them over the cores, a block range each.
+        workers = max(1, min(cpuThreads, count / Self.elementsPerWorker))
+        registers = .allocate(capacity: max(block * code.code.count * workers, 1))
         scratch = .allocate(capacity: needScratch ? max(count, 1) : 1)
         result = .allocate(capacity: needResult ? max(count, 1) : 1)
         self.loads = loads.map { base, shape in
-            (base, shape == code.shape ? nil : stridedOffsets(code.shape, shape.broadcastStrides(to: code.shape)))
+            if shape == code.shape { return (base, .direct) }
+            if shape.count == 1 { return (base, .scalar) }
+            return (base, .table(stridedOffsets(code.shape, shape.broadcastStrides(to: code.shape))))
         }
     }
+
+    /// Elements below which a kernel is not worth splitting over threads.
+    static var elementsPerWorker: Int { 1 << 16 }
 
     deinit {
         registers.deallocate()
@@ -43,29 +71,48 @@ final class FusedEvaluator<T: KilnFloat> {
     @_specialize(where T == Double)
     @discardableResult
     func run(accumulator: UnsafeMutablePointer<T>?, into targets: [UnsafeMutablePointer<T>]) -> UnsafeMutablePointer<T> {
-        var start = 0
-        while start < count {
-            let n = min(block, count - start)
-            evaluate(start: start, n: n, accumulator: accumulator)
-            if targets.isEmpty {
-                (result + start).update(from: registers + code.results[0] * block, count: n)
-            } else {
-                for (t, res) in zip(targets, code.results) { (t + start).update(from: registers + res * block, count: n) }
+        if workers == 1 {
+            run(blocks: 0..<(count + block - 1) / block, registers: registers, accumulator: accumulator, into: targets)
+        } else {
+            let blocks = (count + block - 1) / block, workers = self.workers
+            // Each worker writes disjoint ranges of the targets and has registers of its own.
+            let shared = UncheckedSendable((accumulator, targets))
+            DispatchQueue.concurrentPerform(iterations: workers) { w in
+                run(blocks: blocks * w / workers..<blocks * (w + 1) / workers,
+                    registers: registers + w * block * code.code.count, accumulator: shared.value.0, into: shared.value.1)
             }
-            start += n
         }
         return result
     }
 
     @_specialize(where T == Float)
     @_specialize(where T == Double)
-    private func evaluate(start: Int, n: Int, accumulator: UnsafeMutablePointer<T>?) {
+    private func run(blocks: Range<Int>, registers: UnsafeMutablePointer<T>, accumulator: UnsafeMutablePointer<T>?,
+                     into targets: [UnsafeMutablePointer<T>]) {
+        for b in blocks {
+            let start = b * block, n = min(block, count - start)
+            evaluate(start: start, n: n, registers: registers, accumulator: accumulator)
+            if targets.isEmpty {
+                (result + start).update(from: registers + code.results[0] * block, count: n)
+            } else {
+                for (t, res) in zip(targets, code.results) { (t + start).update(from: registers + res * block, count: n) }
+            }
+        }
+    }
+
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    private func evaluate(start: Int, n: Int, registers: UnsafeMutablePointer<T>, accumulator: UnsafeMutablePointer<T>?) {
         for (i, instr) in code.code.enumerated() {
             let r = registers + i * block
             switch instr {
             case .load(let j):
-                let (base, table) = loads[j]
-                if let table { for e in 0..<n { r[e] = base[table[start + e]] } } else { r.update(from: base + start, count: n) }
+                let (base, access) = loads[j]
+                switch access {
+                case .direct: r.update(from: base + start, count: n)
+                case .scalar: r.update(repeating: base[0], count: n)
+                case .table(let table): for e in 0..<n { r[e] = base[table[start + e]] }
+                }
             case .accumulator:
                 r.update(from: accumulator! + start, count: n)
             case .constant(let c):
@@ -77,7 +124,7 @@ final class FusedEvaluator<T: KilnFloat> {
                 case .exp: for e in 0..<n { r[e] = T.exp(x[e]) }
                 case .log: for e in 0..<n { r[e] = T.log(x[e]) }
                 case .sqrt: for e in 0..<n { r[e] = T.squareRoot(x[e]) }
-                case .tanh: for e in 0..<n { r[e] = T.tanh(x[e]) }
+                case .tanh: T.tanh(x, into: r, count: n)
                 case .sigmoid: for e in 0..<n { r[e] = 1 / (1 + T.exp(-x[e])) }
                 case .relu: for e in 0..<n { r[e] = x[e] > 0 ? x[e] : 0 }
                 }
@@ -96,4 +143,10 @@ final class FusedEvaluator<T: KilnFloat> {
             }
         }
     }
+}
+
+/// Pointers handed to worker threads that touch disjoint parts of them.
+struct UncheckedSendable<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
 }
