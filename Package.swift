@@ -26,7 +26,7 @@ let package = Package(
             name: "KilnKernels",
             path: "Kernels",
             exclude: [],
-            resources: ["prelude.cl", "elementwise.cl", "matmul.cl", "matmul_vector.cl", "reduce.cl", "softmax_xent.cl", "embedding.cl", "argmax.cl"]
+            resources: ["prelude.cl", "elementwise.cl", "matmul.cl", "matmul_vector.cl", "reduce.cl", "reduce_columns.cl", "softmax_xent.cl", "embedding.cl", "argmax.cl"]
                 .map { .embedInCode($0) }
         ),
         // The OpenCL backend: devices, buffers, program builds, launches, code generation.

@@ -19,6 +19,8 @@ public enum KernelSources {
     public static let matmulVector = text(PackageResources.matmul_vector_cl)
     /// The work-group tree reduction template.
     public static let reduce = text(PackageResources.reduce_cl)
+    /// The column reduction template: leading axes, a work-item per output.
+    public static let reduceColumns = text(PackageResources.reduce_columns_cl)
     public static let softmaxCrossEntropy = text(PackageResources.softmax_xent_cl)
     public static let embedding = text(PackageResources.embedding_cl)
     public static let argmax = text(PackageResources.argmax_cl)
