@@ -1,14 +1,14 @@
 // Embedding lookup and its gradient. Ids outside [0, rows) are checked on the host before
 // upload; here they read zeros and add nothing rather than touch memory out of bounds.
 
-// out[p, d] = table[ids[p], d]: one work-item per output element.
+// out[p, d] = table[ids[p], d]: a work-item per output element, on a 2-D range (d, p), so
+// that a work-group copies whole rows: one id per row, contiguous loads and stores along d.
 __kernel void gather(__global const int* ids, int offI, __global const real* table, int offT,
                      __global real* out, int offO, int count, int rows, int dim) {
-    const int i = get_global_id(0);
-    if (i >= count * dim) return;
-    const int p = i / dim, d = i % dim;
+    const int d = get_global_id(0), p = get_global_id(1);
+    if (d >= dim || p >= count) return;
     const int id = ids[offI + p];
-    out[offO + i] = (id >= 0 && id < rows) ? table[offT + id * dim + d] : (real)0;
+    out[offO + p * dim + d] = (id >= 0 && id < rows) ? table[offT + id * dim + d] : (real)0;
 }
 
 // out[ids[p], d] += values[p, d], after `fill` has zeroed out. Deterministic: work-item d

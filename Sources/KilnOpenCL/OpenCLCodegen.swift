@@ -269,8 +269,11 @@ struct OpenCLCodegen {
 
         case .gather:
             let count = ins[0].shape.count, rows = ins[1].shape[0], dim = ins[1].shape[1]
-            launch("gather", real(ins[0]) + real(ins[1]) + real(outs[0]) + [.int(count), .int(rows), .int(dim)],
-                   items: count * dim, local: 64, kernel: index)
+            if count > 0 && dim > 0 {
+                let across = dim >= 32 ? 32 : dim >= 16 ? 16 : 8, down = 64 / across
+                launches.append(LaunchSpec(function: "gather", args: real(ins[0]) + real(ins[1]) + real(outs[0]) + [.int(count), .int(rows), .int(dim)],
+                                           global: [Self.roundUp(dim, across), Self.roundUp(count, down)], local: [across, down], kernel: index))
+            }
 
         case .scatterAdd:
             let count = ins[0].shape.count, rows = outs[0].shape[0], dim = outs[0].shape[1]
