@@ -89,36 +89,53 @@ final class FusedEvaluator<T: KilnFloat>: @unchecked Sendable {
     @_specialize(where T == Double)
     private func run(blocks: Range<Int>, registers: UnsafeMutablePointer<T>, accumulator: UnsafeMutablePointer<T>?,
                      into targets: [UnsafeMutablePointer<T>]) {
-        for b in blocks {
-            let start = b * block, n = min(block, count - start)
-            evaluate(start: start, n: n, registers: registers, accumulator: accumulator)
-            if targets.isEmpty {
-                (result + start).update(from: registers + code.results[0] * block, count: n)
-            } else {
-                for (t, res) in zip(targets, code.results) { (t + start).update(from: registers + res * block, count: n) }
+        withUnsafeTemporaryAllocation(of: UnsafeMutablePointer<T>.self, capacity: max(code.code.count, 1)) { values in
+            for b in blocks {
+                let start = b * block, n = min(block, count - start)
+                evaluate(start: start, n: n, registers: registers, accumulator: accumulator, values: values.baseAddress!)
+                if targets.isEmpty {
+                    (result + start).update(from: values[code.results[0]], count: n)
+                } else {
+                    // A result that is an input's own memory is saved first: writing one target
+                    // may overwrite an input that another result passes through.
+                    if targets.count > 1 {
+                        for res in code.results where values[res] != registers + res * block {
+                            (registers + res * block).update(from: values[res], count: n)
+                            values[res] = registers + res * block
+                        }
+                    }
+                    for (t, res) in zip(targets, code.results) where t + start != values[res] {
+                        (t + start).update(from: values[res], count: n)
+                    }
+                }
             }
         }
     }
 
+    /// Computes one block: `values[i]` points at instruction i's `n` values, which are the
+    /// input's own memory for direct loads and the accumulator (nothing is copied) and the
+    /// instruction's register otherwise.
     @_specialize(where T == Float)
     @_specialize(where T == Double)
-    private func evaluate(start: Int, n: Int, registers: UnsafeMutablePointer<T>, accumulator: UnsafeMutablePointer<T>?) {
+    private func evaluate(start: Int, n: Int, registers: UnsafeMutablePointer<T>, accumulator: UnsafeMutablePointer<T>?,
+                          values: UnsafeMutablePointer<UnsafeMutablePointer<T>>) {
         for (i, instr) in code.code.enumerated() {
             let r = registers + i * block
+            values[i] = r
             switch instr {
             case .load(let j):
                 let (base, access) = loads[j]
                 switch access {
-                case .direct: r.update(from: base + start, count: n)
+                case .direct: values[i] = base + start
                 case .scalar: r.update(repeating: base[0], count: n)
                 case .table(let table): for e in 0..<n { r[e] = base[table[start + e]] }
                 }
             case .accumulator:
-                r.update(from: accumulator! + start, count: n)
+                values[i] = accumulator! + start
             case .constant(let c):
                 r.update(repeating: T(c), count: n)
             case let .unary(op, a):
-                let x = registers + a * block
+                let x = values[a]
                 switch op {
                 case .neg: for e in 0..<n { r[e] = -x[e] }
                 case .exp: for e in 0..<n { r[e] = T.exp(x[e]) }
@@ -129,7 +146,7 @@ final class FusedEvaluator<T: KilnFloat>: @unchecked Sendable {
                 case .relu: for e in 0..<n { r[e] = x[e] > 0 ? x[e] : 0 }
                 }
             case let .binary(op, a, b):
-                let x = registers + a * block, y = registers + b * block
+                let x = values[a], y = values[b]
                 switch op {
                 case .add: for e in 0..<n { r[e] = x[e] + y[e] }
                 case .sub: for e in 0..<n { r[e] = x[e] - y[e] }
