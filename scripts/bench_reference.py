@@ -5,9 +5,9 @@ What it measures (float32 throughout):
 
   sgemm N=1024, N=2048   C = A @ B for N x N matrices: numpy `a @ b`, PyTorch
                          `torch.mm`, and `kiln bench gemm --device cpu|gpu`.
-  sgemm MLP fc1          (128x784) @ (784x256), the MLP's first forward matmul:
-                         numpy and PyTorch only (Kiln has no command for a
-                         non-square GEMM, so its cells are n/a).
+  sgemm MLP fc1          (128x784) @ (784x256), the MLP's first forward matmul,
+                         and (784x128)^T @ (128x256), its weight gradient x^T @ dh:
+                         `kiln bench gemm --shape MxKxN [--transpose-a]`.
   W1 epoch               468 training steps of the Fashion-MNIST MLP
                          784-256-128-10 (ReLU), batch 128, softmax cross-entropy
                          (mean), SGD lr 0.01 momentum 0.9, on 4 synthetic batches
@@ -160,21 +160,25 @@ def run_kiln(kiln, args):
 
 
 class Gemm:
-    def __init__(self, m, k, n):
+    """C [m, n] = A @ B with inner size k; with trans_a, A is stored [k, m] and read
+    transposed (as a weight gradient x^T @ dh reads the layer input)."""
+
+    def __init__(self, m, k, n, trans_a=False):
         rng = np.random.default_rng(0)
-        self.a = rng.uniform(-1, 1, (m, k)).astype(np.float32)
+        self.a = rng.uniform(-1, 1, (k, m) if trans_a else (m, k)).astype(np.float32)
         self.b = rng.uniform(-1, 1, (k, n)).astype(np.float32)
+        self.trans_a = trans_a
         self.ta = torch.from_numpy(self.a.copy())
         self.tb = torch.from_numpy(self.b.copy())
         self.tc = torch.empty(m, n, dtype=torch.float32)
         self.flops = 2.0 * m * k * n
 
     def numpy(self, warmup, repeats):
-        a, b = self.a, self.b
+        a, b = (self.a.T if self.trans_a else self.a), self.b
         return time_reps(lambda: a @ b, warmup, repeats)
 
     def torch(self, warmup, repeats):
-        a, b, c = self.ta, self.tb, self.tc
+        a, b, c = (self.ta.t() if self.trans_a else self.ta), self.tb, self.tc
         return time_reps(lambda: torch.mm(a, b, out=c), warmup, repeats)
 
 
@@ -356,14 +360,21 @@ def build_plan(kiln, cfg):
             "kiln-gpu": kiln_gemm("gpu", n, c),
         }))
 
+    # The MLP's own shapes: the first layer forward, and its weight gradient x^T @ dh.
     c = cfg["gemm_mlp"]
-    g = Gemm(128, 784, 256)
-    plan.append(("sgemm_mlp_fc1", "sgemm 128x784 @ 784x256 (ms)", "ms", 1e3, g.flops, {
-        "numpy": (lambda: stats_of(g.numpy(c["warmup"], c["repeats"]))),
-        "torch": (lambda: stats_of(g.torch(c["warmup"], c["repeats"]))),
-        "kiln-cpu": None,
-        "kiln-gpu": None,
-    }))
+    for key, label, (m, k, n), trans_a in [
+            ("sgemm_mlp_fc1", "sgemm 128x784 @ 784x256 (ms)", (128, 784, 256), False),
+            ("sgemm_mlp_fc1_grad", "sgemm 784x128^T @ 128x256 (ms)", (784, 128, 256), True)]:
+        g = Gemm(m, k, n, trans_a)
+        kiln_args = lambda device, m=m, k=k, n=n, trans_a=trans_a: (lambda: run_kiln(kiln, [  # noqa: E731
+            "gemm", "--device", device, "--shape", f"{m}x{k}x{n}", "--repeats", str(c["repeats"]),
+            "--warmup", str(c["warmup"])] + (["--transpose-a"] if trans_a else [])))
+        plan.append((key, label, "ms", 1e3, g.flops, {
+            "numpy": (lambda g=g: stats_of(g.numpy(c["warmup"], c["repeats"]))),
+            "torch": (lambda g=g: stats_of(g.torch(c["warmup"], c["repeats"]))),
+            "kiln-cpu": kiln_args("cpu"),
+            "kiln-gpu": kiln_args("gpu"),
+        }))
 
     c = cfg["w1"]
     data = w1_data()
@@ -532,8 +543,6 @@ def main():
     print()
     print("Cells: median of per-round medians [min-max over all timed repetitions]; ratios: Kiln median / PyTorch median "
           "(>1 means Kiln is slower). W2: dense embedding gradient everywhere. kiln-gpu is Kiln's OpenCL device.")
-    if not any(results["sgemm_mlp_fc1"]["median"].get(i) for i in ("kiln-cpu", "kiln-gpu")):
-        print("sgemm 128x784 @ 784x256: Kiln has no command for this shape (n/a).")
     for (key, impl), msg in errors.items():
         done = len(samples[key][impl])
         print(f"ERROR {key} {impl} (not run again after the failure; {done} round(s) before it, marked *): {msg}")

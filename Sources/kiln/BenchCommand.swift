@@ -40,16 +40,31 @@ struct BenchCommand: ParsableCommand {
     struct Gemm: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "C = A @ B for N x N float32 matrices on the device.")
         @OptionGroup var common: Common
-        @Option(help: "Matrix size N.")
+        @Option(help: "Matrix size N (N x N times N x N).")
         var size = 1024
+        @Option(help: "Another shape, MxKxN: C [M, N] = A [M, K] @ B [K, N] (the MLP's first layer: 128x784x256).")
+        var shape: String?
+        @Flag(name: .customLong("transpose-a"), help: "A is stored [K, M] and read transposed (a weight gradient).")
+        var transposeA = false
+        @Flag(name: .customLong("transpose-b"), help: "B is stored [N, K] and read transposed.")
+        var transposeB = false
 
         func run() throws {
             guard size >= 1 else { throw KilnError.invalidArgument(op: "--size", message: "must be at least 1, got \(size)") }
-            let exe = try Benchmarks.gemm(n: size, device: common.device)
+            var (m, k, n) = (size, size, size)
+            if let shape {
+                let parts = shape.split(separator: "x").compactMap { Int($0) }
+                guard parts.count == 3, parts.allSatisfy({ $0 >= 1 }) else {
+                    throw KilnError.invalidArgument(op: "--shape", message: "'\(shape)' is not MxKxN with three positive sizes")
+                }
+                (m, k, n) = (parts[0], parts[1], parts[2])
+            }
+            let exe = try Benchmarks.gemm(m: m, k: k, n: n, transposeA: transposeA, transposeB: transposeB, device: common.device)
             let t = try Timing.measure(warmup: common.warmup, repeats: common.repeats) { _ = try exe.run(feeds: [:]) }
-            let flops = 2 * pow(Double(size), 3)
-            try common.report("sgemm \(size)^3", t, unit: "ms", scale: 1e3, rate: { String(format: "%.1f GFLOP/s", flops / $0 / 1e9) },
-                              extra: ["size": size, "gflops": flops / t.median / 1e9])
+            let flops = 2 * Double(m) * Double(k) * Double(n)
+            let name = shape == nil ? "sgemm \(size)^3" : "sgemm \(m)x\(k)\(transposeA ? "ᵀ" : "") @ \(k)x\(n)\(transposeB ? "ᵀ" : "")"
+            try common.report(name, t, unit: "ms", scale: 1e3, rate: { String(format: "%.1f GFLOP/s", flops / $0 / 1e9) },
+                              extra: ["m": m, "k": k, "n": n, "size": size, "gflops": flops / t.median / 1e9])
         }
     }
 

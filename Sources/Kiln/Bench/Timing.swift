@@ -31,13 +31,21 @@ public enum Benchmarks {
     /// `C = A @ B` for `n x n` float32 matrices held on the device; the product is written
     /// into a device tensor, so a run moves nothing between host and device.
     public static func gemm(n: Int, device: DeviceKind, seed: UInt64 = 0) throws -> Executable {
+        try gemm(m: n, k: n, n: n, device: device, seed: seed)
+    }
+
+    /// `C [m, n] = op(A) @ op(B)` with inner size `k`: A is stored `[k, m]` when
+    /// `transposeA` (as a weight gradient reads the layer's input), B `[n, k]` when `transposeB`.
+    public static func gemm(m: Int, k: Int, n: Int, transposeA: Bool = false, transposeB: Bool = false,
+                            device: DeviceKind, seed: UInt64 = 0) throws -> Executable {
         let g = Graph()
-        let a = try g.parameter("A", [n, n]), b = try g.parameter("B", [n, n])
-        let c = try g.state("C", [n, n])
-        try g.assign(c, a.matmul(b))
+        let aShape: Shape = transposeA ? [k, m] : [m, k], bShape: Shape = transposeB ? [n, k] : [k, n]
+        let a = try g.parameter("A", aShape), b = try g.parameter("B", bShape)
+        let c = try g.state("C", [m, n])
+        try g.assign(c, a.matmul(b, transposeA: transposeA, transposeB: transposeB))
         let exe = try Devices.load(g, fetch: [], on: device)
         var rng = SeededGenerator(seed: seed)
-        for t in [a, b] { try exe.write(t, HostTensor(rng.uniform(n * n, in: -1...1).map(Float.init), shape: [n, n])) }
+        for t in [a, b] { try exe.write(t, HostTensor(rng.uniform(t.shape.count, in: -1...1).map(Float.init), shape: t.shape)) }
         return exe
     }
 
