@@ -17,11 +17,15 @@ public final class CPUExecutable<T: KilnFloat>: Executable {
     private let profiling = ProcessInfo.processInfo.environment["KILN_PROFILE"] == "1"
     private var nanoseconds: [UInt64] = []
     private let allReduce: CPUAllReduce
+    /// scatterAdd kernels that sum into touched rows (their dense output is never written).
+    private var sparseKernels: Set<Int> = []
 
     /// Loads `program`, which must have been compiled for `T` (`CompileOptions.realType`).
     /// - Parameter blas: run matmuls through OpenBLAS; false keeps the plain reference loops.
     /// - Parameter collective: the processes the program's all-reduces sum over (none: this one).
-    public init(program: Program, blas: Bool = true, collective: Collective? = nil) throws {
+    /// - Parameter sparseRows: hand an embedding table's update its gradient as the rows the
+    ///   batch touched (`SparseRows`); default: with `blas`, the fast mode.
+    public init(program: Program, blas: Bool = true, collective: Collective? = nil, sparseRows: Bool? = nil) throws {
         guard program.realType.byteSize == MemoryLayout<T>.size else {
             throw KilnError.invalidArgument(op: "CPUExecutable", message: "program computes in \(program.realType), not \(T.self)")
         }
@@ -37,7 +41,22 @@ public final class CPUExecutable<T: KilnFloat>: Executable {
         }
         allReduce = CPUAllReduce(program: program, collective: collective)
         counters.allocations += program.buckets.count
-        steps = program.kernels.map { CPUStep<T>(kernel: $0, buffers: buffers, blas: blas, allReduce: allReduce) }
+        // Embedding gradients as touched rows, except in the reference (plain loops) mode.
+        var sparseOut: [Int: SparseRows<T>] = [:], sparseIn: [Int: (Int, SparseRows<T>)] = [:]
+        if sparseRows ?? blas {
+            for (s, (reader, input)) in SparseRows<T>.candidates(in: program) {
+                let k = program.kernels[s]
+                let rows = SparseRows<T>(rows: k.outputs[0].shape[0], dim: k.outputs[0].shape[1], positions: k.inputs[0].shape.count)
+                sparseOut[s] = rows
+                sparseIn[reader] = (input, rows)
+                counters.allocations += 1
+            }
+        }
+        sparseKernels = Set(sparseOut.keys)
+        steps = program.kernels.enumerated().map { i, k in
+            CPUStep<T>(kernel: k, buffers: buffers, blas: blas, allReduce: allReduce, sparseOut: sparseOut[i],
+                       sparseIn: sparseIn[i].map { (input: $0.0, rows: $0.1) })
+        }
         counters.allocations += steps.count
         counters.builds += steps.count
         nanoseconds = [UInt64](repeating: 0, count: steps.count)
@@ -90,6 +109,7 @@ public final class CPUExecutable<T: KilnFloat>: Executable {
     }
 
     private func checkOutputs(of k: Int) throws {
+        guard !sparseKernels.contains(k) else { return }   // checked where the update reads it
         let kernel = program.kernels[k]
         for (i, o) in kernel.outputs.enumerated() where o.dtype != .int32 {
             let p = (buffers[o.location.buffer] + o.location.byteOffset).assumingMemoryBound(to: T.self)

@@ -10,7 +10,10 @@ struct CPUStep<T: KilnFloat> {
     // unspecialized generic arithmetic would be many times slower.
     @_specialize(where T == Float)
     @_specialize(where T == Double)
-    init(kernel: Kernel, buffers: [UnsafeMutableRawPointer], blas: Bool, allReduce: CPUAllReduce) {
+    /// `sparseOut`: this scatterAdd sums into rows instead of a dense tensor; `sparseIn`: this
+    /// elementwise kernel reads those rows for one of its inputs.
+    init(kernel: Kernel, buffers: [UnsafeMutableRawPointer], blas: Bool, allReduce: CPUAllReduce,
+         sparseOut: SparseRows<T>? = nil, sparseIn: (input: Int, rows: SparseRows<T>)? = nil) {
         func real(_ o: Operand) -> UnsafeMutablePointer<T> {
             (buffers[o.location.buffer] + o.location.byteOffset).assumingMemoryBound(to: T.self)
         }
@@ -21,7 +24,8 @@ struct CPUStep<T: KilnFloat> {
         let what = kernel.name
         switch kernel.kind {
         case .elementwise(let code):
-            let eval = FusedEvaluator<T>(code, loads: ins.map { (real($0), $0.shape) })
+            let eval = FusedEvaluator<T>(code, loads: ins.map { (real($0), $0.shape) },
+                                         sparse: sparseIn.map { [$0.input: $0.rows] } ?? [:])
             let targets = outs.map(real)
             run = { eval.run(accumulator: nil, into: targets) }
 
@@ -100,6 +104,10 @@ struct CPUStep<T: KilnFloat> {
         case .scatterAdd:
             let ids = int(ins[0]), values = real(ins[1]), out = real(outs[0])
             let count = ins[0].shape.count, rows = outs[0].shape[0], dim = outs[0].shape[1]
+            if let sparseOut {
+                run = { try sparseOut.scatter(ids: ids, count: count, from: values, op: "scatterAdd (\(what))") }
+                return
+            }
             run = {
                 out.update(repeating: 0, count: rows * dim)
                 for p in 0..<count {

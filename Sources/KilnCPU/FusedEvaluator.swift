@@ -33,13 +33,17 @@ final class FusedEvaluator<T: KilnFloat>: @unchecked Sendable {
         case scalar
         /// Broadcast: the input's offset of each element.
         case table([Int])
+        /// A gradient held as the rows a batch touched (zero elsewhere).
+        case sparse(SparseRows<T>)
     }
     /// Per input: its base pointer and how it is read.
     let loads: [(UnsafeMutablePointer<T>, Access)]
     /// Threads that evaluate disjoint ranges of a large kernel, each with registers of its own.
     let workers: Int
 
-    init(_ code: FusedCode, loads: [(UnsafeMutablePointer<T>, Shape)], scratch needScratch: Bool = false, result needResult: Bool = false) {
+    /// `sparse` gives loads (by input index) that read a `SparseRows` instead of memory.
+    init(_ code: FusedCode, loads: [(UnsafeMutablePointer<T>, Shape)], scratch needScratch: Bool = false, result needResult: Bool = false,
+         sparse: [Int: SparseRows<T>] = [:]) {
         self.code = code
         count = code.shape.count
         block = min(Self.blockSize, max(count, 1))
@@ -49,7 +53,9 @@ final class FusedEvaluator<T: KilnFloat>: @unchecked Sendable {
         registers = .allocate(capacity: max(block * code.code.count * workers, 1))
         scratch = .allocate(capacity: needScratch ? max(count, 1) : 1)
         result = .allocate(capacity: needResult ? max(count, 1) : 1)
-        self.loads = loads.map { base, shape in
+        self.loads = loads.enumerated().map { i, load in
+            let (base, shape) = load
+            if let rows = sparse[i] { return (base, .sparse(rows)) }
             if shape == code.shape { return (base, .direct) }
             if shape.count == 1 { return (base, .scalar) }
             return (base, .table(stridedOffsets(code.shape, shape.broadcastStrides(to: code.shape))))
@@ -129,6 +135,7 @@ final class FusedEvaluator<T: KilnFloat>: @unchecked Sendable {
                 case .direct: values[i] = base + start
                 case .scalar: r.update(repeating: base[0], count: n)
                 case .table(let table): for e in 0..<n { r[e] = base[table[start + e]] }
+                case .sparse(let rows): rows.load(start: start, n: n, into: r)
                 }
             case .accumulator:
                 values[i] = accumulator! + start
