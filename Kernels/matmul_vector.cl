@@ -8,27 +8,29 @@
 // each, so they stay in registers; float8 or float16 by the device's native width), $ROWINDEX (the clamped row indices i0..), $STEP (one k
 // step: load the panel row of B as vectors, broadcast A's values into fma), $SPILL (store the
 // accumulators into `tile`) and $EPILOGUE (statements that read `acc`, `row`, `col`,
-// `gid` and store the outputs). B arrives packed by `pack_panels` into panels of $WIDTH
-// columns, zero-padded past N; $A_AT(r, k) reads A with its offset, leading dimension and
-// transpose baked in.
+// `gid` and store the outputs). $PANEL_START and $ROW_STRIDE say where the panel's first
+// row of B is and how far apart its rows are: B packed by `pack_panels` into panels of $WIDTH
+// columns, zero-padded past N (stride $WIDTH), or, when B is read untransposed and N is a
+// multiple of $WIDTH, B itself (stride: its leading dimension; nothing to pack).
+// $A_AT(r, k) reads A with its offset, leading dimension and transpose baked in.
 //
 // Rows past M are clamped for reading and not stored; columns past N are not stored.
-__kernel void $NAME($PARAMS __global const float* packedB, int M, int N, int K) {
+__kernel void $NAME($PARAMS $PACKED_PARAM int M, int N, int K) {
     const int i0 = get_global_id(1) * $ROWS, panel = get_global_id(0), j0 = panel * $WIDTH;
     if (i0 >= M || j0 >= N) return;
     $ROWINDEX
     $DECLARE
-    __global const float* panelRow = packedB + (size_t)panel * K * $WIDTH;
+    __global const float* panelRow = $PANEL_START;
     // k unrolled by 4: PoCL's compiler does not unroll this loop itself (measured: 1.9x at
     // 1024^3; 8 was no better).
     int k = 0;
     for (; k + 4 <= K; ) {
-        { $STEP } k++; panelRow += $WIDTH;
-        { $STEP } k++; panelRow += $WIDTH;
-        { $STEP } k++; panelRow += $WIDTH;
-        { $STEP } k++; panelRow += $WIDTH;
+        { $STEP } k++; panelRow += $ROW_STRIDE;
+        { $STEP } k++; panelRow += $ROW_STRIDE;
+        { $STEP } k++; panelRow += $ROW_STRIDE;
+        { $STEP } k++; panelRow += $ROW_STRIDE;
     }
-    for (; k < K; k++, panelRow += $WIDTH) {
+    for (; k < K; k++, panelRow += $ROW_STRIDE) {
         $STEP
     }
     const int rows = min($ROWS, M - i0), cols = min($WIDTH, N - j0);

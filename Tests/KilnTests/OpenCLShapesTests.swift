@@ -22,12 +22,17 @@ import Kiln
             values[t] = try HostTensor((0..<shape.count).map { _ in Int32.random(in: 0..<Int32(below), using: &rng) }, shape: shape)
             return t
         }
-        for (m, k, n) in [(1, 1, 1), (3, 17, 1), (17, 3, 129), (127, 129, 3), (129, 127, 17), (1000, 3, 17), (1, 1000, 3)] {
+        // N of 64 and 128 fill whole vector panels: B untransposed is then read in place.
+        for (m, k, n) in [(1, 1, 1), (3, 17, 1), (17, 3, 129), (127, 129, 3), (129, 127, 17), (1000, 3, 17), (1, 1000, 3),
+                          (5, 33, 64), (130, 70, 128)] {
             for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
                 let a = try input("A\(m)x\(k)\(ta)", ta ? [k, m] : [m, k]), b = try input("B\(k)x\(n)\(tb)", tb ? [n, k] : [k, n])
                 outputs.append(("matmul \(m)x\(k)x\(n) \(ta) \(tb)", try g.matmul(a, b, transposeA: ta, transposeB: tb)))
             }
         }
+        // B computed by an earlier kernel, so it lives in the arena at an offset.
+        let bArena = try input("Barena", [33, 128]) * 1.5
+        outputs.append(("matmul with B in the arena", try g.matmul(try input("Aarena", [7, 33]), bArena)))
         let x1000 = try input("x1000", [1000], 0.1...2)
         for op in UnaryOp.allCases { outputs.append(("\(op) [1000]", try g.unary(op, x1000))) }
         let col = try input("col", [129, 1]), row = try input("row", [1, 127]), s = try input("scalar", [])
