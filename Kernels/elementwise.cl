@@ -5,7 +5,29 @@ inline real k_neg(real x) { return -x; }
 inline real k_exp(real x) { return exp(x); }
 inline real k_log(real x) { return log(x); }
 inline real k_sqrt(real x) { return sqrt(x); }
+#ifdef KILN_FP64
 inline real k_tanh(real x) { return tanh(x); }
+#else
+// float: the CPU backend's rational approximation (within 4e-7 of tanh; ±1 beyond 7.905): a few
+// fused multiply-adds and a division, where PoCL's tanh is a call per element. NaN passes
+// through (the comparisons fail), as the checks for non-finite values need.
+inline float k_tanh(float x) {
+    const float c = 7.90531110763549805f;
+    const float v = x < -c ? -c : (x > c ? c : x), v2 = v * v;
+    float p = -2.76076847742355e-16f;
+    p = fma(p, v2, 2.00018790482477e-13f);
+    p = fma(p, v2, -8.60467152213735e-11f);
+    p = fma(p, v2, 5.12229709037114e-08f);
+    p = fma(p, v2, 1.48572235717979e-05f);
+    p = fma(p, v2, 6.37261928875436e-04f);
+    p = fma(p, v2, 4.89352455891786e-03f);
+    float q = 1.19825839466702e-06f;
+    q = fma(q, v2, 1.18534705686654e-04f);
+    q = fma(q, v2, 2.26843463243900e-03f);
+    q = fma(q, v2, 4.89352518554385e-03f);
+    return v * p / q;
+}
+#endif
 inline real k_sigmoid(real x) { return (real)1 / ((real)1 + exp(-x)); }
 inline real k_relu(real x) { return x > (real)0 ? x : (real)0; }
 inline real k_add(real a, real b) { return a + b; }
