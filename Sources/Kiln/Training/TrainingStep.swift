@@ -18,9 +18,9 @@ public final class TrainingStep {
     /// Appends gradients and the optimizer's updates to `model`'s graph, compiles the step,
     /// loads it on `device` and writes the seeded initial parameters.
     ///
-    /// With a `collective`, each gradient is weighted by this process's share of the global
-    /// batch and summed across the processes (an `allReduce` between the backward pass and the
-    /// update), so every process applies the gradient of the whole global batch.
+    /// With a `collective` of several processes, each gradient is weighted by this process's
+    /// share of the global batch and summed across the processes (an `allReduce` between the
+    /// backward pass and the update), so every process applies the gradient of the whole batch.
     public init(model: ClassifierGraph, optimizer: Optimizer, device: DeviceKind, seed: UInt64,
                 fusion: Bool? = nil, collective: Collective? = nil) throws {
         self.model = model
@@ -29,7 +29,8 @@ public final class TrainingStep {
         self.collective = collective
         let params = model.parameters.tensors
         var grads = try model.graph.gradients(of: model.loss, wrt: params)
-        if collective != nil {
+        // A job of one process has nothing to sum: its step is the plain one.
+        if let collective, collective.size > 1 {
             (gradientScale, grads) = try Self.sumAcrossProcesses(grads, in: model.graph)
         } else {
             gradientScale = nil
