@@ -3,7 +3,7 @@
 //
 // A template: the host instantiates it per matmul, replacing $NAME, $PARAMS (the buffers the
 // epilogue reads and writes), $ROWS and $WIDTH (the register block: $ROWS rows of C by $WIDTH
-// columns, chosen so the accumulators fill the vector registers: 4 x 64 with AVX-512's 32
+// columns, chosen so the accumulators fill the vector registers: 12 x 32 with AVX-512's 32
 // registers, 6 x 16 with AVX2's 16), $DECLARE (the block's float16 accumulators, one variable
 // each, so they stay in registers; float8 or float16 by the device's native width), $ROWINDEX (the clamped row indices i0..), $STEP (one k
 // step: load the panel row of B as vectors, broadcast A's values into fma), $SPILL (store the

@@ -472,7 +472,10 @@ def main():
 
     print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; python {platform.python_version()}, "
           f"numpy {np.__version__}, torch {torch.__version__} ({torch.get_num_threads()} threads); "
-          f"OPENBLAS_THREAD_TIMEOUT={os.environ['OPENBLAS_THREAD_TIMEOUT']}")
+          f"OPENBLAS_THREAD_TIMEOUT={os.environ['OPENBLAS_THREAD_TIMEOUT']}; "
+          # Which kernels OpenBLAS runs (numpy's and Kiln's CPU device): forced by this variable
+          # when set, else detected from the CPU.
+          f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset: detected)')}")
     print(f"# kiln: {original} (sha256 {kiln_sha}..., built {kiln_mtime}), run from a copy in {kiln.parent}")
     print(f"# {rounds} rounds{' (--quick)' if args.quick else ''}; per run: " +
           ", ".join(f"{k} warmup {v['warmup']} x {v['repeats']}" for k, v in cfg.items()))
