@@ -191,30 +191,27 @@ struct OpenCLCodegen {
             let terms = digits(kept, "o") + digits(axes, "r")
             let count = axes.map { s[$0] }.reduce(1, *), outputs = outs[0].shape.count
             let (body, values) = statements(f, loads: ins, gid: "gid")
+            // What both reduction templates share: the prologue, the combination, the store.
+            let common = [
+                ("$NAME", name), ("$PARAMS", params), ("$COUNT", "\(count)"),
+                ("$PROLOGUE", body + " v = \(values[0]);"),
+                ("$IDENTITY", op == .max ? "(-INFINITY)" : "(real)0"), ("$COMBINE", op == .max ? "red_max" : "red_sum"),
+                ("$FINISH", op == .mean ? " / (real)\(count)" : ""),
+                ("$STORE", "b\(outs[0].location.buffer)[\(offset(outs[0])) + o] = result;"),
+            ]
             // Over leading axes, with many outputs or short columns: a work-item per output.
             if axes == Array(0..<axes.count), outputs > 0, outputs >= 64 || count <= 1024 {
                 var text = KernelSources.reduceColumns
-                for (key, value) in [
-                    ("$NAME", name), ("$PARAMS", params), ("$OUTPUTS", "\(outputs)"), ("$COUNT", "\(count)"),
-                    ("$PROLOGUE", body + " v = \(values[0]);"),
-                    ("$IDENTITY", op == .max ? "(-INFINITY)" : "(real)0"), ("$COMBINE", op == .max ? "red_max" : "red_sum"),
-                    ("$FINISH", op == .mean ? " / (real)\(count)" : ""),
-                    ("$STORE", "b\(outs[0].location.buffer)[\(offset(outs[0])) + o] = result;"),
-                ] { text = text.replacingOccurrences(of: key, with: value) }
+                for (key, value) in common + [("$OUTPUTS", "\(outputs)")] { text = text.replacingOccurrences(of: key, with: value) }
                 generated.append(text)
                 launch(name, bufferArgs + [.int(outputs)], items: outputs, local: 64, kernel: index)
                 break
             }
             let local = outputs >= 64 ? 64 : 256
             var text = KernelSources.reduce
-            for (key, value) in [
-                ("$NAME", name), ("$PARAMS", params), ("$LOCAL", "\(local)"), ("$COUNT", "\(count)"),
-                ("$INDEX", terms.isEmpty ? "0" : terms.joined(separator: " + ")),
-                ("$PROLOGUE", body + " v = \(values[0]);"),
-                ("$IDENTITY", op == .max ? "(-INFINITY)" : "(real)0"), ("$COMBINE", op == .max ? "red_max" : "red_sum"),
-                ("$FINISH", op == .mean ? " / (real)\(count)" : ""),
-                ("$STORE", "b\(outs[0].location.buffer)[\(offset(outs[0])) + o] = result;"),
-            ] { text = text.replacingOccurrences(of: key, with: value) }
+            for (key, value) in common + [("$LOCAL", "\(local)"), ("$INDEX", terms.isEmpty ? "0" : terms.joined(separator: " + "))] {
+                text = text.replacingOccurrences(of: key, with: value)
+            }
             generated.append(text)
             if outputs > 0 {
                 launches.append(LaunchSpec(function: name, args: bufferArgs + [.int(outputs)], global: [outputs * local], local: [local], kernel: index))
