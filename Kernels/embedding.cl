@@ -23,3 +23,17 @@ __kernel void scatter_add(__global const int* ids, int offI, __global const real
         if (id >= 0 && id < rows) out[offO + id * dim + d] += values[offV + p * dim + d];
     }
 }
+
+// The same sums when the ids are a feed, grouped on the host: `rows[u]` is the u-th distinct id,
+// positions starts[u] ..< starts[u + 1] of `order` are where it occurs, in increasing order. A
+// work-item per (column, distinct id) adds its values in that order from zero, as scatter_add
+// does one after the other, so the result is the same to the bit; untouched rows keep `fill`'s 0.
+__kernel void scatter_add_grouped(__global const int* rows, __global const int* starts, __global const int* order,
+                                  __global const int* distinct, __global const real* values, int offV,
+                                  __global real* out, int offO, int dim) {
+    const int d = get_global_id(0), u = get_global_id(1);
+    if (d >= dim || u >= distinct[0]) return;
+    real acc = (real)0;
+    for (int i = starts[u]; i < starts[u + 1]; i++) acc += values[offV + order[i] * dim + d];
+    out[offO + rows[u] * dim + d] = acc;
+}

@@ -43,6 +43,13 @@ struct OpenCLCodegen {
     private(set) var launches: [LaunchSpec] = []
     /// Bytes of each scratch buffer the launches use (transposed copies of matmul operands).
     private(set) var scratchBytes: [Int] = []
+    /// Scatter-adds whose ids are a feed: the executable groups the ids by value on the host
+    /// before each run and writes the groups into these scratch buffers (int32).
+    struct Grouping {
+        let idsBuffer: Int, idsOffset: Int, count: Int, limit: Int
+        let rows: Int, starts: Int, order: Int, distinct: Int
+    }
+    private(set) var groupings: [Grouping] = []
 
     init(program: Program, matmul: MatmulFamily, nativeFloatWidth: Int = 8) throws {
         self.program = program
@@ -291,8 +298,22 @@ struct OpenCLCodegen {
         case .scatterAdd:
             let count = ins[0].shape.count, rows = outs[0].shape[0], dim = outs[0].shape[1]
             launch("fill", real(outs[0]) + [.int(rows * dim), .real(0)], items: rows * dim, local: 64, kernel: index)
-            launch("scatter_add", real(ins[0]) + real(ins[1]) + real(outs[0]) + [.int(count), .int(rows), .int(dim)],
-                   items: dim, local: 64, kernel: index)
+            if program.buffers[ins[0].location.buffer].kind == .feed, count > 0, dim > 0 {
+                // Ids fed from the host: grouped there by id each run (`Grouping`), then summed
+                // by many work-items in parallel rather than a column each over every position.
+                let first = scratchBytes.count
+                scratchBytes += [count * 4, (count + 1) * 4, count * 4, 4]
+                groupings.append(Grouping(idsBuffer: ins[0].location.buffer, idsOffset: offset(ins[0]), count: count, limit: rows,
+                                          rows: first, starts: first + 1, order: first + 2, distinct: first + 3))
+                let across = dim >= 32 ? 32 : dim >= 16 ? 16 : 8, down = 64 / across
+                launches.append(LaunchSpec(function: "scatter_add_grouped",
+                                           args: [.scratch(first), .scratch(first + 1), .scratch(first + 2), .scratch(first + 3)]
+                                               + real(ins[1]) + real(outs[0]) + [.int(dim)],
+                                           global: [Self.roundUp(dim, across), Self.roundUp(count, down)], local: [across, down], kernel: index))
+            } else {
+                launch("scatter_add", real(ins[0]) + real(ins[1]) + real(outs[0]) + [.int(count), .int(rows), .int(dim)],
+                       items: dim, local: 64, kernel: index)
+            }
 
         case .softmaxCrossEntropy, .accuracy:
             let fn: String = { if case .accuracy = k.kind { return "accuracy" }; return "softmax_xent" }()

@@ -32,6 +32,8 @@ public final class OpenCLExecutable: Executable {
     /// The launches of each program kernel, in order.
     private let launchesOf: [[Int]]
     private let allReduce: OpenCLAllReduce
+    /// Scatter-adds with fed ids, grouped on the host each run.
+    private let groupings: [IdGrouping]
     /// Feed uploads and fetch downloads (all-reduce transfers are counted by `allReduce`).
     private var uploads = 0, uploadBytes = 0, downloads = 0, downloadBytes = 0
     /// Per program kernel: runs, time in its own launches, and time in helper launches (a
@@ -121,6 +123,8 @@ public final class OpenCLExecutable: Executable {
         for (i, l) in launches.enumerated() { launchesOf[l.1.kernel].append(i) }
         self.launchesOf = launchesOf
         allReduce = try OpenCLAllReduce(program: program, context: context, collective: collective)
+        groupings = codegen.groupings.map(IdGrouping.init)
+        counters.allocations += groupings.count
         counters.allocations += allReduce.allocations
 
         for (b, decl) in program.buffers.enumerated() where decl.kind == .feed {
@@ -187,6 +191,11 @@ public final class OpenCLExecutable: Executable {
             try buffers[b].write(context, from: staging, bytes: bytes, blocking: false)
             uploads += 1
             uploadBytes += bytes
+        }
+        for g in groupings {
+            guard case .int32(let ids)? = byBuffer[g.spec.idsBuffer]?.storage else { continue }
+            uploadBytes += try g.group(ids, context: context, scratch: scratch)
+            uploads += 4
         }
         for (k, kernel) in program.kernels.enumerated() {
             switch kernel.kind {
