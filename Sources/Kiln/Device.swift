@@ -17,6 +17,18 @@ public enum Devices {
     /// GPU `rank % GPUs` (processes share a device when there are fewer GPUs than processes).
     nonisolated(unsafe) public static var local: (rank: Int, size: Int) = (0, 1)
 
+    /// Declares this process rank `rank` of the `size` processes of a job on this machine:
+    /// `--device gpu` takes GPU `rank % GPUs`, and the CPU backend (and PoCL, when it runs the
+    /// OpenCL device) use their share of the cores. Call before the first program is loaded.
+    public static func shareMachine(rank: Int, size: Int) {
+        local = (rank, size)
+        CPUThreads.share(processes: size)
+        // PoCL reads this when OpenCL is first used, which has not happened yet.
+        if size > 1 && ProcessInfo.processInfo.environment["POCL_MAX_PTHREAD_COUNT"] == nil {
+            setenv("POCL_MAX_PTHREAD_COUNT", "\(max(1, ProcessInfo.processInfo.activeProcessorCount / size))", 0)
+        }
+    }
+
     /// The process's OpenCL context (chosen by `CLDevices.choose`, so `KILN_OPENCL_DEVICE`
     /// applies).
     public static func openCLContext() throws -> CLContext {

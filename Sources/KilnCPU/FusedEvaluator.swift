@@ -3,13 +3,6 @@ import Foundation
 import KilnCompiler
 import KilnGraph
 
-/// Threads the CPU backend uses for large elementwise kernels: `KILN_CPU_THREADS`, else the
-/// machine's cores (set it to 1 per process when several processes share a machine).
-let cpuThreads: Int = {
-    if let v = ProcessInfo.processInfo.environment["KILN_CPU_THREADS"].flatMap(Int.init), v >= 1 { return v }
-    return ProcessInfo.processInfo.activeProcessorCount
-}()
-
 /// Evaluates fused SSA code one instruction at a time over a block of elements, block after
 /// block: each instruction's register holds one block, so a whole chain stays in cache.
 /// Registers and index tables are allocated once.
@@ -49,7 +42,7 @@ final class FusedEvaluator<T: KilnFloat>: @unchecked Sendable {
         block = min(Self.blockSize, max(count, 1))
         // Large kernels (an embedding table's update) are bound by memory bandwidth, which one
         // core does not fill: split them over the cores, a block range each.
-        workers = max(1, min(cpuThreads, count / Self.elementsPerWorker))
+        workers = max(1, min(CPUThreads.count, count / Self.elementsPerWorker))
         registers = .allocate(capacity: max(block * code.code.count * workers, 1))
         scratch = .allocate(capacity: needScratch ? max(count, 1) : 1)
         result = .allocate(capacity: needResult ? max(count, 1) : 1)

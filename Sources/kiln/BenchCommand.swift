@@ -82,7 +82,7 @@ struct BenchCommand: ParsableCommand {
             // are summed across processes every step.
             let job = MPICollective.launchedByMPI() ? try MPICollective.world() : nil
             defer { job?.finalize() }
-            if let job { Devices.local = (job.localRank, job.localSize) }
+            if let job { Devices.shareMachine(rank: job.localRank, size: job.localSize) }
             let processes = job?.size ?? 1
             let momentum = Optimizer(.momentum(0.9))
             let (spec, globalBatch, steps): (ModelSpec, Int, Int) = task == .fashionMNIST

@@ -184,7 +184,7 @@ struct TrainCommand: ParsableCommand {
         options.fusion = noFusion ? false : nil
         if checkNumerics { options.checkNumerics = true }
         options.job = job
-        if let job { Devices.local = (job.localRank, job.localSize) }
+        if let job { Devices.shareMachine(rank: job.localRank, size: job.localSize) }
         options.optimizer = optimizer.optimizer(momentum: momentum, weightDecay: weightDecay)
         let stepsPerEpoch = dropLast ? task.train.count / batchSize : (task.train.count + batchSize - 1) / batchSize
         switch schedule {

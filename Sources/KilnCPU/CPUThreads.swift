@@ -1,0 +1,34 @@
+import COpenBLAS
+import Foundation
+
+/// How many threads the CPU backend uses: for large elementwise kernels (Dispatch) and for
+/// OpenBLAS's GEMMs. `KILN_CPU_THREADS` (and `OPENBLAS_NUM_THREADS` for OpenBLAS) override.
+public enum CPUThreads {
+    nonisolated(unsafe) private static var chosen: Int?
+    private static let lock = NSLock()
+
+    /// The machine's cores, or `KILN_CPU_THREADS`, or what `share(processes:)` set.
+    public static var count: Int {
+        lock.lock()
+        defer { lock.unlock() }
+        if let chosen { return chosen }
+        if let v = ProcessInfo.processInfo.environment["KILN_CPU_THREADS"].flatMap(Int.init), v >= 1 { return v }
+        return ProcessInfo.processInfo.activeProcessorCount
+    }
+
+    /// Gives this process its share of the machine's cores when `processes` processes run on it
+    /// (a data-parallel job's ranks on one machine), as launchers of other frameworks do:
+    /// without it each would start a thread per core, processes x cores threads in all.
+    /// Settings given in the environment are kept. Call before loading programs.
+    public static func share(processes: Int) {
+        guard processes > 1 else { return }
+        let env = ProcessInfo.processInfo.environment
+        let each = max(1, ProcessInfo.processInfo.activeProcessorCount / processes)
+        if env["KILN_CPU_THREADS"] == nil {
+            lock.lock()
+            chosen = each
+            lock.unlock()
+        }
+        if env["OPENBLAS_NUM_THREADS"] == nil && env["OMP_NUM_THREADS"] == nil { openblas_set_num_threads(Int32(each)) }
+    }
+}
