@@ -152,6 +152,27 @@ import Kiln
         #expect(f1(single.output).last == f1(job.output).last, "\(single.output)\n\(job.output)")
     }
 
+    /// A job resumed from rank 0's checkpoint (read by rank 0 alone and sent to the other)
+    /// continues on the uninterrupted job's trajectory.
+    @Test func resumeUnderTwoProcesses() throws {
+        guard Self.requireMPI() != nil else { return }
+        let data = try Self.makeImages()
+        defer { try? FileManager.default.removeItem(at: data) }
+        let checkpoint = data.appendingPathComponent("job.safetensors").path
+        let args = ["train", "--device", "cpu", "--data", data.path, "--hidden", "16", "--batch-size", "64", "--seed", "5"]
+        let straight = try Self.run(args + ["--epochs", "2", "--step-log", data.appendingPathComponent("straight").path], mpi: ["-np", "2"])
+        let first = try Self.run(args + ["--epochs", "1", "--checkpoint", checkpoint], mpi: ["-np", "2"])
+        let second = try Self.run(args + ["--epochs", "2", "--checkpoint", checkpoint, "--resume",
+                                          "--step-log", data.appendingPathComponent("resumed").path], mpi: ["-np", "2"])
+        try #require(straight.status == 0 && first.status == 0 && second.status == 0, "\(first.output)\n\(second.output)")
+        #expect(second.output.contains("Resumed from"), "\(second.output)")
+        let a = try Self.stepLosses(data.appendingPathComponent("straight").path)
+        let b = try Self.stepLosses(data.appendingPathComponent("resumed").path)
+        #expect(a.count == 32 && b.count == 16)   // the resumed job logs only its second epoch
+        for (x, y) in zip(a.suffix(16), b) { #expect(x == y, "resumed \(y), straight \(x)") }
+        #expect(Self.accuracies(straight.output).last == Self.accuracies(second.output).last)
+    }
+
     /// A process that fails (its data shard is unreadable) stops the whole job, naming its rank
     /// and the cause, instead of leaving the other waiting in a collective.
     @Test func aFailingRankStopsTheJob() throws {
