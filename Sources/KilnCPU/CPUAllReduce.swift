@@ -28,8 +28,8 @@ final class CPUAllReduce {
     func start(_ b: Int, from inputs: [UnsafeMutableRawPointer]) throws {
         let bucket = buckets[b]
         for (i, p) in inputs.enumerated() {
-            let count = i + 1 < bucket.offsets.count ? bucket.offsets[i + 1] - bucket.offsets[i] : bucket.elements - bucket.offsets[i]
-            (staging[b] + bucket.offsets[i] * elementSize).copyMemory(from: p, byteCount: count * elementSize)
+            let r = bucket.range(of: i)
+            (staging[b] + r.lowerBound * elementSize).copyMemory(from: p, byteCount: r.count * elementSize)
         }
         if let c = collective, c.size > 1 {
             handles[b] = try c.startSum(staging[b], count: bucket.elements, dtype: dtype)
@@ -46,8 +46,8 @@ final class CPUAllReduce {
         }
         let bucket = buckets[b]
         for (i, p) in outputs.enumerated() {
-            let count = i + 1 < bucket.offsets.count ? bucket.offsets[i + 1] - bucket.offsets[i] : bucket.elements - bucket.offsets[i]
-            p.copyMemory(from: staging[b] + bucket.offsets[i] * elementSize, byteCount: count * elementSize)
+            let r = bucket.range(of: i)
+            p.copyMemory(from: staging[b] + r.lowerBound * elementSize, byteCount: r.count * elementSize)
         }
     }
 

@@ -160,6 +160,11 @@ public struct AllReduceBucket: Sendable, Hashable {
     public let offsets: [Int]
     /// The bucket's size in elements.
     public let elements: Int
+
+    /// Where tensor `i` lies in the bucket, in elements.
+    public func range(of i: Int) -> Range<Int> {
+        offsets[i]..<(i + 1 < offsets.count ? offsets[i + 1] : elements)
+    }
 }
 
 /// The memory plan's figures, in bytes.

@@ -19,7 +19,6 @@ final class OpenCLAllReduce {
     private var readDone: [cl_event?]
     private var handles: [Int?]
     private var started: [Int] = []
-    private(set) var downloads = 0, downloadBytes = 0, uploads = 0, uploadBytes = 0
 
     var distributed: Bool { (collective?.size ?? 1) > 1 }
 
@@ -45,12 +44,16 @@ final class OpenCLAllReduce {
     var allocations: Int { host.count + device.count }
 
     private func span(_ b: Int, _ i: Int) -> (offset: Int, bytes: Int) {
-        let bucket = program.buckets[b]
-        let end = i + 1 < bucket.offsets.count ? bucket.offsets[i + 1] : bucket.elements
-        return (bucket.offsets[i] * realSize, (end - bucket.offsets[i]) * realSize)
+        let r = program.buckets[b].range(of: i)
+        return (r.lowerBound * realSize, r.count * realSize)
     }
 
-    func start(_ b: Int, kernel: Kernel, buffers: [CLBuffer]) throws {
+    /// Host <-> device copies and their bytes (nothing in a single process).
+    typealias Transfers = (count: Int, bytes: Int)
+
+    /// Returns the device-to-host reads it enqueued.
+    func start(_ b: Int, kernel: Kernel, buffers: [CLBuffer]) throws -> Transfers {
+        var reads: Transfers = (0, 0)
         for (i, o) in kernel.inputs.enumerated() {
             let (offset, bytes) = span(b, i)
             guard bytes > 0 else { continue }
@@ -63,8 +66,8 @@ final class OpenCLAllReduce {
                 // The queue is in order: the last read's completion means the bucket is in.
                 if let old = readDone[b] { clReleaseEvent(old) }
                 readDone[b] = event
-                downloads += 1
-                downloadBytes += bytes
+                reads.count += 1
+                reads.bytes += bytes
             } else {
                 try check(clEnqueueCopyBuffer(context.queue, source, device[b].mem, o.location.byteOffset, offset, bytes, 0, nil, nil),
                           "clEnqueueCopyBuffer(all-reduce bucket \(b))")
@@ -74,9 +77,12 @@ final class OpenCLAllReduce {
             started.append(b)
             try check(clFlush(context.queue), "clFlush")   // the device starts on the reads now
         }
+        return reads
     }
 
-    func finish(_ b: Int, kernel: Kernel, buffers: [CLBuffer]) throws {
+    /// Returns the host-to-device writes it enqueued.
+    func finish(_ b: Int, kernel: Kernel, buffers: [CLBuffer]) throws -> Transfers {
+        var writes: Transfers = (0, 0)
         if distributed {
             // Sum every bucket up to this one, and any later one whose read is already done.
             for s in started where handles[s] == nil && (s <= b || isComplete(readDone[s])) {
@@ -95,19 +101,20 @@ final class OpenCLAllReduce {
             if distributed {
                 try check(clEnqueueWriteBuffer(context.queue, target, cl_bool(CL_FALSE), o.location.byteOffset, bytes, host[b] + offset, 0, nil, nil),
                           "clEnqueueWriteBuffer(all-reduce bucket \(b))")
-                uploads += 1
-                uploadBytes += bytes
+                writes.count += 1
+                writes.bytes += bytes
             } else {
                 try check(clEnqueueCopyBuffer(context.queue, device[b].mem, target, offset, o.location.byteOffset, bytes, 0, nil, nil),
                           "clEnqueueCopyBuffer(all-reduce bucket \(b))")
             }
         }
+        return writes
     }
 
     private func startSum(_ b: Int) throws {
         if let e = readDone[b] {
-            var list: [cl_event?] = [e]
-            try check(clWaitForEvents(1, &list), "clWaitForEvents(all-reduce bucket \(b))")
+            var wait: cl_event? = e
+            try check(clWaitForEvents(1, &wait), "clWaitForEvents(all-reduce bucket \(b))")
             clReleaseEvent(e)
             readDone[b] = nil
         }

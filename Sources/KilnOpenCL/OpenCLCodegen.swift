@@ -142,6 +142,15 @@ struct OpenCLCodegen {
         launches.append(LaunchSpec(function: function, args: args, global: [Self.roundUp(items, local)], local: [local], kernel: kernel))
     }
 
+    /// A launch over `rows` x `columns` (work-item (column, row)): work-groups of 64 span up to
+    /// 32 neighbouring columns of several rows, so a group reads whole rows.
+    private mutating func launchRows(_ function: String, _ args: [LaunchSpec.Arg], rows: Int, columns: Int, kernel: Int) {
+        guard rows > 0 && columns > 0 else { return }
+        let across = columns >= 32 ? 32 : columns >= 16 ? 16 : 8, down = 64 / across
+        launches.append(LaunchSpec(function: function, args: args, global: [Self.roundUp(columns, across), Self.roundUp(rows, down)],
+                                   local: [across, down], kernel: kernel))
+    }
+
     private mutating func emit(_ k: Kernel, index: Int) throws {
         for o in k.inputs + k.outputs where o.shape.count >= Int(Int32.max) {
             throw KilnError.invalidArgument(op: k.name, message: "tensor of shape \(o.shape) has more elements than OpenCL int indexing allows")
@@ -289,11 +298,8 @@ struct OpenCLCodegen {
 
         case .gather:
             let count = ins[0].shape.count, rows = ins[1].shape[0], dim = ins[1].shape[1]
-            if count > 0 && dim > 0 {
-                let across = dim >= 32 ? 32 : dim >= 16 ? 16 : 8, down = 64 / across
-                launches.append(LaunchSpec(function: "gather", args: real(ins[0]) + real(ins[1]) + real(outs[0]) + [.int(count), .int(rows), .int(dim)],
-                                           global: [Self.roundUp(dim, across), Self.roundUp(count, down)], local: [across, down], kernel: index))
-            }
+            launchRows("gather", real(ins[0]) + real(ins[1]) + real(outs[0]) + [.int(count), .int(rows), .int(dim)],
+                       rows: count, columns: dim, kernel: index)
 
         case .scatterAdd:
             let count = ins[0].shape.count, rows = outs[0].shape[0], dim = outs[0].shape[1]
@@ -305,11 +311,8 @@ struct OpenCLCodegen {
                 scratchBytes += [count * 4, (count + 1) * 4, count * 4, 4]
                 groupings.append(Grouping(idsBuffer: ins[0].location.buffer, idsOffset: offset(ins[0]), count: count, limit: rows,
                                           rows: first, starts: first + 1, order: first + 2, distinct: first + 3))
-                let across = dim >= 32 ? 32 : dim >= 16 ? 16 : 8, down = 64 / across
-                launches.append(LaunchSpec(function: "scatter_add_grouped",
-                                           args: [.scratch(first), .scratch(first + 1), .scratch(first + 2), .scratch(first + 3)]
-                                               + real(ins[1]) + real(outs[0]) + [.int(dim)],
-                                           global: [Self.roundUp(dim, across), Self.roundUp(count, down)], local: [across, down], kernel: index))
+                launchRows("scatter_add_grouped", [.scratch(first), .scratch(first + 1), .scratch(first + 2), .scratch(first + 3)]
+                               + real(ins[1]) + real(outs[0]) + [.int(dim)], rows: count, columns: dim, kernel: index)
             } else {
                 launch("scatter_add", real(ins[0]) + real(ins[1]) + real(outs[0]) + [.int(count), .int(rows), .int(dim)],
                        items: dim, local: 64, kernel: index)

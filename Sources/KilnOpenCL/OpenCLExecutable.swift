@@ -34,8 +34,6 @@ public final class OpenCLExecutable: Executable {
     private let allReduce: OpenCLAllReduce
     /// Scatter-adds with fed ids, grouped on the host each run.
     private let groupings: [IdGrouping]
-    /// Feed uploads and fetch downloads (all-reduce transfers are counted by `allReduce`).
-    private var uploads = 0, uploadBytes = 0, downloads = 0, downloadBytes = 0
     /// Per program kernel: runs, time in its own launches, and time in helper launches (a
     /// packing pass, a fill) with their names.
     private var profile: [Int: (runs: Int, nanoseconds: UInt64, helperNanoseconds: UInt64, helpers: Set<String>)] = [:]
@@ -189,18 +187,24 @@ public final class OpenCLExecutable: Executable {
             stage(value, into: staging)
             let bytes = value.shape.count * elementSize(value.dtype)
             try buffers[b].write(context, from: staging, bytes: bytes, blocking: false)
-            uploads += 1
-            uploadBytes += bytes
+            counters.uploads += 1
+            counters.uploadBytes += bytes
         }
         for g in groupings {
             guard case .int32(let ids)? = byBuffer[g.spec.idsBuffer]?.storage else { continue }
-            uploadBytes += try g.group(ids, context: context, scratch: scratch)
-            uploads += 4
+            counters.uploadBytes += try g.group(ids, context: context, scratch: scratch)
+            counters.uploads += 4
         }
         for (k, kernel) in program.kernels.enumerated() {
             switch kernel.kind {
-            case .allReduceStart(let b): try allReduce.start(b, kernel: kernel, buffers: buffers)
-            case .allReduceFinish(let b): try allReduce.finish(b, kernel: kernel, buffers: buffers)
+            case .allReduceStart(let b):
+                let reads = try allReduce.start(b, kernel: kernel, buffers: buffers)
+                counters.downloads += reads.count
+                counters.downloadBytes += reads.bytes
+            case .allReduceFinish(let b):
+                let writes = try allReduce.finish(b, kernel: kernel, buffers: buffers)
+                counters.uploads += writes.count
+                counters.uploadBytes += writes.bytes
             default:
                 for i in launchesOf[k] {
                     let launch = launches[i]
@@ -218,8 +222,8 @@ public final class OpenCLExecutable: Executable {
             let bytes = o.shape.count * elementSize(o.dtype)
             try check(clEnqueueReadBuffer(context.queue, buffers[o.location.buffer].mem, cl_bool(CL_FALSE), o.location.byteOffset,
                                           bytes, fetchStaging[f], 0, nil, nil), "clEnqueueReadBuffer(fetch \(f))")
-            downloads += 1
-            downloadBytes += bytes
+            counters.downloads += 1
+            counters.downloadBytes += bytes
         }
         if let fault = injectedFault {
             injectedFault = nil
@@ -228,10 +232,6 @@ public final class OpenCLExecutable: Executable {
         }
         try context.finish()
         counters.runs += 1
-        counters.downloads = downloads + allReduce.downloads
-        counters.downloadBytes = downloadBytes + allReduce.downloadBytes
-        counters.uploads = uploads + allReduce.uploads
-        counters.uploadBytes = uploadBytes + allReduce.uploadBytes
         if profiling { try collectProfile() }
         return program.fetches.enumerated().map { f, o in unstage(fetchStaging[f], shape: o.shape, dtype: o.dtype) }
     }

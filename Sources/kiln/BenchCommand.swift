@@ -140,8 +140,7 @@ struct BenchCommand: ParsableCommand {
             let batch = task == .fashionMNIST ? 128 : 512
             let start = DispatchTime.now().uptimeNanoseconds
             let model = try spec.build(batch: batch)
-            let grads = try model.graph.gradients(of: model.loss, wrt: model.parameters.tensors)
-            _ = try Optimizer(.momentum(0.9)).apply(to: model.graph, parameters: model.parameters.tensors, gradients: grads)
+            _ = try TrainingStep.appendStep(to: model, optimizer: Optimizer(.momentum(0.9)))
             let program = try Compiler.compile(model.graph, fetch: [model.loss, model.accuracy],
                                                options: CompileOptions(realType: Devices.realType(for: device)))
             let compiled = DispatchTime.now().uptimeNanoseconds

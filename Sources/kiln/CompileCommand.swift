@@ -62,10 +62,7 @@ struct CompileCommand: ParsableCommand {
                 ? .wordWindow(vocabulary: vocabulary, dim: dim, window: 5, hidden: sizes[0], classes: classes)
                 : .mlp(sizes: [784] + sizes + [10])
             let model = try spec.build(batch: batchSize)
-            let opt = optimizer.optimizer()
-            var grads = try model.graph.gradients(of: model.loss, wrt: model.parameters.tensors)
-            if dataParallel { grads = try TrainingStep.sumAcrossProcesses(grads, in: model.graph).sums }
-            _ = try opt.apply(to: model.graph, parameters: model.parameters.tensors, gradients: grads)
+            _ = try TrainingStep.appendStep(to: model, optimizer: optimizer.optimizer(), dataParallel: dataParallel)
             graph = model.graph
             fetch = [model.loss, model.accuracy]
             print("\(spec.summary), batch \(batchSize), optimizer \(optimizer.rawValue)")

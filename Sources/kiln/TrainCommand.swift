@@ -195,7 +195,7 @@ struct TrainCommand: ParsableCommand {
 
         say("Task \(task.name): \(task.train.count) training and \(task.test.count) test examples; \(task.spec.summary)")
         if let job {
-            say("Data parallel: \(job.size) process\(job.size == 1 ? "" : "es") (MPI: \(job.library)), global batch \(batchSize), \(batchSize / job.size)\(batchSize % job.size == 0 ? "" : "-\(batchSize / job.size + 1)") examples per process")
+            say("Data parallel: \(job.size) process\(job.size == 1 ? "" : "es") (MPI: \(job.library)), global batch \(batchSize), \(batchSize / job.size) examples per process")
         }
         say("Device \(try Devices.describe(device))")
         let trainer = try Trainer(task: task, options: options)

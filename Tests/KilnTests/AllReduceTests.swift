@@ -70,7 +70,7 @@ final class LoopbackCollective: Collective {
     /// finish precedes the first reader of its sums.
     @Test func bucketsArePlacedBetweenProducersAndReaders() throws {
         let m = try ClassifierGraph.mlp(batch: 16, sizes: [20, 17, 9, 5])
-        let step = try TrainingStep(model: m, optimizer: Optimizer(.momentum(0.9)), device: .cpu, seed: 0, collective: LoopbackCollective(size: 2))
+        _ = try TrainingStep.appendStep(to: m, optimizer: Optimizer(.momentum(0.9)), dataParallel: true)
         let g = m.graph
         let grads = g.nodes.filter { $0.op == .allReduce }
         #expect(grads.count == 6)
@@ -99,7 +99,6 @@ final class LoopbackCollective: Collective {
                 }
             }
         }
-        _ = step
     }
 
     /// Both backends, with a job of 3 and of 1 (on OpenCL, host staging and device copies).

@@ -141,15 +141,16 @@ public final class Trainer {
     /// Copies rank 0's parameters, optimizer state and place in training to every process.
     public func synchronize() throws {
         guard let job = options.job, job.size > 1 else { return }
-        for decl in step.program.buffers where decl.kind == .parameter || decl.kind == .state {
-            let t = step.model.graph.tensor(decl.node!)
-            try step.executable.write(t, try Self.broadcast(step.executable.read(t), job))
-        }
+        // Every process holds the same model, so `state()` lists the same tensors in the same
+        // order everywhere.
+        let state = try step.state().sorted { $0.key < $1.key }
+        var values: [String: HostTensor] = [:]
+        for (name, value) in state { values[name] = try Self.broadcast(value, job) }
         var counters = [Double(epoch), Double(epochStep), Double(step.steps), epochLossSum, Double(epochExamples)]
         try counters.withUnsafeMutableBytes { try job.broadcast($0.baseAddress!, bytes: $0.count) }
+        try step.restore(values, steps: Int(counters[2]))
         epoch = Int(counters[0])
         epochStep = Int(counters[1])
-        try step.restore(try step.state(), steps: Int(counters[2]))
         epochLossSum = counters[3]
         epochExamples = Int(counters[4])
     }

@@ -27,28 +27,29 @@ public final class TrainingStep {
         self.optimizer = optimizer
         self.device = device
         self.collective = collective
-        let params = model.parameters.tensors
-        var grads = try model.graph.gradients(of: model.loss, wrt: params)
         // A job of one process has nothing to sum: its step is the plain one.
-        if let collective, collective.size > 1 {
-            (gradientScale, grads) = try Self.sumAcrossProcesses(grads, in: model.graph)
-        } else {
-            gradientScale = nil
-        }
-        feeds = try optimizer.apply(to: model.graph, parameters: params, gradients: grads)
+        (feeds, gradientScale) = try Self.appendStep(to: model, optimizer: optimizer, dataParallel: (collective?.size ?? 1) > 1)
         program = try Compiler.compile(model.graph, fetch: [model.loss, model.accuracy],
                                        options: CompileOptions(fusion: fusion, realType: Devices.realType(for: device)))
         executable = try Devices.load(program, on: device, collective: collective)
         for (t, v) in try model.parameters.initialValues(seed: seed) { try executable.write(t, v) }
     }
 
-    /// Data parallelism in the graph: each gradient weighted by a scalar feed
-    /// `gradient_scale` (this process's share of the global batch), then summed across the
-    /// processes. The optimizer's update takes the sums.
-    public static func sumAcrossProcesses(_ gradients: [Tensor], in graph: Graph) throws -> (scale: Tensor, sums: [Tensor]) {
-        let dtype = gradients.first?.dtype ?? .float32
-        let scale = try graph.placeholder("gradient_scale", .scalar, dtype)
-        return (scale, try gradients.map { try graph.allReduce($0 * scale) })
+    /// Appends a training step to `model`'s graph: the gradients of its loss and the
+    /// optimizer's update. With `dataParallel`, each gradient is first weighted by the scalar
+    /// feed it returns, `gradient_scale` (this process's share of the global batch), and summed
+    /// across the processes by an `allReduce`; the update takes the sums.
+    public static func appendStep(to model: ClassifierGraph, optimizer: Optimizer,
+                                  dataParallel: Bool = false) throws -> (feeds: Optimizer.Feeds, gradientScale: Tensor?) {
+        let graph = model.graph, params = model.parameters.tensors
+        var grads = try graph.gradients(of: model.loss, wrt: params)
+        var scale: Tensor?
+        if dataParallel {
+            let s = try graph.placeholder("gradient_scale", .scalar, model.loss.dtype)
+            grads = try grads.map { try graph.allReduce($0 * s) }
+            scale = s
+        }
+        return (try optimizer.apply(to: graph, parameters: params, gradients: grads), scale)
     }
 
     /// Runs one step on a batch at learning rate `learningRate`. In a data-parallel step,
