@@ -27,6 +27,8 @@ public enum Devices {
         if size > 1 && ProcessInfo.processInfo.environment["POCL_MAX_PTHREAD_COUNT"] == nil {
             setenv("POCL_MAX_PTHREAD_COUNT", "\(max(1, ProcessInfo.processInfo.activeProcessorCount / size))", 0)
         }
+        // Every process would pin its PoCL workers to the same first cores.
+        if size > 1 { setenv("POCL_AFFINITY", "0", 0) }
     }
 
     /// The process's OpenCL context (chosen by `CLDevices.choose`, so `KILN_OPENCL_DEVICE`

@@ -32,6 +32,7 @@ public enum CLDevices {
 
     /// Every device of every platform, in platform order.
     public static func all() throws -> [CLDeviceInfo] {
+        PoCLThreads.configure
         var count: cl_uint = 0
         let status = clGetPlatformIDs(0, nil, &count)
         if status == -1001 || (status == CL_SUCCESS && count == 0) { throw KilnError.device(installHint) }
