@@ -2,7 +2,7 @@ import COpenBLAS
 import Foundation
 
 /// The float types the CPU backend computes in: the math it needs, for Float and Double.
-public protocol KilnFloat: BinaryFloatingPoint, Sendable {
+public protocol KilnFloat: BinaryFloatingPoint, SIMDScalar, Codable, Sendable {
     static func exp(_ x: Self) -> Self
     static func log(_ x: Self) -> Self
     static func tanh(_ x: Self) -> Self
