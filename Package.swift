@@ -16,7 +16,9 @@ let package = Package(
         // Fusion, schedule and memory plan: a graph becomes a backend-neutral Program.
         .target(name: "KilnCompiler", dependencies: ["KilnGraph"]),
         // The reference backend: plain loops, generic over Float and Double; the oracle for tests.
-        .target(name: "KilnCPU", dependencies: ["KilnGraph", "KilnCompiler", "COpenBLAS"]),
+        .target(name: "KilnCPU", dependencies: ["KilnGraph", "KilnCompiler", "COpenBLAS", "CThreadSupport"]),
+        // Spin-wait hints and thread pinning for the CPU backend's workers and PoCL's.
+        .systemLibrary(name: "CThreadSupport", path: "Sources/CThreadSupport"),
         // BLAS for the CPU backend's matmuls (Debian: libopenblas-dev).
         .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS", providers: [.apt(["libopenblas-dev"])]),
         // The OpenCL C API (Debian: ocl-icd-opencl-dev, opencl-headers).
@@ -30,7 +32,7 @@ let package = Package(
                 .map { .embedInCode($0) }
         ),
         // The OpenCL backend: devices, buffers, program builds, launches, code generation.
-        .target(name: "KilnOpenCL", dependencies: ["KilnGraph", "KilnCompiler", "COpenCL", "KilnKernels"]),
+        .target(name: "KilnOpenCL", dependencies: ["KilnGraph", "KilnCompiler", "COpenCL", "KilnKernels", "CThreadSupport"]),
         // MPI (Open MPI, opened at run time) for data-parallel jobs under mpirun.
         .target(name: "KilnMPI", dependencies: ["KilnGraph", "KilnCompiler"]),
         // The public face: re-exports the graph and backends, adds checks and models.

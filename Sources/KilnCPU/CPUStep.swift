@@ -65,7 +65,7 @@ struct CPUStep<T: KilnFloat> {
             let targets = outs.map(real)
             run = {
                 if blas && m > 0 && n > 0 {
-                    T.gemm(ta, tb, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, c: product)
+                    T.parallelGemm(ta, tb, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, c: product)
                     _ = eval?.run(accumulator: product, into: targets)
                     return
                 }

@@ -1,8 +1,8 @@
 import COpenBLAS
 import Foundation
 
-/// How many threads the CPU backend uses: for large elementwise kernels (Dispatch) and for
-/// OpenBLAS's GEMMs. `KILN_CPU_THREADS` (and `OPENBLAS_NUM_THREADS` for OpenBLAS) override.
+/// How many threads the CPU backend uses (its `WorkerPool`, which runs GEMMs and large
+/// elementwise kernels; OpenBLAS itself runs single-threaded in it). `KILN_CPU_THREADS` overrides.
 public enum CPUThreads {
     nonisolated(unsafe) private static var chosen: Int?
     private static let lock = NSLock()
@@ -19,7 +19,7 @@ public enum CPUThreads {
     /// Gives this process its share of the machine's cores when `processes` processes run on it
     /// (a data-parallel job's ranks on one machine), as launchers of other frameworks do:
     /// without it each would start a thread per core, processes x cores threads in all.
-    /// Settings given in the environment are kept. Call before loading programs.
+    /// A `KILN_CPU_THREADS` given in the environment is kept. Call before loading programs.
     public static func share(processes: Int) {
         guard processes > 1 else { return }
         let env = ProcessInfo.processInfo.environment
@@ -29,6 +29,5 @@ public enum CPUThreads {
             chosen = each
             lock.unlock()
         }
-        if env["OPENBLAS_NUM_THREADS"] == nil && env["OMP_NUM_THREADS"] == nil { openblas_set_num_threads(Int32(each)) }
     }
 }

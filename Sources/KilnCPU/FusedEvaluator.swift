@@ -1,4 +1,3 @@
-import Dispatch
 import Foundation
 import KilnCompiler
 import KilnGraph
@@ -85,7 +84,7 @@ final class FusedEvaluator<T: KilnFloat>: @unchecked Sendable {
         block = min(Self.blockSize, max(count, 1))
         // Large kernels (an embedding table's update) are bound by memory bandwidth, which one
         // core does not fill: split them over the cores, a block range each.
-        workers = max(1, min(CPUThreads.count, count / Self.elementsPerWorker))
+        workers = max(1, min(WorkerPool.shared.threads, count / Self.elementsPerWorker))
         registers = .allocate(capacity: max(block * code.code.count * workers, 1))
         scratch = .allocate(capacity: needScratch ? max(count, 1) : 1)
         result = .allocate(capacity: needResult ? max(count, 1) : 1)
@@ -219,16 +218,11 @@ final class FusedEvaluator<T: KilnFloat>: @unchecked Sendable {
             directTargets = planTargets(accumulator: accumulator, targets: targets)
             plannedFor = (accumulator, targets)
         }
-        if workers == 1 {
-            run(blocks: 0..<(count + block - 1) / block, registers: registers, accumulator: accumulator, into: targets)
-        } else {
-            let blocks = (count + block - 1) / block, workers = self.workers
-            // Each worker writes disjoint ranges of the targets and has registers of its own.
-            let shared = UncheckedSendable((accumulator, targets))
-            DispatchQueue.concurrentPerform(iterations: workers) { w in
-                run(blocks: blocks * w / workers..<blocks * (w + 1) / workers,
-                    registers: registers + w * block * code.code.count, accumulator: shared.value.0, into: shared.value.1)
-            }
+        let blocks = (count + block - 1) / block, workers = self.workers
+        // Each worker writes disjoint ranges of the targets and has registers of its own.
+        WorkerPool.shared.run(parts: workers) { w in
+            run(blocks: blocks * w / workers..<blocks * (w + 1) / workers,
+                registers: registers + w * block * code.code.count, accumulator: accumulator, into: targets)
         }
         return result
     }
@@ -435,10 +429,4 @@ extension FusedEvaluator {
 extension BinaryOp {
     /// add, sub, mul, div: the ops with a SIMD loop.
     var isArithmetic: Bool { self == .add || self == .sub || self == .mul || self == .div }
-}
-
-/// Pointers handed to worker threads that touch disjoint parts of them.
-struct UncheckedSendable<Value>: @unchecked Sendable {
-    let value: Value
-    init(_ value: Value) { self.value = value }
 }

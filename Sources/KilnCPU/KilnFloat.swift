@@ -10,10 +10,10 @@ public protocol KilnFloat: BinaryFloatingPoint, SIMDScalar, Codable, Sendable {
     /// `r[i] = tanh(x[i])` for `count` elements (Float: a vectorizable rational approximation
     /// within 4e-7 of tanh; Double: the C library's).
     static func tanh(_ x: UnsafePointer<Self>, into r: UnsafeMutablePointer<Self>, count: Int)
-    /// C = op(A) · op(B) for row-major A (`lda` columns), B (`ldb` columns), C `[m, n]`,
-    /// through OpenBLAS.
+    /// C = op(A) · op(B) for row-major A (`lda` columns), B (`ldb` columns), C (`m` rows of
+    /// `ldc` columns, `n` of them written), through OpenBLAS on the calling thread.
     static func gemm(_ ta: Bool, _ tb: Bool, m: Int, n: Int, k: Int, a: UnsafePointer<Self>, lda: Int,
-                     b: UnsafePointer<Self>, ldb: Int, c: UnsafeMutablePointer<Self>)
+                     b: UnsafePointer<Self>, ldb: Int, c: UnsafeMutablePointer<Self>, ldc: Int)
 }
 
 private func blasTranspose(_ t: Bool) -> CBLAS_TRANSPOSE { t ? CblasTrans : CblasNoTrans }
@@ -46,9 +46,9 @@ extension Float: KilnFloat {
         }
     }
     public static func gemm(_ ta: Bool, _ tb: Bool, m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int,
-                            b: UnsafePointer<Float>, ldb: Int, c: UnsafeMutablePointer<Float>) {
+                            b: UnsafePointer<Float>, ldb: Int, c: UnsafeMutablePointer<Float>, ldc: Int) {
         cblas_sgemm(CblasRowMajor, blasTranspose(ta), blasTranspose(tb), blasint(m), blasint(n), blasint(k), 1,
-                    a, blasint(max(lda, 1)), b, blasint(max(ldb, 1)), 0, c, blasint(max(n, 1)))
+                    a, blasint(max(lda, 1)), b, blasint(max(ldb, 1)), 0, c, blasint(max(ldc, 1)))
     }
 }
 
@@ -61,8 +61,36 @@ extension Double: KilnFloat {
         for i in 0..<count { r[i] = Foundation.tanh(x[i]) }
     }
     public static func gemm(_ ta: Bool, _ tb: Bool, m: Int, n: Int, k: Int, a: UnsafePointer<Double>, lda: Int,
-                            b: UnsafePointer<Double>, ldb: Int, c: UnsafeMutablePointer<Double>) {
+                            b: UnsafePointer<Double>, ldb: Int, c: UnsafeMutablePointer<Double>, ldc: Int) {
         cblas_dgemm(CblasRowMajor, blasTranspose(ta), blasTranspose(tb), blasint(m), blasint(n), blasint(k), 1,
-                    a, blasint(max(lda, 1)), b, blasint(max(ldb, 1)), 0, c, blasint(max(n, 1)))
+                    a, blasint(max(lda, 1)), b, blasint(max(ldb, 1)), 0, c, blasint(max(ldc, 1)))
+    }
+}
+
+extension KilnFloat {
+    /// C `[m, n]` = op(A) · op(B) (as `gemm`), split over the worker pool's threads into blocks
+    /// of C's rows, or of its columns when it has fewer rows than columns; one thread below
+    /// about a million flops, where splitting costs more than it saves.
+    static func parallelGemm(_ ta: Bool, _ tb: Bool, m: Int, n: Int, k: Int, a: UnsafePointer<Self>, lda: Int,
+                             b: UnsafePointer<Self>, ldb: Int, c: UnsafeMutablePointer<Self>) {
+        let pool = WorkerPool.shared
+        let parts = 2 * m * n * k >= 1 << 20 ? min(pool.threads, max(m, n) / 16) : 1
+        guard parts > 1 else {
+            gemm(ta, tb, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: n)
+            return
+        }
+        if m >= n {
+            pool.run(parts: parts) { p in
+                let r0 = m * p / parts, r1 = m * (p + 1) / parts
+                gemm(ta, tb, m: r1 - r0, n: n, k: k, a: ta ? a + r0 : a + r0 * lda, lda: lda, b: b, ldb: ldb, c: c + r0 * n, ldc: n)
+            }
+        } else {
+            // Column blocks start at multiples of 16, so each part's rows of C stay aligned.
+            pool.run(parts: parts) { p in
+                let c0 = p == 0 ? 0 : n * p / parts & ~15, c1 = p == parts - 1 ? n : n * (p + 1) / parts & ~15
+                guard c1 > c0 else { return }
+                gemm(ta, tb, m: m, n: c1 - c0, k: k, a: a, lda: lda, b: tb ? b + c0 * ldb : b + c0, ldb: ldb, c: c + c0, ldc: n)
+            }
+        }
     }
 }

@@ -1,3 +1,4 @@
+import CThreadSupport
 import Foundation
 
 /// PoCL's CPU device runs work-groups on a pool of worker threads, one per core, woken for each
@@ -12,21 +13,7 @@ import Foundation
 enum PoCLThreads {
     /// Runs once, before the first OpenCL call (PoCL reads the variable when it starts its threads).
     static let configure: Void = {
-        guard ProcessInfo.processInfo.environment["POCL_AFFINITY"] == nil, let cpus = allowedCPUs(),
-              !cpus.isEmpty, cpus == Array(0..<cpus.count) else { return }
+        guard ProcessInfo.processInfo.environment["POCL_AFFINITY"] == nil, kiln_allowed_cpus_from_zero() > 0 else { return }
         setenv("POCL_AFFINITY", "1", 0)
     }()
-
-    /// The CPUs this process may run on, in order (Linux's `Cpus_allowed_list`, e.g. `0-3,8`),
-    /// or nil where the system does not say.
-    static func allowedCPUs(status: String? = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) -> [Int]? {
-        guard let line = status?.split(separator: "\n").first(where: { $0.hasPrefix("Cpus_allowed_list:") }) else { return nil }
-        var cpus: [Int] = []
-        for part in line.dropFirst("Cpus_allowed_list:".count).split(separator: ",") {
-            let ends = part.split(separator: "-").map { Int($0.trimmingCharacters(in: .whitespaces)) }
-            guard let first = ends.first ?? nil, let last = ends.last ?? nil, ends.count <= 2, first <= last else { return nil }
-            cpus += first...last
-        }
-        return cpus
-    }
 }

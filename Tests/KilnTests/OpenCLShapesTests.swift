@@ -123,13 +123,4 @@ import Kiln
             Issue.record("label 3 accepted")
         } catch { #expect("\(error)".contains("label 3") && "\(error)".contains("[0, 3)"), "\(error)") }
     }
-
-    /// PoCL's workers are pinned only where the process may run on exactly CPUs 0..<n.
-    @Test func allowedCPUsAreReadFromTheStatusFile() {
-        #expect(PoCLThreads.allowedCPUs(status: "Name:\tkiln\nCpus_allowed_list:\t0-3,8\n") == [0, 1, 2, 3, 8])
-        #expect(PoCLThreads.allowedCPUs(status: "Cpus_allowed_list:\t5\n") == [5])
-        #expect(PoCLThreads.allowedCPUs(status: "Cpus_allowed_list:\t3-1\n") == nil)
-        #expect(PoCLThreads.allowedCPUs(status: "Name:\tkiln\n") == nil)
-        #expect(PoCLThreads.allowedCPUs(status: nil) == nil)
-    }
 }
