@@ -46,7 +46,8 @@ final class WorkerPool: @unchecked Sendable {
         // OpenBLAS runs inside the pool's threads, one GEMM part each.
         openblas_set_num_threads(1)
         for w in 1..<self.threads {
-            let thread = Thread { [unowned self] in self.work(index: w) }
+            // The workers keep their pool: a pool lives as long as the process.
+            let thread = Thread { self.work(index: w) }
             thread.name = "kiln-cpu-\(w)"
             thread.start()
         }
