@@ -31,8 +31,46 @@ struct OpenCLCodegen {
         case tiled, vector
     }
 
+    /// The tiled family's blocking: a work-group computes `rows` x `columns` of C, K advancing
+    /// by `depth`; each work-item holds `threadRows` x `threadColumns` accumulators.
+    struct Tile: Equatable, CustomStringConvertible {
+        let rows, columns, depth, threadRows, threadColumns: Int
+        var groupRows: Int { rows / threadRows }
+        var groupColumns: Int { columns / threadColumns }
+        var description: String { "\(rows)x\(columns)x\(depth):\(threadRows)x\(threadColumns)" }
+
+        /// 128 x 128 tiles of 8 x 8 per work-item (256 work-items) where the product has enough
+        /// of them to give every compute unit two; else 64 x 64 of 4 x 4 (the MLP's small
+        /// matmuls would leave most of a GPU idle with the large tile).
+        static let large = Tile(rows: 128, columns: 128, depth: 16, threadRows: 8, threadColumns: 8)
+        static let small = Tile(rows: 64, columns: 64, depth: 16, threadRows: 4, threadColumns: 4)
+
+        static func choose(m: Int, n: Int, computeUnits: Int) -> Tile {
+            ((m + 127) / 128) * ((n + 127) / 128) >= 2 * max(computeUnits, 1) ? large : small
+        }
+
+        /// `<rows>x<columns>x<depth>:<threadRows>x<threadColumns>` (e.g. `128x128x16:8x8`), for
+        /// tuning on a new device: work-groups of at most 1024 work-items.
+        static func parse(_ text: Substring) throws -> Tile {
+            let parts = text.split(separator: ":").map { $0.split(separator: "x").compactMap { Int($0) } }
+            guard parts.count == 2, parts[0].count == 3, parts[1].count == 2, (parts[0] + parts[1]).allSatisfy({ $0 > 0 }),
+                  parts[0][0] % parts[1][0] == 0, parts[0][1] % parts[1][1] == 0,
+                  (parts[0][0] / parts[1][0]) * (parts[0][1] / parts[1][1]) <= 1024 else {
+                throw KilnError.invalidArgument(op: "KILN_MATMUL", message: "tile '\(text)' is not <rows>x<columns>x<depth>:<threadRows>x<threadColumns> with threads dividing the tile and at most 1024 work-items (e.g. 128x128x16:8x8)")
+            }
+            return Tile(rows: parts[0][0], columns: parts[0][1], depth: parts[0][2], threadRows: parts[1][0], threadColumns: parts[1][1])
+        }
+    }
+
     let program: Program
     let matmul: MatmulFamily
+    /// The tiled family's tile for every matmul, or nil to choose per matmul.
+    let tile: Tile?
+    /// The device's compute units, which the tile choice fills.
+    let computeUnits: Int
+    /// `#pragma unroll` on the tiled family's loops for GPUs; nothing for CPU devices, where it
+    /// doubled PoCL's build time (its compiler unrolls what pays without being told).
+    let unrollPragma: String
     /// The vector family's register block: rows, and 16-float column groups per row.
     let block: (rows: Int, vectors: Int)
     /// Floats per vector variable in the vector family: the device's native width (8 with
@@ -51,8 +89,12 @@ struct OpenCLCodegen {
     }
     private(set) var groupings: [Grouping] = []
 
-    init(program: Program, matmul: MatmulFamily, nativeFloatWidth: Int = 8) throws {
+    init(program: Program, matmul: MatmulFamily, tile: Tile? = nil, nativeFloatWidth: Int = 8, computeUnits: Int = 1,
+         isGPU: Bool = false) throws {
         self.program = program
+        self.tile = tile
+        self.computeUnits = computeUnits
+        unrollPragma = isGPU ? "#pragma unroll" : ""
         // Fill the vector registers with accumulators, leaving room for B's vectors and A's
         // broadcast: 24 of AVX-512's 32 (12 rows x 32 columns; measured on Zen 4: sgemm 1024³
         // 355 -> 458 GFLOP/s, 2048³ 366 -> 456, W1 0.287 -> 0.278 s against 4 x 64), 12 of
@@ -286,15 +328,22 @@ struct OpenCLCodegen {
                 break
             }
             let bAt = tb ? "b\(b.location.buffer)[\(offset(b)) + (gc) * \(ldb) + (gk)]" : "b\(b.location.buffer)[\(offset(b)) + (gk) * \(ldb) + (gc)]"
+            let t = tile ?? Tile.choose(m: m, n: n, computeUnits: computeUnits)
+            let fullK = kk % t.depth == 0
             var text = KernelSources.matmul
             for (key, value) in [
                 ("$NAME", name), ("$PARAMS", params), ("$A_AT(gr, gk)", aAt.replacingOccurrences(of: "(k)", with: "(gk)").replacingOccurrences(of: "(r)", with: "(gr)")),
                 ("$B_AT(gk, gc)", bAt), ("$A_LOAD_ROW_MAJOR", ta ? "0" : "1"), ("$B_LOAD_ROW_MAJOR", tb ? "0" : "1"),
+                ("$IN_A", m % t.rows == 0 && fullK ? "1" : "gr < M && gk < K"), ("$IN_B", n % t.columns == 0 && fullK ? "1" : "gc < N && gk < K"),
+                ("$IN_C", m % t.rows == 0 && n % t.columns == 0 ? "1" : "row < M && col < N"),
+                ("$TM", "\(t.rows)"), ("$TN", "\(t.columns)"), ("$TK", "\(t.depth)"), ("$RM", "\(t.threadRows)"), ("$RN", "\(t.threadColumns)"),
+                ("$WM", "\(t.groupRows)"), ("$WN", "\(t.groupColumns)"), ("$UNROLL", unrollPragma),
                 ("$EPILOGUE", epilogueText),
             ] { text = text.replacingOccurrences(of: key, with: value) }
             generated.append(text)
             launches.append(LaunchSpec(function: name, args: bufferArgs + [.int(m), .int(n), .int(kk)],
-                                       global: [Self.roundUp(n, 64) / 4, Self.roundUp(m, 64) / 4], local: [16, 16], kernel: index))
+                                       global: [(n + t.columns - 1) / t.columns * t.groupColumns, (m + t.rows - 1) / t.rows * t.groupRows],
+                                       local: [t.groupColumns, t.groupRows], kernel: index))
 
         case .gather:
             let count = ins[0].shape.count, rows = ins[1].shape[0], dim = ins[1].shape[1]

@@ -40,7 +40,8 @@ public final class OpenCLExecutable: Executable {
 
     /// Loads `program` on `context`'s device. The matmul kernel family follows the device
     /// (local-memory tiles on GPUs, wide vectors on CPU devices); `KILN_MATMUL=tiled|vector`
-    /// or `matmul` overrides it. `collective` is the processes the program's all-reduces sum
+    /// or `matmul` overrides it, and `tiled:<rows>x<columns>x<depth>:<threadRows>x<threadColumns>`
+    /// also fixes the tiled family's tile (for tuning). `collective` is the processes the program's all-reduces sum
     /// over (none: this one).
     public init(program: Program, context: CLContext, matmul: String? = nil, collective: Collective? = nil) throws {
         self.program = program
@@ -76,17 +77,23 @@ public final class OpenCLExecutable: Executable {
             }
         }
 
+        // `tiled` or `vector`, and for the tiled family optionally a tile: `tiled:128x128x16:8x8`.
         let request = matmul ?? ProcessInfo.processInfo.environment["KILN_MATMUL"]
-        let family: OpenCLCodegen.MatmulFamily
-        if let request {
-            guard let f = OpenCLCodegen.MatmulFamily(rawValue: request) else {
-                throw KilnError.invalidArgument(op: "KILN_MATMUL", message: "'\(request)' is not tiled or vector")
+        var family: OpenCLCodegen.MatmulFamily = device.isGPU ? .tiled : .vector
+        var tile: OpenCLCodegen.Tile?
+        if let request, !request.isEmpty {
+            let name = request.prefix { $0 != ":" }
+            guard let f = OpenCLCodegen.MatmulFamily(rawValue: String(name)) else {
+                throw KilnError.invalidArgument(op: "KILN_MATMUL", message: "'\(request)' is not tiled, tiled:<tile> or vector")
             }
             family = f
-        } else {
-            family = device.isGPU ? .tiled : .vector
+            if name.count < request.count {
+                guard f == .tiled else { throw KilnError.invalidArgument(op: "KILN_MATMUL", message: "'\(request)': only the tiled family takes a tile") }
+                tile = try OpenCLCodegen.Tile.parse(request.dropFirst(name.count + 1))
+            }
         }
-        let codegen = try OpenCLCodegen(program: program, matmul: family, nativeFloatWidth: device.nativeFloatWidth)
+        let codegen = try OpenCLCodegen(program: program, matmul: family, tile: tile, nativeFloatWidth: device.nativeFloatWidth,
+                                        computeUnits: device.computeUnits, isGPU: device.isGPU)
         var scratch: [CLBuffer] = []
         for (i, bytes) in codegen.scratchBytes.enumerated() {
             scratch.append(try CLBuffer(context, bytes: bytes, name: "scratch \(i)"))

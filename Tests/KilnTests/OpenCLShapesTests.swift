@@ -79,6 +79,29 @@ import Kiln
         }
     }
 
+    /// The tiled family with the large GPU tile and an uneven one, at edges and at exact
+    /// multiples of the tile (no bounds checks), every transpose, with a bias epilogue.
+    @Test(arguments: ["tiled:128x128x16:8x8", "tiled:32x64x8:2x8"])
+    func tiles(matmul: String) throws {
+        guard let ctx = OpenCLSupport.context else { return }
+        let g = Graph()
+        var rng = SeededGenerator(seed: 5)
+        var values: [Tensor: HostTensor] = [:]
+        var fetch: [Tensor] = []
+        for (m, k, n) in [(130, 70, 129), (256, 32, 128)] {
+            for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+                let a = try g.placeholder("A\(m)\(ta)\(tb)", ta ? [k, m] : [m, k]), b = try g.placeholder("B\(n)\(ta)\(tb)", tb ? [n, k] : [k, n])
+                let bias = try g.placeholder("bias\(m)\(ta)\(tb)", [n])
+                for t in [a, b, bias] { values[t] = try HostTensor(rng.uniform(t.shape.count, in: -1...1).map(Float.init), shape: t.shape) }
+                fetch.append(try g.matmul(a, b, transposeA: ta, transposeB: tb) + bias)
+            }
+        }
+        let (device, reference) = try openCLAndReference(g, fetch: fetch, values: values, fusion: true, context: ctx, matmul: matmul)
+        for (i, (d, r)) in zip(device, reference).enumerated() {
+            #expect(maxError(d.doubles, r.doubles) < 2e-4, "\(matmul) matmul \(i): \(maxError(d.doubles, r.doubles))")
+        }
+    }
+
     /// A kernel that does not compile gives an error carrying the compiler's build log.
     @Test func brokenKernelReportsBuildLog() throws {
         guard let ctx = OpenCLSupport.context else { return }
