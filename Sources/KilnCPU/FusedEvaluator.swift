@@ -35,7 +35,11 @@ final class FusedEvaluator<T: KilnFloat>: @unchecked Sendable {
         case direct
         /// One value for every element (a scalar, or a tensor of one element).
         case scalar
-        /// Broadcast: the input's offset of each element.
+        /// Broadcast along leading axes (a bias row): element e reads `e % n`.
+        case rows(Int)
+        /// Broadcast along trailing axes (a column of per-row values): element e reads `e / n`.
+        case repeated(Int)
+        /// Broadcast otherwise: the input's offset of each element.
         case table([Int])
         /// A gradient held as the rows a batch touched (zero elsewhere).
         case sparse(SparseRows<T>)
@@ -55,6 +59,8 @@ final class FusedEvaluator<T: KilnFloat>: @unchecked Sendable {
         case direct(Int, load: Int)
         case accumulator(Int)
         case table(Int, load: Int, [Int])
+        case rows(Int, load: Int, Int)
+        case repeated(Int, load: Int, Int)
         case sparse(Int, SparseRows<T>)
         case unary(Int, UnaryOp, Int)
         case binary(Int, BinaryOp, Arg, Arg)
@@ -95,7 +101,7 @@ final class FusedEvaluator<T: KilnFloat>: @unchecked Sendable {
             if let rows = sparse[i] { return (base, .sparse(rows), s.count) }
             if s == shape { return (base, .direct, s.count) }
             if s.count == 1 { return (base, .scalar, s.count) }
-            return (base, .table(stridedOffsets(shape, s.broadcastStrides(to: shape))), s.count)
+            return (base, Self.broadcast(stridedOffsets(shape, s.broadcastStrides(to: shape)), inputCount: s.count), s.count)
         }
 
         let instrs = code.code
@@ -128,6 +134,8 @@ final class FusedEvaluator<T: KilnFloat>: @unchecked Sendable {
                 switch self.loads[j].access {
                 case .direct: steps.append(.direct(i, load: j))
                 case .table(let t): steps.append(.table(i, load: j, t))
+                case .rows(let n): steps.append(.rows(i, load: j, n))
+                case .repeated(let n): steps.append(.repeated(i, load: j, n))
                 case .sparse(let rows): steps.append(.sparse(i, rows))
                 case .scalar: break
                 }
@@ -162,6 +170,14 @@ final class FusedEvaluator<T: KilnFloat>: @unchecked Sendable {
         self.users = users
     }
 
+    /// A broadcast read as one of the two simple patterns when its offsets follow one.
+    static func broadcast(_ table: [Int], inputCount n: Int) -> Access {
+        let count = table.count
+        if n > 0, count % n == 0, table.indices.allSatisfy({ table[$0] == $0 % n }) { return .rows(n) }
+        if n > 0, count % n == 0, table.indices.allSatisfy({ table[$0] == $0 / (count / n) }) { return .repeated(count / n) }
+        return .table(table)
+    }
+
     deinit {
         registers.deallocate()
         scratch.deallocate()
@@ -175,7 +191,7 @@ final class FusedEvaluator<T: KilnFloat>: @unchecked Sendable {
         var direct = [Int?](repeating: nil, count: code.code.count)
         let computed = Set(steps.compactMap { step -> Int? in
             switch step {
-            case .table(let i, _, _), .sparse(let i, _), .unary(let i, _, _), .binary(let i, _, _, _), .scaled(let i, _, _, _, _): return i
+            case .table(let i, _, _), .rows(let i, _, _), .repeated(let i, _, _), .sparse(let i, _), .unary(let i, _, _), .binary(let i, _, _, _), .scaled(let i, _, _, _, _): return i
             case .uniform, .direct, .accumulator: return nil
             }
         })
@@ -282,6 +298,24 @@ final class FusedEvaluator<T: KilnFloat>: @unchecked Sendable {
                 }
             case let .direct(i, j): values[i] = loads[j].base + start
             case .accumulator(let i): values[i] = accumulator! + start
+            case let .rows(i, j, period):
+                // Whole stretches of the row, copied.
+                let r = out(i), base = loads[j].base
+                var e = 0, k = start % period
+                while e < n {
+                    let c = min(period - k, n - e)
+                    (r + e).update(from: base + k, count: c)
+                    e += c
+                    k = 0
+                }
+            case let .repeated(i, j, times):
+                let r = out(i), base = loads[j].base
+                var e = 0
+                while e < n {
+                    let k = (start + e) / times, c = min((k + 1) * times - start - e, n - e)
+                    (r + e).update(repeating: base[k], count: c)
+                    e += c
+                }
             case let .table(i, j, table):
                 let r = out(i), base = loads[j].base
                 for e in 0..<n { r[e] = base[table[start + e]] }

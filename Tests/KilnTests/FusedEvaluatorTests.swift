@@ -43,10 +43,14 @@ import Kiln
         return out.map { Array(UnsafeBufferPointer(start: $0, count: code.shape.count)) }
     }
 
-    static func check<T: KilnFloat>(_ type: T.Type, _ name: String, _ code: FusedCode, shapes: [Shape], targets: [Int?]) {
+    /// `index[j]`, where given, maps an element of the iteration to input j's element (a
+    /// broadcast); the reference reads inputs expanded to the iteration's shape.
+    static func check<T: KilnFloat>(_ type: T.Type, _ name: String, _ code: FusedCode, shapes: [Shape], targets: [Int?],
+                                    index: [Int: (Int) -> Int] = [:]) {
         var rng = SeededGenerator(seed: 7)
         let inputs = shapes.map { s in rng.uniform(s.count, in: -2...2).map { T($0) } }
-        let expected = reference(code, inputs), got = run(code, inputs, shapes: shapes, targets: targets)
+        let expanded = inputs.enumerated().map { j, v in index[j].map { f in (0..<code.shape.count).map { v[f($0)] } } ?? v }
+        let expected = reference(code, expanded), got = run(code, inputs, shapes: shapes, targets: targets)
         for (r, (e, g)) in zip(expected, got).enumerated() {
             let bad = zip(e, g).enumerated().first { !($0.element.0 == $0.element.1 || ($0.element.0.isNaN && $0.element.1.isNaN)) }
             #expect(bad == nil, "\(name) \(T.self) result \(r) at \(bad?.offset ?? -1): \(bad.map { "\($0.element.1) instead of \($0.element.0)" } ?? "")")
@@ -106,5 +110,24 @@ import Kiln
         let swap = FusedCode(shape: [count], code: [.load(0), .load(1), .constant(1), .binary(.add, 0, 2)],
                              results: [1, 3], nodes: Array(repeating: nil, count: 4))
         Self.check(Float.self, "swap", swap, shapes: [[count], [count]], targets: [0, 1])
+    }
+
+    /// Broadcast inputs: a row along leading axes, a column along trailing ones (both copied in
+    /// stretches), and another pattern (an index table), across block boundaries.
+    @Test func broadcastInputs() {
+        let (m, n) = (37, 70)   // 2590 elements: blocks of 2048 end inside a row
+        let code = FusedCode(shape: [m, n], code: [.load(0), .load(1), .binary(.add, 0, 1), .load(2), .binary(.mul, 2, 3)],
+                             results: [4, 1, 3], nodes: Array(repeating: nil, count: 5))
+        let index: [Int: (Int) -> Int] = [1: { $0 % n }, 2: { $0 / n }]
+        Self.check(Float.self, "row and column", code, shapes: [[m, n], [n], [m, 1]], targets: [nil, nil, nil], index: index)
+        Self.check(Double.self, "row and column", code, shapes: [[m, n], [n], [m, 1]], targets: [nil, nil, nil], index: index)
+        let (a, b, c) = (3, 37, 40)
+        let middle = FusedCode(shape: [a, b, c], code: [.load(0), .load(1), .binary(.sub, 0, 1)], results: [2],
+                               nodes: Array(repeating: nil, count: 3))
+        Self.check(Float.self, "middle axis", middle, shapes: [[a, b, c], [a, 1, c]], targets: [nil],
+                   index: [1: { ($0 / (b * c)) * c + $0 % c }])
+        #expect({ if case .rows(70) = FusedEvaluator<Float>.broadcast((0..<140).map { $0 % 70 }, inputCount: 70) { return true }; return false }())
+        #expect({ if case .repeated(4) = FusedEvaluator<Float>.broadcast((0..<20).map { $0 / 4 }, inputCount: 5) { return true }; return false }())
+        #expect({ if case .table = FusedEvaluator<Float>.broadcast([0, 2, 1, 3], inputCount: 4) { return true }; return false }())
     }
 }
