@@ -35,15 +35,30 @@ struct CPUStep<T: KilnFloat> {
             let kept = Shape(shape.dims.enumerated().map { axes.contains($0.offset) ? 1 : $0.element })
             var strides = kept.strides
             for a in axes { strides[a] = 0 }
-            let target = stridedOffsets(shape, strides)
             let out = real(outs[0]), outCount = kept.count
             let n = T(axes.reduce(1) { $0 * shape[$1] })
+            // Leading axes reduced (a bias gradient): whole rows added, a loop that vectorizes;
+            // trailing axes: runs of neighbours summed; else an index per element. Each output
+            // adds its inputs in the same order in all three.
+            let pattern = FusedEvaluator<T>.broadcast(stridedOffsets(shape, strides), inputCount: outCount)
+            let count = shape.count
             run = {
                 let x = eval.run(accumulator: nil, into: [])
                 out.update(repeating: op == .max ? -T.infinity : 0, count: outCount)
-                switch op {
-                case .sum, .mean: for i in target.indices { out[target[i]] += x[i] }
-                case .max: for i in target.indices where x[i] > out[target[i]] || x[i].isNaN { out[target[i]] = x[i] }
+                switch (pattern, op) {
+                case (.rows(let w), .max):
+                    for r in stride(from: 0, to: count, by: w) { let row = x + r; for j in 0..<w where row[j] > out[j] || row[j].isNaN { out[j] = row[j] } }
+                case (.rows(let w), _):
+                    for r in stride(from: 0, to: count, by: w) { let row = x + r; for j in 0..<w { out[j] += row[j] } }
+                case (.repeated(let q), .max):
+                    for k in 0..<outCount { for i in k * q..<(k + 1) * q where x[i] > out[k] || x[i].isNaN { out[k] = x[i] } }
+                case (.repeated(let q), _):
+                    for k in 0..<outCount { var s = out[k]; for i in k * q..<(k + 1) * q { s += x[i] }; out[k] = s }
+                case (.table(let target), .max):
+                    for i in target.indices where x[i] > out[target[i]] || x[i].isNaN { out[target[i]] = x[i] }
+                case (.table(let target), _):
+                    for i in target.indices { out[target[i]] += x[i] }
+                default: break
                 }
                 if op == .mean { for i in 0..<outCount { out[i] /= n } }
             }
