@@ -63,10 +63,10 @@ static inline int kiln_current_cpu(void) {
 
 #include <stdlib.h>
 
-// The processes of a parallel job on this machine, as its launcher tells them (Open MPI, MPICH's
-// Hydra, Slurm); 1 for a process started on its own.
+// The processes of a parallel job on this machine, as its launcher tells them (Open MPI's
+// mpirun, MPICH's Hydra); 1 for a process started on its own.
 static inline int kiln_local_processes(void) {
-    const char *names[] = {"OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS", "SLURM_NTASKS_PER_NODE"};
+    const char *names[] = {"OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS"};
     for (unsigned i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         const char *v = getenv(names[i]);
         int n = v ? atoi(v) : 0;

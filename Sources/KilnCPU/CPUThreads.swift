@@ -8,7 +8,7 @@ public enum CPUThreads {
     private static let lock = NSLock()
 
     /// `KILN_CPU_THREADS`, or what `share(processes:)` set, or the machine's cores divided
-    /// among the processes its launcher (mpirun, Slurm) started on it.
+    /// among the processes its launcher (mpirun) started on it.
     public static var count: Int {
         lock.lock()
         defer { lock.unlock() }

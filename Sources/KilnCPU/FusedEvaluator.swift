@@ -209,7 +209,7 @@ final class FusedEvaluator<T: KilnFloat>: @unchecked Sendable {
             }
         }
         let results = Set(code.results)
-        for (t, i) in code.results.enumerated() where computed.contains(i) && direct[i] == nil {
+        for (t, i) in code.results.prefix(targets.count).enumerated() where computed.contains(i) && direct[i] == nil {
             let target = targets[t]
             let safe = reads.allSatisfy { read in
                 if read.start + read.extent <= target || target + count <= read.start { return true }
@@ -264,7 +264,8 @@ final class FusedEvaluator<T: KilnFloat>: @unchecked Sendable {
                             values[res] = registers + res * block
                         }
                     }
-                    for (t, res) in zip(targets, code.results) where t + start != values[res] {
+                    // (A uniform result has no block pointer: it is always filled.)
+                    for (t, res) in zip(targets, code.results) where uniform[res] || t + start != values[res] {
                         if uniform[res] { (t + start).update(repeating: scalars[res], count: m) }
                         else { (t + start).update(from: values[res], count: m) }
                     }

@@ -53,17 +53,17 @@ final class WorkerPool: @unchecked Sendable {
         }
     }
 
-    /// Calls `body(p)` for every part `p` in `0..<parts` (at most `threads`), at the same time
-    /// on different threads, and returns when all are done. Allocates nothing.
+    /// Calls `body(p)` for every part `p` in `0..<parts`, thread `t` taking parts `t`,
+    /// `t + threads`, ..., at the same time, and returns when all are done. Allocates nothing.
     func run(parts: Int, _ body: (Int) -> Void) {
         guard parts > 1, threads > 1, busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else {
-            for p in 0..<parts { body(p) }
+            for p in 0..<max(parts, 0) { body(p) }
             return
         }
         defer { busy.store(false, ordering: .releasing) }
-        let parts = min(parts, threads)
-        // Off the workers' CPUs for the kernel, then free again (it stays on CPU 0 unless moved).
-        if pinned, kiln_current_cpu() > 0, kiln_pin_current_thread(0) == 0 {
+        // Off the workers' CPUs for the kernel, then free again (it stays on CPU 0 unless moved);
+        // only a caller that may run on exactly the pool's CPUs, so its own binding is restored.
+        if pinned, kiln_current_cpu() > 0, kiln_allowed_cpus_from_zero() == Int32(threads), kiln_pin_current_thread(0) == 0 {
             defer { _ = kiln_unpin_current_thread(Int32(threads)) }
             start(parts: parts, body)
             return
@@ -80,7 +80,7 @@ final class WorkerPool: @unchecked Sendable {
             condition.lock()
             if sleepers > 0 { condition.broadcast() }
             condition.unlock()
-            body(0)
+            for p in stride(from: 0, to: parts, by: threads) { body(p) }
             while pending.load(ordering: .acquiring) > 0 { kiln_spin_pause() }
             job = nil
         }
@@ -105,7 +105,7 @@ final class WorkerPool: @unchecked Sendable {
                 since = DispatchTime.now().uptimeNanoseconds
             }
             seen = generation.load(ordering: .acquiring)
-            if index < parts { job!(index) }
+            for p in stride(from: index, to: parts, by: threads) { job!(p) }
             pending.subtract(1, ordering: .releasing)
         }
     }

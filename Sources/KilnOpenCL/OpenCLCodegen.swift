@@ -45,9 +45,13 @@ struct OpenCLCodegen {
         static let large = Tile(rows: 128, columns: 128, depth: 16, threadRows: 8, threadColumns: 8)
         static let small = Tile(rows: 64, columns: 64, depth: 16, threadRows: 4, threadColumns: 4)
 
-        static func choose(m: Int, n: Int, computeUnits: Int) -> Tile {
-            ((m + 127) / 128) * ((n + 127) / 128) >= 2 * max(computeUnits, 1) ? large : small
+        static func choose(m: Int, n: Int, computeUnits: Int, fits: (Tile) -> Bool) -> Tile {
+            ((m + 127) / 128) * ((n + 127) / 128) >= 2 * max(computeUnits, 1) && fits(large) ? large : small
         }
+
+        var workItems: Int { groupRows * groupColumns }
+        /// Local memory for the tiles of A (padded by one column) and B.
+        func localBytes(realSize: Int) -> Int { (depth * (rows + 1) + depth * columns) * realSize }
 
         /// `<rows>x<columns>x<depth>:<threadRows>x<threadColumns>` (e.g. `128x128x16:8x8`), for
         /// tuning on a new device: work-groups of at most 1024 work-items.
@@ -66,8 +70,8 @@ struct OpenCLCodegen {
     let matmul: MatmulFamily
     /// The tiled family's tile for every matmul, or nil to choose per matmul.
     let tile: Tile?
-    /// The device's compute units, which the tile choice fills.
-    let computeUnits: Int
+    /// The device's compute units, which the tile choice fills, and its limits on a work-group.
+    let computeUnits: Int, localMemoryBytes: Int, maxWorkGroupSize: Int
     /// `#pragma unroll` on the tiled family's loops for GPUs; nothing for CPU devices, where it
     /// doubled PoCL's build time (its compiler unrolls what pays without being told).
     let unrollPragma: String
@@ -90,10 +94,12 @@ struct OpenCLCodegen {
     private(set) var groupings: [Grouping] = []
 
     init(program: Program, matmul: MatmulFamily, tile: Tile? = nil, nativeFloatWidth: Int = 8, computeUnits: Int = 1,
-         isGPU: Bool = false) throws {
+         localMemoryBytes: Int = 32 << 10, maxWorkGroupSize: Int = 256, isGPU: Bool = false) throws {
         self.program = program
         self.tile = tile
         self.computeUnits = computeUnits
+        self.localMemoryBytes = localMemoryBytes
+        self.maxWorkGroupSize = maxWorkGroupSize
         unrollPragma = isGPU ? "#pragma unroll" : ""
         // Fill the vector registers with accumulators, leaving room for B's vectors and A's
         // broadcast: 24 of AVX-512's 32 (12 rows x 32 columns; measured on Zen 4: sgemm 1024³
@@ -328,7 +334,12 @@ struct OpenCLCodegen {
                 break
             }
             let bAt = tb ? "b\(b.location.buffer)[\(offset(b)) + (gc) * \(ldb) + (gk)]" : "b\(b.location.buffer)[\(offset(b)) + (gk) * \(ldb) + (gc)]"
-            let t = tile ?? Tile.choose(m: m, n: n, computeUnits: computeUnits)
+            let (realSize, localMemory, maxGroup) = (self.realSize, localMemoryBytes, maxWorkGroupSize)
+            let fits = { (t: Tile) in t.localBytes(realSize: realSize) <= localMemory && t.workItems <= maxGroup }
+            let t = tile ?? Tile.choose(m: m, n: n, computeUnits: computeUnits, fits: fits)
+            guard fits(t) else {
+                throw KilnError.invalidArgument(op: "KILN_MATMUL", message: "tile \(t) needs \(t.localBytes(realSize: realSize)) bytes of local memory and \(t.workItems) work-items per group; the device has \(localMemory) bytes and at most \(maxGroup)")
+            }
             let fullK = kk % t.depth == 0
             var text = KernelSources.matmul
             for (key, value) in [

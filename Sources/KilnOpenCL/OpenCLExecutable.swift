@@ -93,7 +93,8 @@ public final class OpenCLExecutable: Executable {
             }
         }
         let codegen = try OpenCLCodegen(program: program, matmul: family, tile: tile, nativeFloatWidth: device.nativeFloatWidth,
-                                        computeUnits: device.computeUnits, isGPU: device.isGPU)
+                                        computeUnits: device.computeUnits, localMemoryBytes: Int(device.localMemoryBytes),
+                                        maxWorkGroupSize: device.maxWorkGroupSize, isGPU: device.isGPU)
         var scratch: [CLBuffer] = []
         for (i, bytes) in codegen.scratchBytes.enumerated() {
             scratch.append(try CLBuffer(context, bytes: bytes, name: "scratch \(i)"))

@@ -8,7 +8,7 @@ import Foundation
 /// PoCL pins worker `i` to CPU `i` when `POCL_AFFINITY=1` (8 of 8 processes fast); this turns that on
 /// before PoCL starts, but only where it is safe: when the process may run on exactly CPUs
 /// `0..<n` (pinning outside its CPU set would fail), nobody set `POCL_AFFINITY` already, and
-/// the process has the machine to itself: no launcher (mpirun, Slurm) started others beside it,
+/// the process has the machine to itself: no launcher (mpirun) started others beside it,
 /// which would all pin to the same first cores (`Devices.shareMachine` also sets
 /// `POCL_AFFINITY=0` for a job's processes).
 enum PoCLThreads {

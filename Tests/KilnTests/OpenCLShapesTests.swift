@@ -102,6 +102,24 @@ import Kiln
         }
     }
 
+    /// The large tile only where it fits the device's local memory and work-group size (in
+    /// float64 it needs 32,896 bytes: over a 32 KiB device); a fixed tile that does not fit is
+    /// refused with both figures.
+    @Test func tilesFitTheDevice() throws {
+        let g = Graph()
+        let a = try g.placeholder("a", [512, 512], .float64), b = try g.placeholder("b", [512, 512], .float64)
+        let program = try Compiler.compile(g, fetch: [try g.matmul(a, b)], options: CompileOptions(realType: .float64))
+        let roomy = try OpenCLCodegen(program: program, matmul: .tiled, localMemoryBytes: 48 << 10, maxWorkGroupSize: 1024)
+        #expect(roomy.source.contains("__local real As[16][128 + 1]"))
+        let tight = try OpenCLCodegen(program: program, matmul: .tiled, localMemoryBytes: 32 << 10, maxWorkGroupSize: 1024)
+        #expect(tight.source.contains("__local real As[16][64 + 1]"))
+        do {
+            _ = try OpenCLCodegen(program: program, matmul: .tiled, tile: .large, localMemoryBytes: 32 << 10, maxWorkGroupSize: 1024)
+            Issue.record("a tile larger than local memory was accepted")
+        } catch { #expect("\(error)".contains("32896 bytes") && "\(error)".contains("32768"), "\(error)") }
+        #expect(throws: KilnError.self) { try OpenCLCodegen.Tile.parse("128x128x16:3x8") }
+    }
+
     /// A kernel that does not compile gives an error carrying the compiler's build log.
     @Test func brokenKernelReportsBuildLog() throws {
         guard let ctx = OpenCLSupport.context else { return }
