@@ -15,7 +15,7 @@
 __kernel __attribute__((reqd_work_group_size($WN, $WM, 1)))
 void $NAME($PARAMS int M, int N, int K) {
     __local real As[$TK][$TM + 1];
-    __local real Bs[$TK][$TN];
+    __local real Bs[$TK][$TN + 1];
     const int tx = get_local_id(0), ty = get_local_id(1);
     const int lid = ty * $WN + tx;
     const int row0 = get_group_id(1) * $TM, col0 = get_group_id(0) * $TN;

@@ -50,8 +50,9 @@ struct OpenCLCodegen {
         }
 
         var workItems: Int { groupRows * groupColumns }
-        /// Local memory for the tiles of A (padded by one column) and B.
-        func localBytes(realSize: Int) -> Int { (depth * (rows + 1) + depth * columns) * realSize }
+        /// Local memory for the tiles of A and B, each padded by one column (a transposed operand
+        /// is stored across the tile's rows: unpadded, those stores would share one bank).
+        func localBytes(realSize: Int) -> Int { depth * (rows + 1 + columns + 1) * realSize }
 
         /// `<rows>x<columns>x<depth>:<threadRows>x<threadColumns>` (e.g. `128x128x16:8x8`), for
         /// tuning on a new device: work-groups of at most 1024 work-items.
