@@ -18,7 +18,7 @@ let package = Package(
         // The reference backend: plain loops, generic over Float and Double; the oracle for tests.
         .target(name: "KilnCPU", dependencies: ["KilnGraph", "KilnCompiler", "COpenBLAS", "CThreadSupport"]),
         // Spin-wait hints and thread pinning for the CPU backend's workers and PoCL's.
-        .systemLibrary(name: "CThreadSupport", path: "Sources/CThreadSupport"),
+        .target(name: "CThreadSupport"),
         // BLAS for the CPU backend's matmuls (Debian: libopenblas-dev).
         .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS", providers: [.apt(["libopenblas-dev"])]),
         // The OpenCL C API (Debian: ocl-icd-opencl-dev, opencl-headers).
