@@ -1,6 +1,5 @@
 #define _GNU_SOURCE
 #include <sched.h>
-#include <stdlib.h>
 
 #include "thread_support.h"
 
@@ -46,14 +45,4 @@ int kiln_current_cpu(void) {
 #else
     return -1;
 #endif
-}
-
-int kiln_local_processes(void) {
-    const char *names[] = {"OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS"};
-    for (unsigned i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-        const char *v = getenv(names[i]);
-        int n = v ? atoi(v) : 0;
-        if (n > 0) return n;
-    }
-    return 1;
 }

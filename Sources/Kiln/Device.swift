@@ -19,7 +19,8 @@ public enum Devices {
 
     /// Declares this process rank `rank` of the `size` processes of a job on this machine:
     /// `--device gpu` takes GPU `rank % GPUs`, and the CPU backend (and PoCL, when it runs the
-    /// OpenCL device) use their share of the cores. Call before the first program is loaded.
+    /// OpenCL device) use their share of the cores and bind no threads. Call before the first
+    /// program is loaded; loading one with an `MPICollective` calls it when nothing did.
     public static func shareMachine(rank: Int, size: Int) {
         local = (rank, size)
         CPUThreads.share(processes: size)
@@ -53,6 +54,9 @@ public enum Devices {
 
     /// Loads a compiled program on `device`; its all-reduces sum over `collective`'s processes.
     public static func load(_ program: Program, on device: DeviceKind, collective: Collective? = nil) throws -> Executable {
+        if let job = collective as? MPICollective, job.localSize > 1, local.size == 1 {
+            shareMachine(rank: job.localRank, size: job.localSize)
+        }
         switch device {
         case .cpu: return try CPUExecutable<Float>(program: program, collective: collective)
         case .gpu: return try OpenCLExecutable(program: program, context: openCLContext(), collective: collective)

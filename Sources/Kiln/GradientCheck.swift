@@ -28,15 +28,10 @@ public enum GradientCheck {
         // One program for the loss, run again for every perturbed element.
         let program = try Compiler.compile(graph, fetch: [loss], options: CompileOptions(fusion: false, realType: .float64))
         let exe = try CPUExecutable<Double>(program: program)
-        var feeds: [Tensor: HostTensor] = [:]
-        for decl in program.buffers {
-            guard let id = decl.node else { continue }
-            let t = graph.tensor(id)
-            guard let v = values[t] else {
-                throw KilnError.invalidValue(op: "GradientCheck", message: "no value given for \(t.node.label)")
-            }
-            if decl.kind == .feed { feeds[t] = v } else { try exe.write(t, v) }
+        if let missing = program.buffers.compactMap(\.node).map(graph.tensor).first(where: { values[$0] == nil }) {
+            throw KilnError.invalidValue(op: "GradientCheck", message: "no value given for \(missing.node.label)")
         }
+        let feeds = try exe.writeInputs(values)
         func lossWith(_ t: Tensor, _ value: HostTensor) throws -> Double {
             if t.node.op == .input(.feed) {
                 var f = feeds

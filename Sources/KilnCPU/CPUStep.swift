@@ -24,13 +24,12 @@ struct CPUStep<T: KilnFloat> {
         let what = kernel.name
         switch kernel.kind {
         case .elementwise(let code):
-            let eval = FusedEvaluator<T>(code, loads: ins.map { (real($0), $0.shape) },
+            let eval = FusedEvaluator<T>(code, loads: ins.map { (real($0), $0.shape) }, targets: outs.map(real),
                                          sparse: sparseIn.map { [$0.input: $0.rows] } ?? [:])
-            let targets = outs.map(real)
-            run = { eval.run(accumulator: nil, into: targets) }
+            run = { eval.run() }
 
         case let .reduce(op, axes, code):
-            let eval = FusedEvaluator<T>(code, loads: ins.map { (real($0), $0.shape) }, result: true)
+            let eval = FusedEvaluator<T>(code, loads: ins.map { (real($0), $0.shape) })
             let shape = code.shape
             let kept = Shape(shape.dims.enumerated().map { axes.contains($0.offset) ? 1 : $0.element })
             var strides = kept.strides
@@ -43,7 +42,7 @@ struct CPUStep<T: KilnFloat> {
             let pattern = FusedEvaluator<T>.broadcast(stridedOffsets(shape, strides), inputCount: outCount)
             let count = shape.count
             run = {
-                let x = eval.run(accumulator: nil, into: [])
+                let x = eval.run()
                 out.update(repeating: op == .max ? -T.infinity : 0, count: outCount)
                 switch (pattern, op) {
                 case (.rows(let w), .max):
@@ -68,20 +67,12 @@ struct CPUStep<T: KilnFloat> {
             let (aShape, bShape) = (ins[0].shape, ins[1].shape)
             let m = ta ? aShape[1] : aShape[0], k = ta ? aShape[0] : aShape[1], n = tb ? bShape[0] : bShape[1]
             let lda = aShape[1], ldb = bShape[1]
-            let product: UnsafeMutablePointer<T>
-            var eval: FusedEvaluator<T>?
-            if let epilogue {
-                let e = FusedEvaluator<T>(epilogue, loads: ins.map { (real($0), $0.shape) }, scratch: true)
-                product = e.scratch
-                eval = e
-            } else {
-                product = real(outs[0])
-            }
-            let targets = outs.map(real)
+            let eval = epilogue.map { FusedEvaluator<T>($0, loads: ins.map { (real($0), $0.shape) }, targets: outs.map(real), scratch: true) }
+            let product = eval?.scratch ?? real(outs[0])
             run = {
                 if blas && m > 0 && n > 0 {
                     T.parallelGemm(ta, tb, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, c: product)
-                    _ = eval?.run(accumulator: product, into: targets)
+                    _ = eval?.run()
                     return
                 }
                 // The plain loops: the reference.
@@ -94,7 +85,7 @@ struct CPUStep<T: KilnFloat> {
                         else { let row = b + p * ldb; for j in 0..<n { c[j] += av * row[j] } }
                     }
                 }
-                _ = eval?.run(accumulator: product, into: targets)
+                _ = eval?.run()
             }
 
         case .transpose(let perm):

@@ -1,4 +1,3 @@
-import CThreadSupport
 import Foundation
 
 /// How many threads the CPU backend uses (its `WorkerPool`, which runs GEMMs and large
@@ -7,14 +6,13 @@ public enum CPUThreads {
     nonisolated(unsafe) private static var chosen: Int?
     private static let lock = NSLock()
 
-    /// `KILN_CPU_THREADS`, or what `share(processes:)` set, or the machine's cores divided
-    /// among the processes its launcher (mpirun) started on it.
+    /// `KILN_CPU_THREADS`, or what `share(processes:)` set, or the machine's cores.
     public static var count: Int {
         lock.lock()
         defer { lock.unlock() }
         if let chosen { return chosen }
         if let v = ProcessInfo.processInfo.environment["KILN_CPU_THREADS"].flatMap(Int.init), v >= 1 { return v }
-        return max(1, ProcessInfo.processInfo.activeProcessorCount / Int(kiln_local_processes()))
+        return ProcessInfo.processInfo.activeProcessorCount
     }
 
     /// Gives this process its share of the machine's cores when `processes` processes run on it

@@ -25,10 +25,16 @@ final class FusedEvaluator<T: KilnFloat>: @unchecked Sendable {
     let count: Int
     let block: Int
     let registers: UnsafeMutablePointer<T>
-    /// Space of the iteration shape's size for the caller (a matmul's product), when asked for.
+    /// Space of the iteration shape's size for the caller (a matmul's product), when asked for:
+    /// the code's accumulator.
     let scratch: UnsafeMutablePointer<T>
-    /// The whole first result, for callers that need it all (a reduction's input), when asked for.
+    /// The whole first result, for callers that need it all (a reduction's input), when no
+    /// targets are given.
     let result: UnsafeMutablePointer<T>
+    /// Where the results go, one per result (`[result]` when none were given), and the
+    /// accumulator (`scratch`, or none).
+    let targets: [UnsafeMutablePointer<T>]
+    let accumulator: UnsafeMutablePointer<T>?
     /// How an input is read at the iteration's elements.
     enum Access {
         /// Element for element: the input has the iteration's shape.
@@ -75,16 +81,14 @@ final class FusedEvaluator<T: KilnFloat>: @unchecked Sendable {
     /// The instructions that read each instruction.
     let users: [[Int]]
 
-    /// Per instruction: the output it writes straight into (an index into the run's targets),
-    /// decided for the pointers of the last run.
-    private var directTargets: [Int?] = []
-    private var plannedFor: (UnsafeMutablePointer<T>?, [UnsafeMutablePointer<T>])?
-    /// `[result]`, made once: a run allocates nothing.
-    private let resultTarget: [UnsafeMutablePointer<T>]
+    /// Per instruction: the target it writes straight into (an index into `targets`).
+    let directTargets: [Int?]
 
-    /// `sparse` gives loads (by input index) that read a `SparseRows` instead of memory.
-    init(_ code: FusedCode, loads: [(UnsafeMutablePointer<T>, Shape)], scratch needScratch: Bool = false, result needResult: Bool = false,
-         sparse: [Int: SparseRows<T>] = [:]) {
+    /// Results go to `targets` (one per result), or with none the first to `result`. With
+    /// `scratch`, the caller writes the accumulator (a matmul's product) into `scratch` before
+    /// each run. `sparse` gives loads (by input index) that read a `SparseRows` instead of memory.
+    init(_ code: FusedCode, loads: [(UnsafeMutablePointer<T>, Shape)], targets: [UnsafeMutablePointer<T>] = [],
+         scratch needScratch: Bool = false, sparse: [Int: SparseRows<T>] = [:]) {
         self.code = code
         count = code.shape.count
         block = min(Self.blockSize, max(count, 1))
@@ -93,8 +97,9 @@ final class FusedEvaluator<T: KilnFloat>: @unchecked Sendable {
         workers = max(1, min(WorkerPool.shared.threads, count / Self.elementsPerWorker))
         registers = .allocate(capacity: max(block * code.code.count * workers, 1))
         scratch = .allocate(capacity: needScratch ? max(count, 1) : 1)
-        result = .allocate(capacity: needResult ? max(count, 1) : 1)
-        resultTarget = [result]
+        result = .allocate(capacity: targets.isEmpty ? max(count, 1) : 1)
+        self.targets = targets.isEmpty ? [result] : targets
+        accumulator = needScratch ? scratch : nil
         let shape = code.shape
         self.loads = loads.enumerated().map { i, load in
             let (base, s) = load
@@ -168,6 +173,8 @@ final class FusedEvaluator<T: KilnFloat>: @unchecked Sendable {
         self.uniform = uniform
         self.readAt = readAt
         self.users = users
+        directTargets = Self.planTargets(code: code, steps: self.steps, loads: self.loads, users: users, readAt: readAt,
+                                         accumulator: accumulator, targets: self.targets)
     }
 
     /// A broadcast read as one of the two simple patterns when its offsets follow one.
@@ -187,7 +194,10 @@ final class FusedEvaluator<T: KilnFloat>: @unchecked Sendable {
     /// Decides which results are written straight into their targets: those computed by a pass
     /// (not an input read in place), whose target is either apart from every input or is
     /// exactly an input of the iteration's shape that nothing reads after that pass.
-    private func planTargets(accumulator: UnsafeMutablePointer<T>?, targets: [UnsafeMutablePointer<T>]) -> [Int?] {
+    private static func planTargets(code: FusedCode, steps: [Step], loads: [(base: UnsafeMutablePointer<T>, access: Access, extent: Int)],
+                                    users: [[Int]], readAt: [Int], accumulator: UnsafeMutablePointer<T>?,
+                                    targets: [UnsafeMutablePointer<T>]) -> [Int?] {
+        let count = code.shape.count
         var direct = [Int?](repeating: nil, count: code.code.count)
         let computed = Set(steps.compactMap { step -> Int? in
             switch step {
@@ -201,15 +211,18 @@ final class FusedEvaluator<T: KilnFloat>: @unchecked Sendable {
             switch instr {
             case .load(let j):
                 let load = loads[j]
-                if case .sparse = load.access { continue }
-                if case .direct = load.access { reads.append((k, load.base, load.extent, true)) } else { reads.append((k, load.base, load.extent, false)) }
+                switch load.access {
+                case .sparse: continue
+                case .direct: reads.append((k, load.base, load.extent, true))
+                default: reads.append((k, load.base, load.extent, false))
+                }
             case .accumulator:
                 if let accumulator { reads.append((k, accumulator, count, true)) }
             default: continue
             }
         }
         let results = Set(code.results)
-        for (t, i) in code.results.prefix(targets.count).enumerated() where computed.contains(i) && direct[i] == nil {
+        for (t, i) in zip(targets.indices, code.results) where computed.contains(i) && direct[i] == nil {
             let target = targets[t]
             let safe = reads.allSatisfy { read in
                 if read.start + read.extent <= target || target + count <= read.start { return true }
@@ -223,38 +236,30 @@ final class FusedEvaluator<T: KilnFloat>: @unchecked Sendable {
         return direct
     }
 
-    /// Runs the code and copies the results to `targets` (or, with no targets, the first
-    /// result to `result`); returns `result`.
+    /// Runs the code into its targets; returns `result`.
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     @discardableResult
-    func run(accumulator: UnsafeMutablePointer<T>?, into targets: [UnsafeMutablePointer<T>]) -> UnsafeMutablePointer<T> {
-        let targets = targets.isEmpty ? resultTarget : targets
-        if plannedFor == nil || plannedFor!.0 != accumulator || plannedFor!.1 != targets {
-            directTargets = planTargets(accumulator: accumulator, targets: targets)
-            plannedFor = (accumulator, targets)
-        }
+    func run() -> UnsafeMutablePointer<T> {
         let blocks = (count + block - 1) / block, workers = self.workers
         // Each worker writes disjoint ranges of the targets and has registers of its own.
         WorkerPool.shared.run(parts: workers) { w in
             run(blocks: blocks * w / workers..<blocks * (w + 1) / workers,
-                registers: registers + w * block * code.code.count, accumulator: accumulator, into: targets)
+                registers: registers + w * block * code.code.count)
         }
         return result
     }
 
     @_specialize(where T == Float)
     @_specialize(where T == Double)
-    private func run(blocks: Range<Int>, registers: UnsafeMutablePointer<T>, accumulator: UnsafeMutablePointer<T>?,
-                     into targets: [UnsafeMutablePointer<T>]) {
+    private func run(blocks: Range<Int>, registers: UnsafeMutablePointer<T>) {
         let n = code.code.count
         withUnsafeTemporaryAllocation(of: UnsafeMutablePointer<T>.self, capacity: max(n, 1)) { values in
             withUnsafeTemporaryAllocation(of: T.self, capacity: max(n, 1)) { scalars in
                 let values = values.baseAddress!, scalars = scalars.baseAddress!
                 for b in blocks {
                     let start = b * block, m = min(block, count - start)
-                    evaluate(start: start, n: m, registers: registers, accumulator: accumulator, targets: targets,
-                             values: values, scalars: scalars)
+                    evaluate(start: start, n: m, registers: registers, values: values, scalars: scalars)
                     // A result that is an input's own memory is saved first: writing one target
                     // may overwrite an input that another result passes through.
                     if targets.count > 1 {
@@ -279,9 +284,8 @@ final class FusedEvaluator<T: KilnFloat>: @unchecked Sendable {
     /// into, or its register); `scalars[i]` holds the value of a uniform instruction.
     @_specialize(where T == Float)
     @_specialize(where T == Double)
-    private func evaluate(start: Int, n: Int, registers: UnsafeMutablePointer<T>, accumulator: UnsafeMutablePointer<T>?,
-                          targets: [UnsafeMutablePointer<T>], values: UnsafeMutablePointer<UnsafeMutablePointer<T>>,
-                          scalars: UnsafeMutablePointer<T>) {
+    private func evaluate(start: Int, n: Int, registers: UnsafeMutablePointer<T>,
+                          values: UnsafeMutablePointer<UnsafeMutablePointer<T>>, scalars: UnsafeMutablePointer<T>) {
         func out(_ i: Int) -> UnsafeMutablePointer<T> {
             let r = directTargets[i].map { targets[$0] + start } ?? registers + i * block
             values[i] = r

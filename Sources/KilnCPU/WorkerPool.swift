@@ -63,15 +63,8 @@ final class WorkerPool: @unchecked Sendable {
         defer { busy.store(false, ordering: .releasing) }
         // Off the workers' CPUs for the kernel, then free again (it stays on CPU 0 unless moved);
         // only a caller that may run on exactly the pool's CPUs, so its own binding is restored.
-        if pinned, kiln_current_cpu() > 0, kiln_allowed_cpus_from_zero() == Int32(threads), kiln_pin_current_thread(0) == 0 {
-            defer { _ = kiln_unpin_current_thread(Int32(threads)) }
-            start(parts: parts, body)
-            return
-        }
-        start(parts: parts, body)
-    }
-
-    private func start(parts: Int, _ body: (Int) -> Void) {
+        let moved = pinned && kiln_current_cpu() > 0 && kiln_allowed_cpus_from_zero() == Int32(threads) && kiln_pin_current_thread(0) == 0
+        defer { if moved { _ = kiln_unpin_current_thread(Int32(threads)) } }
         withoutActuallyEscaping(body) { body in
             job = body
             self.parts = parts

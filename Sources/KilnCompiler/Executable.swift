@@ -17,6 +17,22 @@ public protocol Executable: AnyObject {
     var checkNumerics: Bool { get set }
 }
 
+extension Executable {
+    /// Writes the parameter and state values among `values` into the executable and returns
+    /// the rest of its inputs' values: the feeds for `run(feeds:)`. Values of tensors that are
+    /// not inputs of the program are left out.
+    public func writeInputs(_ values: [Tensor: HostTensor]) throws -> [Tensor: HostTensor] {
+        var feeds: [Tensor: HostTensor] = [:]
+        for decl in program.buffers {
+            guard let id = decl.node else { continue }
+            let t = program.graph.tensor(id)
+            guard let v = values[t] else { continue }
+            if decl.kind == .feed { feeds[t] = v } else { try write(t, v) }
+        }
+        return feeds
+    }
+}
+
 /// Counts kept by each backend where the work happens, so tests can prove that a step
 /// allocates nothing and builds nothing after the first.
 public struct ExecutionCounters: Sendable, Hashable {

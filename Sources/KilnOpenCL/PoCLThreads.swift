@@ -7,15 +7,13 @@ import Foundation
 /// processes; W1 epochs 0.39-0.43 s in 5 of 5 processes against 0.29-0.40 s pinned).
 /// PoCL pins worker `i` to CPU `i` when `POCL_AFFINITY=1` (8 of 8 processes fast); this turns that on
 /// before PoCL starts, but only where it is safe: when the process may run on exactly CPUs
-/// `0..<n` (pinning outside its CPU set would fail), nobody set `POCL_AFFINITY` already, and
-/// the process has the machine to itself: no launcher (mpirun) started others beside it,
-/// which would all pin to the same first cores (`Devices.shareMachine` also sets
-/// `POCL_AFFINITY=0` for a job's processes).
+/// `0..<n` (pinning outside its CPU set would fail) and nobody set `POCL_AFFINITY` already; a
+/// job's processes on one machine would all pin to the same first cores, so
+/// `Devices.shareMachine` sets `POCL_AFFINITY=0` for them.
 enum PoCLThreads {
     /// Runs once, before the first OpenCL call (PoCL reads the variable when it starts its threads).
     static let configure: Void = {
-        guard ProcessInfo.processInfo.environment["POCL_AFFINITY"] == nil, kiln_allowed_cpus_from_zero() > 0,
-              kiln_local_processes() == 1 else { return }
+        guard ProcessInfo.processInfo.environment["POCL_AFFINITY"] == nil, kiln_allowed_cpus_from_zero() > 0 else { return }
         setenv("POCL_AFFINITY", "1", 0)
     }()
 }

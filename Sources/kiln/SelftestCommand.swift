@@ -211,12 +211,7 @@ final class SelftestGraph {
         }
         let program = try Compiler.compile(graph, fetch: fetch, options: CompileOptions(fusion: fusion, realType: Devices.realType(for: device)))
         let exe = try Devices.load(program, on: device)
-        var feeds: [Tensor: HostTensor] = [:]
-        for decl in program.buffers {
-            guard let id = decl.node, let v = values[graph.tensor(id)] else { continue }
-            if decl.kind == .feed { feeds[graph.tensor(id)] = v } else { try exe.write(graph.tensor(id), v) }
-        }
-        let got = try exe.run(feeds: feeds)
+        let got = try exe.run(feeds: exe.writeInputs(values))
         let want = try CPUReference<Double>().run(graph, feeds: values, fetch: fetch)
         return zip(labels, zip(got, want)).map { ($0, $1.0, $1.1) }
     }

@@ -36,10 +36,10 @@ import Kiln
         }
         let own = targets.map { $0 == nil ? UnsafeMutablePointer<T>.allocate(capacity: code.shape.count) : nil }
         defer { (memory + own.compactMap { $0 }).forEach { $0.deallocate() } }
-        let eval = FusedEvaluator<T>(code, loads: zip(memory, shapes).map { ($0, $1) })
         let out = zip(targets, own).map { t, o in t.map { memory[$0] } ?? o! }
-        for _ in 0..<2 where targets.allSatisfy({ $0 == nil }) { eval.run(accumulator: nil, into: out) }  // a rerun reads the same
-        if targets.contains(where: { $0 != nil }) { eval.run(accumulator: nil, into: out) }
+        let eval = FusedEvaluator<T>(code, loads: zip(memory, shapes).map { ($0, $1) }, targets: out)
+        for _ in 0..<2 where targets.allSatisfy({ $0 == nil }) { eval.run() }  // a rerun reads the same
+        if targets.contains(where: { $0 != nil }) { eval.run() }
         return out.map { Array(UnsafeBufferPointer(start: $0, count: code.shape.count)) }
     }
 

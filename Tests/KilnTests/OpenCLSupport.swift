@@ -26,12 +26,7 @@ func openCLAndReference(_ graph: Graph, fetch: [Tensor], values: [Tensor: HostTe
                         context: CLContext, matmul: String? = nil) throws -> (device: [HostTensor], reference: [HostTensor]) {
     let program = try Compiler.compile(graph, fetch: fetch, options: CompileOptions(fusion: fusion))
     let exe = try OpenCLExecutable(program: program, context: context, matmul: matmul)
-    var feeds: [Tensor: HostTensor] = [:]
-    for decl in program.buffers {
-        guard let id = decl.node, let v = values[graph.tensor(id)] else { continue }
-        if decl.kind == .feed { feeds[graph.tensor(id)] = v } else { try exe.write(graph.tensor(id), v) }
-    }
-    let device = try exe.run(feeds: feeds)
+    let device = try exe.run(feeds: exe.writeInputs(values))
     let reference = try CPUReference<Double>().run(graph, feeds: values, fetch: fetch)
     return (device, reference)
 }

@@ -27,8 +27,4 @@ int kiln_allowed_cpus_from_zero(void);
 // The CPU the calling thread runs on, or -1.
 int kiln_current_cpu(void);
 
-// The processes of a parallel job on this machine, as its launcher tells them (Open MPI's
-// mpirun, MPICH's Hydra); 1 for a process started on its own.
-int kiln_local_processes(void);
-
 #endif
