@@ -23,6 +23,8 @@ let package = Package(
         .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS", providers: [.apt(["libopenblas-dev"])]),
         // The OpenCL C API (Debian: ocl-icd-opencl-dev, opencl-headers).
         .systemLibrary(name: "COpenCL", path: "Sources/COpenCL", providers: [.apt(["ocl-icd-opencl-dev", "opencl-headers"])]),
+        // zlib, for gzip-compressed datasets (Debian: zlib1g-dev).
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib", providers: [.apt(["zlib1g-dev"])]),
         // The OpenCL C sources, embedded into the binary.
         .target(
             name: "KilnKernels",
@@ -36,7 +38,7 @@ let package = Package(
         // MPI (Open MPI, opened at run time) for data-parallel jobs under mpirun.
         .target(name: "KilnMPI", dependencies: ["KilnGraph", "KilnCompiler"]),
         // The public face: re-exports the graph and backends, adds checks and models.
-        .target(name: "Kiln", dependencies: ["KilnGraph", "KilnCompiler", "KilnCPU", "KilnOpenCL", "KilnMPI"]),
+        .target(name: "Kiln", dependencies: ["KilnGraph", "KilnCompiler", "KilnCPU", "KilnOpenCL", "KilnMPI", "CZlib"]),
         .executableTarget(
             name: "kiln",
             dependencies: ["Kiln", .product(name: "ArgumentParser", package: "swift-argument-parser")]

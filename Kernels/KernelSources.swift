@@ -21,7 +21,17 @@ public enum KernelSources {
     public static let reduce = text(PackageResources.reduce_cl)
     /// The column reduction template: leading axes, a work-item per output.
     public static let reduceColumns = text(PackageResources.reduce_columns_cl)
+    /// Softmax cross-entropy, its gradient, and accuracy.
     public static let softmaxCrossEntropy = text(PackageResources.softmax_xent_cl)
+    /// Embedding gather and scatter-add (plain, and over ids grouped on the host).
     public static let embedding = text(PackageResources.embedding_cl)
+    /// The index of the largest value along an axis.
     public static let argmax = text(PackageResources.argmax_cl)
+
+    /// Every kernel file, by file name: each new file under Kernels/ needs its line here.
+    public static let all: [String: String] = [
+        "prelude.cl": prelude, "elementwise.cl": elementwise, "matmul.cl": matmul, "matmul_vector.cl": matmulVector,
+        "reduce.cl": reduce, "reduce_columns.cl": reduceColumns, "softmax_xent.cl": softmaxCrossEntropy,
+        "embedding.cl": embedding, "argmax.cl": argmax,
+    ]
 }

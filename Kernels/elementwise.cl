@@ -1,17 +1,12 @@
-// The elementwise functions that generated (fused) kernels are written in. Each matches the
-// CPU reference: relu(0) = 0, maximum/minimum keep the first input on ties, comparisons give
-// 1 or 0.
-inline real k_neg(real x) { return -x; }
-inline real k_exp(real x) { return exp(x); }
-inline real k_log(real x) { return log(x); }
-inline real k_sqrt(real x) { return sqrt(x); }
+// What the elementwise functions need beyond OpenCL's built-ins. The functions themselves,
+// k_<op>, are written by the code generator from UnaryOp.openCL and BinaryOp.openCL.
 #ifdef KILN_FP64
-inline real k_tanh(real x) { return tanh(x); }
+inline real kiln_tanh(real x) { return tanh(x); }
 #else
 // float: the CPU backend's rational approximation (within 4e-7 of tanh; ±1 beyond 7.905): a few
 // fused multiply-adds and a division, where PoCL's tanh is a call per element. NaN passes
 // through (the comparisons fail), as the checks for non-finite values need.
-inline float k_tanh(float x) {
+inline float kiln_tanh(float x) {
     const float c = 7.90531110763549805f;
     const float v = x < -c ? -c : (x > c ? c : x), v2 = v * v;
     float p = -2.76076847742355e-16f;
@@ -28,16 +23,6 @@ inline float k_tanh(float x) {
     return v * p / q;
 }
 #endif
-inline real k_sigmoid(real x) { return (real)1 / ((real)1 + exp(-x)); }
-inline real k_relu(real x) { return x > (real)0 ? x : (real)0; }
-inline real k_add(real a, real b) { return a + b; }
-inline real k_sub(real a, real b) { return a - b; }
-inline real k_mul(real a, real b) { return a * b; }
-inline real k_div(real a, real b) { return a / b; }
-inline real k_maximum(real a, real b) { return a >= b ? a : b; }
-inline real k_minimum(real a, real b) { return a <= b ? a : b; }
-inline real k_greater(real a, real b) { return a > b ? (real)1 : (real)0; }
-inline real k_equal(real a, real b) { return a == b ? (real)1 : (real)0; }
 
 // How reductions combine two partial results; max lets NaN through, as the CPU reference does.
 inline real red_sum(real a, real b) { return a + b; }

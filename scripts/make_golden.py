@@ -6,7 +6,7 @@ Writes three JSON files under Tests/Fixtures/ (relative to the repository root):
   ops.json     {"cases": [...]}: per-op forward outputs and backward gradients
                (neg, exp, log, sqrt, tanh, sigmoid, relu, add, sub, mul, div,
                maximum, minimum, sum, mean, max, matmul, transpose, reshape,
-               broadcastTo, gather, softmaxCrossEntropy, argmax, accuracy).
+               broadcastTo, gather, scatterAdd, softmaxCrossEntropy, argmax, accuracy).
                Each case is {"name", "op", "attrs", "inputs", "output",
                "upstream", "grads"} where grads[i] = d(sum(output * upstream))
                / d(inputs[i]), or null for integer inputs and for the
@@ -315,6 +315,11 @@ def build_ops():
     c.add("accuracy_5x3", "accuracy", {}, [logits, labels],
           lambda z, y: (torch.argmax(z, dim=1) == y).to(DT).mean(), differentiable=False,
           check=lambda z, y: unique_max([1])(z))
+
+    # ---- scatterAdd (the gradient of gather): repeated ids accumulate into their rows
+    ids = torch.tensor([[1, 4, 1], [6, 1, 4]], dtype=torch.int64)
+    c.add("scatterAdd_ids2x3_values2x3x4_rows7", "scatterAdd", {"rows": 7}, [ids, randn(2, 3, 4)],
+          lambda i, v: torch.zeros(7, 4, dtype=DT).index_add(0, i.reshape(-1), v.reshape(-1, 4)))
 
     return c.cases
 

@@ -11,10 +11,12 @@ public final class CPUExecutable<T: KilnFloat>: Executable {
     public private(set) var counters = ExecutionCounters()
     private var buffers: [UnsafeMutableRawPointer] = []
     private var steps: [CPUStep<T>] = []
-    /// Check every kernel's outputs for NaN and Inf (`KILN_CHECK_NUMERICS=1`).
-    public var checkNumerics = Program.checkNumericsFromEnvironment
-    /// Per-kernel wall time (`KILN_PROFILE=1`), printed when the executable is released.
-    private let profiling = ProcessInfo.processInfo.environment["KILN_PROFILE"] == "1"
+    /// Check every kernel's outputs for NaN and Inf (default: `CompilerSettings.checkNumerics`,
+    /// `KILN_CHECK_NUMERICS=1`).
+    public var checkNumerics: Bool
+    /// Per-kernel wall time (`CPUSettings.profile`, `KILN_PROFILE=1`), printed when the
+    /// executable is released.
+    private let profiling: Bool
     private var nanoseconds: [UInt64] = []
     private let allReduce: CPUAllReduce
     /// scatterAdd kernels that sum into touched rows (their dense output is never written).
@@ -25,11 +27,15 @@ public final class CPUExecutable<T: KilnFloat>: Executable {
     /// - Parameter collective: the processes the program's all-reduces sum over (none: this one).
     /// - Parameter sparseRows: hand an embedding table's update its gradient as the rows the
     ///   batch touched (`SparseRows`); default: with `blas`, the fast mode.
-    public init(program: Program, blas: Bool = true, collective: Collective? = nil, sparseRows: Bool? = nil) throws {
+    /// - Parameter settings: the backend's settings; nil: `CPUSettings.fromEnvironment()`.
+    public init(program: Program, blas: Bool = true, collective: Collective? = nil, sparseRows: Bool? = nil,
+                settings: CPUSettings? = nil) throws {
         guard program.realType.byteSize == MemoryLayout<T>.size else {
             throw KilnError.invalidArgument(op: "CPUExecutable", message: "program computes in \(program.realType), not \(T.self)")
         }
         self.program = program
+        profiling = try (settings ?? CPUSettings.fromEnvironment()).profile
+        checkNumerics = try CompilerSettings.fromEnvironment().checkNumerics
         for decl in program.buffers {
             let p = UnsafeMutableRawPointer.allocate(byteCount: max(decl.bytes, 64), alignment: 64)
             p.initializeMemory(as: UInt8.self, repeating: 0, count: max(decl.bytes, 64))

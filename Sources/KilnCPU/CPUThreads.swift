@@ -6,12 +6,14 @@ public enum CPUThreads {
     nonisolated(unsafe) private static var chosen: Int?
     private static let lock = NSLock()
 
-    /// `KILN_CPU_THREADS`, or what `share(processes:)` set, or the machine's cores.
+    /// `CPUSettings.threads` (`KILN_CPU_THREADS`), or what `share(processes:)` set, or the
+    /// machine's cores. (An invalid `KILN_CPU_THREADS` fails the load of every CPU executable,
+    /// which comes before the pool is made; here it counts as unset.)
     public static var count: Int {
         lock.lock()
         defer { lock.unlock() }
         if let chosen { return chosen }
-        if let v = ProcessInfo.processInfo.environment["KILN_CPU_THREADS"].flatMap(Int.init), v >= 1 { return v }
+        if let v = (try? CPUSettings.fromEnvironment())?.threads { return v }
         return ProcessInfo.processInfo.activeProcessorCount
     }
 
@@ -21,9 +23,8 @@ public enum CPUThreads {
     /// A `KILN_CPU_THREADS` given in the environment is kept. Call before loading programs.
     public static func share(processes: Int) {
         guard processes > 1 else { return }
-        let env = ProcessInfo.processInfo.environment
         let each = max(1, ProcessInfo.processInfo.activeProcessorCount / processes)
-        if env["KILN_CPU_THREADS"] == nil {
+        if (try? CPUSettings.fromEnvironment())?.threads == nil {
             lock.lock()
             chosen = each
             lock.unlock()

@@ -387,7 +387,7 @@ extension FusedEvaluator {
     }
 
     // Each arithmetic case is its own loop over 16-element chunks (closures passed to a shared
-    // loop were not inlined: a call per chunk, 3x slower); the tail and the comparisons go
+    // loop were not inlined: a call per chunk); the tail and the comparisons go
     // element by element.
     static func binary(_ op: BinaryOp, _ r: UnsafeMutablePointer<T>, _ x: UnsafeMutablePointer<T>, _ y: UnsafeMutablePointer<T>, _ n: Int) {
         let chunks = stride(from: 0, to: n & ~15, by: 16)

@@ -9,7 +9,7 @@ import Synchronization
 ///
 /// One pool for everything, with OpenBLAS single-threaded inside it: with OpenBLAS's own
 /// threads as well, its idle threads spin (calling sched_yield) on the cores the elementwise
-/// kernels' threads need, and a W2 step took 0.66 or 1.3 ms depending on how the threads fell.
+/// kernels' threads need, and step times varied with how the threads fell.
 /// Between kernels the workers spin for a short while, so the next kernel of a step starts
 /// without waking a thread (a wake-up takes tens of microseconds in a VM); then they sleep.
 ///
@@ -36,8 +36,7 @@ final class WorkerPool: @unchecked Sendable {
     /// Whether threads are bound to CPUs: when the pool has the whole machine (the process may
     /// run on exactly CPUs 0..<threads). Worker `w` then stays on CPU `w`, and a caller found on
     /// a worker's CPU moves to CPU 0 for the kernel. Unbound, the scheduler at times left the
-    /// caller and a worker on one CPU for a whole run: a 1024³ GEMM split in two ran at one
-    /// thread's speed (9.4 instead of 4.7 ms) in runs of a tenth of a second.
+    /// caller and a worker on one CPU for a whole run, which then ran at one thread's speed.
     let pinned: Bool
 
     init(threads: Int) {

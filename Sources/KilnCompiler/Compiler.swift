@@ -9,14 +9,15 @@ public enum Compiler {
             throw KilnError.invalidArgument(op: "compile", message: "fetched tensor \(t) belongs to another graph")
         }
         let updates = options.updates ? graph.updates : []
+        let knobs = try options.resolved()
         var fusion = Fusion(graph: graph, roots: fetch.map(\.id) + updates.map(\.value.id),
-                            external: Set(fetch.map(\.id) + updates.map(\.value.id)), updates: updates, enabled: options.fusion)
+                            external: Set(fetch.map(\.id) + updates.map(\.value.id)), updates: updates, enabled: knobs.fusion)
         fusion.run()
         let realType = try options.realType ?? floatType(graph, fusion.needed)
         var kernels = fusion.kernels()
         kernels.sort { $0.root < $1.root }
         let buckets = AllReduceBuckets.place(in: &kernels, fusion: fusion, realSize: realType.byteSize,
-                                             capacity: options.bucketBytes)
+                                             capacity: knobs.bucketBytes)
         var planner = MemoryPlanner(graph: graph, fusion: fusion, kernels: kernels, fetch: fetch.map(\.id),
                                     realType: realType, updates: updates, buckets: buckets)
         return try planner.plan()

@@ -107,11 +107,6 @@ extension Program {
 }
 
 extension Program {
-    /// Whether executables check every kernel's outputs for NaN and Inf (`KILN_CHECK_NUMERICS=1`).
-    public static var checkNumericsFromEnvironment: Bool {
-        ProcessInfo.processInfo.environment["KILN_CHECK_NUMERICS"] == "1"
-    }
-
     /// The error for a kernel that wrote a non-finite value: the kernel, the tensor, the
     /// element, the inputs, and the run.
     public func nonFinite(kernel k: Kernel, output: Int, element: Int, value: Double, run: Int) -> KilnError {

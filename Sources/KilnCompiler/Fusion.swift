@@ -53,12 +53,7 @@ struct Fusion {
         self.groupOf = [Int?](repeating: nil, count: nodes.count)
     }
 
-    static func isElementwise(_ op: Op) -> Bool {
-        switch op {
-        case .unary, .binary, .broadcastTo: return true
-        default: return false
-        }
-    }
+    static func isElementwise(_ op: Op) -> Bool { op.kind.traits.fusion == .elementwise }
 
     /// The group every consumer of `id` would compute it in, if there is exactly one.
     private func commonGroup(_ id: Int) -> Int? {

@@ -1,16 +1,3 @@
-/// Elementwise functions of one tensor.
-public enum UnaryOp: String, Sendable, Hashable, CaseIterable {
-    case neg, exp, log, sqrt, tanh, sigmoid, relu
-}
-
-/// Elementwise functions of two tensors, with NumPy broadcasting.
-///
-/// `greater` and `equal` give 1 where the comparison holds and 0 elsewhere (in the inputs'
-/// float type); autodiff uses them as masks and they pass no gradient.
-public enum BinaryOp: String, Sendable, Hashable, CaseIterable {
-    case add, sub, mul, div, maximum, minimum, greater, equal
-}
-
 /// Reductions over a set of axes.
 public enum ReduceOp: String, Sendable, Hashable, CaseIterable {
     case sum, mean, max

@@ -43,7 +43,7 @@ public final class MPICollective: Collective, @unchecked Sendable {
     }
 
     private init(environment: [String: String]) throws {
-        let mpi = try MPILibrary(environment: environment)
+        let mpi = try MPILibrary(settings: MPISettings.fromEnvironment(environment))
         self.mpi = mpi
         var already: Int32 = 0
         try mpi.check(mpi.initialized(&already), "MPI_Initialized")

@@ -54,10 +54,10 @@ final class MPILibrary: @unchecked Sendable {
     let sum: Handle, max: Handle
     let errorsReturn: Handle
 
-    /// Opens Open MPI's library: `KILN_MPI_LIBRARY`, else `libmpi.so.40` (Open MPI 3 and 4),
-    /// else `libmpi.so`.
-    init(environment: [String: String]) throws {
-        let candidates = environment["KILN_MPI_LIBRARY"].map { [$0] } ?? ["libmpi.so.40", "libmpi.so"]
+    /// Opens Open MPI's library: `settings.library` (`KILN_MPI_LIBRARY`), else `libmpi.so.40`
+    /// (Open MPI 3 and 4), else `libmpi.so`.
+    init(settings: MPISettings) throws {
+        let candidates = settings.library.map { [$0] } ?? ["libmpi.so.40", "libmpi.so"]
         var errors: [String] = []
         var opened: UnsafeMutableRawPointer?
         var openedPath = ""

@@ -68,12 +68,18 @@ public enum CLDevices {
         return devices
     }
 
-    /// The device to use: `KILN_OPENCL_DEVICE` (an index, or a fragment of the device or
-    /// platform name) when set, else the first GPU, else the first device.
+    /// The device `OpenCLOptions.fromEnvironment()` asks for (`KILN_OPENCL_DEVICE`); see
+    /// `choose(_:localRank:)`.
+    public static func choose(localRank: Int = 0) throws -> CLDeviceInfo {
+        try choose(OpenCLOptions.fromEnvironment().device, localRank: localRank)
+    }
+
+    /// The device to use: `request` (`OpenCLOptions.device`: an index, or a fragment of the
+    /// device or platform name) when given, else the first GPU, else the first device.
     ///
     /// With several GPUs and no request, the process with local rank `localRank` (its index
     /// among a job's processes on this machine) takes GPU `localRank % count`.
-    public static func choose(_ request: String? = ProcessInfo.processInfo.environment["KILN_OPENCL_DEVICE"], localRank: Int = 0) throws -> CLDeviceInfo {
+    public static func choose(_ request: String?, localRank: Int = 0) throws -> CLDeviceInfo {
         let devices = try all()
         if let request, !request.isEmpty {
             if let i = Int(request) {

@@ -74,8 +74,9 @@ final class CLBuffer: @unchecked Sendable {
 final class CLProgram: @unchecked Sendable {
     let program: cl_program
 
-    /// Builds `source`; a failed build throws with the compiler's log.
-    init(_ ctx: CLContext, source: String, options: String = "") throws {
+    /// Builds `source`; a failed build throws with the compiler's log. `printBuildLog`
+    /// (`OpenCLOptions.debug`) writes the log of a successful build to stderr too.
+    init(_ ctx: CLContext, source: String, options: String = "", printBuildLog: Bool = false) throws {
         var status: cl_int = 0
         let built: cl_program? = source.withCString { s in
             var ptr: UnsafePointer<CChar>? = s
@@ -92,7 +93,7 @@ final class CLProgram: @unchecked Sendable {
         if result != CL_SUCCESS {
             throw KilnError.device("clBuildProgram failed: \(clErrorName(result)) (\(result)); build log:\n\(Self.buildLog(program, ctx))")
         }
-        if ProcessInfo.processInfo.environment["KILN_DEBUG"] == "1" {
+        if printBuildLog {
             let log = Self.buildLog(program, ctx)
             if !log.isEmpty { FileHandle.standardError.write(Data("OpenCL build log:\n\(log)\n".utf8)) }
         }

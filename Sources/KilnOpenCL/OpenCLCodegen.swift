@@ -81,6 +81,8 @@ struct OpenCLCodegen {
     /// Floats per vector variable in the vector family: the device's native width (8 with
     /// AVX2, 16 with AVX-512), so that no vector straddles registers.
     let vectorWidth: Int
+    /// Pack every B operand of the vector family, also those it could read in place.
+    let packAlways: Bool
     var realSize: Int { program.realType.byteSize }
     private(set) var generated: [String] = []
     private(set) var launches: [LaunchSpec] = []
@@ -94,43 +96,54 @@ struct OpenCLCodegen {
     }
     private(set) var groupings: [Grouping] = []
 
+    /// `options` gives the vector family's block, width and packing (the defaults: chosen by the device).
     init(program: Program, matmul: MatmulFamily, tile: Tile? = nil, nativeFloatWidth: Int = 8, computeUnits: Int = 1,
-         localMemoryBytes: Int = 32 << 10, maxWorkGroupSize: Int = 256, isGPU: Bool = false) throws {
+         localMemoryBytes: Int = 32 << 10, maxWorkGroupSize: Int = 256, isGPU: Bool = false,
+         options: OpenCLOptions = OpenCLOptions()) throws {
         self.program = program
         self.tile = tile
         self.computeUnits = computeUnits
         self.localMemoryBytes = localMemoryBytes
         self.maxWorkGroupSize = maxWorkGroupSize
         unrollPragma = isGPU ? "#pragma unroll" : ""
-        // Fill the vector registers with accumulators, leaving room for B's vectors and A's
-        // broadcast: 24 of AVX-512's 32 (12 rows x 32 columns; measured on Zen 4: sgemm 1024³
-        // 355 -> 458 GFLOP/s, 2048³ 366 -> 456, W1 0.287 -> 0.278 s against 4 x 64), 12 of
-        // AVX2's 16 (6 x 16).
-        // KILN_VECTOR_BLOCK=<rows>x<float16s> overrides, for tuning.
-        let parts = (ProcessInfo.processInfo.environment["KILN_VECTOR_BLOCK"] ?? "").split(separator: "x").compactMap { Int($0) }
-        if parts.count == 2, parts.allSatisfy({ (1...16).contains($0) }) {
-            self.block = (parts[0], parts[1])
+        // Accumulators fill the vector registers, leaving room for B's vectors and A's broadcast: 24 of AVX-512's 32 (12 x 32), 12 of AVX2's 16 (6 x 16).
+        if let b = options.vectorBlock {
+            self.block = (b.rows, b.vectors)
         } else {
             self.block = nativeFloatWidth >= 16 ? (12, 2) : (6, 1)
         }
-        let width = Int(ProcessInfo.processInfo.environment["KILN_VECTOR_WIDTH"] ?? "") ?? nativeFloatWidth
+        let width = options.vectorWidth ?? nativeFloatWidth
         self.vectorWidth = width >= 16 ? 16 : 8
+        self.packAlways = options.packAlways
         self.matmul = program.realType == .float32 ? matmul : .tiled
         for (i, k) in program.kernels.enumerated() { try emit(k, index: i) }
     }
 
-    /// The whole program's source.
+    /// The whole program's source: the prelude, the elementwise functions, the kernel families
+    /// its kernels launch, and the generated kernels.
     var source: String {
-        var parts = [program.realType == .float64 ? "#define KILN_FP64 1" : "", KernelSources.prelude, KernelSources.elementwise]
-        let kinds = program.kernels.map(\.kind)
-        if kinds.contains(where: { if case .softmaxCrossEntropy = $0 { return true }; if case .softmaxCrossEntropyGrad = $0 { return true }; if case .accuracy = $0 { return true }; return false }) {
-            parts.append(KernelSources.softmaxCrossEntropy)
+        var families: [String] = []
+        for k in program.kernels {
+            for f in Self.families(k.kind) where !families.contains(f) { families.append(f) }
         }
-        if kinds.contains(where: { if case .gather = $0 { return true }; if case .scatterAdd = $0 { return true }; return false }) {
-            parts.append(KernelSources.embedding)
+        let head = [program.realType == .float64 ? "#define KILN_FP64 1" : "", KernelSources.prelude, KernelSources.elementwise,
+                    Self.elementwiseFunctions]
+        return (head + families + generated).joined(separator: "\n")
+    }
+
+    /// `k_<op>` for every elementwise op, the functions generated code is written in.
+    static let elementwiseFunctions = (UnaryOp.allCases.map { "inline real k_\($0.rawValue)(real x) { return \($0.openCL); }" }
+        + BinaryOp.allCases.map { "inline real k_\($0.rawValue)(real a, real b) { return \($0.openCL); }" }).joined(separator: "\n")
+
+    /// The fixed kernel families (Kernels/*.cl) a kernel of this kind launches; templates
+    /// instantiated into `generated` are not listed.
+    static func families(_ kind: Kernel.Kind) -> [String] {
+        switch kind {
+        case .elementwise, .reduce, .matmul, .transpose, .allReduceStart, .allReduceFinish: return []
+        case .gather, .scatterAdd: return [KernelSources.embedding]
+        case .softmaxCrossEntropy, .softmaxCrossEntropyGrad, .accuracy: return [KernelSources.softmaxCrossEntropy]
+        case .argmax: return [KernelSources.argmax]
         }
-        if kinds.contains(where: { if case .argmax = $0 { return true }; return false }) { parts.append(KernelSources.argmax) }
-        return (parts + generated).joined(separator: "\n")
     }
 
     static func roundUp(_ n: Int, _ m: Int) -> Int { (n + m - 1) / m * m }
@@ -219,8 +232,7 @@ struct OpenCLCodegen {
                 \(stores(outs, values, gid: "gid"))
             }
             """)
-            // Work-groups of 256: on PoCL a work-group is the unit its vectorizer and threads take
-            // (W2's table update 0.30 -> 0.25 ms against 64); a common size on GPUs too.
+            // Work-groups of 256: on PoCL a work-group is the unit its vectorizer and threads take; a common size on GPUs too.
             launch(name, bufferArgs + [.int(f.shape.count)], items: f.shape.count, local: min(256, maxWorkGroupSize), kernel: index)
 
         case .transpose(let perm):
@@ -294,14 +306,10 @@ struct OpenCLCodegen {
             let epilogueText = body + " " + stores(outs, values, gid: "gid")
             guard m > 0 && n > 0 else { break }
             if matmul == .vector {
-                // B's rows in panels of the block's width: B itself when it is read untransposed,
-                // its columns fill whole panels and it fits in a core's L2 cache (the MLP's
-                // weights in the forward pass: nothing to pack; measured on PoCL, W1 6% faster);
-                // else packed (zero-padded) into a scratch buffer first, which pays off when B
-                // streams from memory (1024^3: 330 vs 280 GFLOP/s). KILN_PACK=always packs every B.
+                // B's rows in panels of the block's width: read in place when untransposed, whole panels and within L2 (nothing to pack), else packed first, which pays off when B streams from memory.
                 let width = 16 * block.vectors, padded = (n + width - 1) / width * width
                 let direct = !tb && n % width == 0 && kk * n * realSize <= 1 << 20
-                    && ProcessInfo.processInfo.environment["KILN_PACK"] != "always"
+                    && !packAlways
                 var packedArgs: [LaunchSpec.Arg] = []
                 if !direct {
                     let s = scratchBytes.count

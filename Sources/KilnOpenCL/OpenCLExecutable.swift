@@ -22,9 +22,9 @@ public final class OpenCLExecutable: Executable {
     /// Int feeds that index something, checked on the host before upload.
     private let rangeChecks: [(buffer: Int, limit: Int, op: String, what: String)]
     private let profiling: Bool
-    /// Check every kernel's outputs for NaN and Inf (`KILN_CHECK_NUMERICS=1`): a debugging mode
-    /// that synchronizes after every kernel.
-    public var checkNumerics = Program.checkNumericsFromEnvironment
+    /// Check every kernel's outputs for NaN and Inf (default: `CompilerSettings.checkNumerics`,
+    /// `KILN_CHECK_NUMERICS=1`): a debugging mode that synchronizes after every kernel.
+    public var checkNumerics: Bool
     /// For tests: the next run's final synchronization reports this OpenCL status (say
     /// CL_DEVICE_NOT_AVAILABLE, a lost device) instead of the device's, once.
     public var injectedFault: Int32?
@@ -38,12 +38,12 @@ public final class OpenCLExecutable: Executable {
     /// packing pass, a fill) with their names.
     private var profile: [Int: (runs: Int, nanoseconds: UInt64, helperNanoseconds: UInt64, helpers: Set<String>)] = [:]
 
-    /// Loads `program` on `context`'s device. The matmul kernel family follows the device
-    /// (local-memory tiles on GPUs, wide vectors on CPU devices); `KILN_MATMUL=tiled|vector`
-    /// or `matmul` overrides it, and `tiled:<rows>x<columns>x<depth>:<threadRows>x<threadColumns>`
-    /// also fixes the tiled family's tile (for tuning). `collective` is the processes the program's all-reduces sum
-    /// over (none: this one).
-    public init(program: Program, context: CLContext, matmul: String? = nil, collective: Collective? = nil) throws {
+    /// Loads `program` on `context`'s device with `options` (nil: `OpenCLOptions.fromEnvironment()`).
+    /// The matmul kernel family follows the device (local-memory tiles on GPUs, wide vectors on
+    /// CPU devices) unless `options.matmul` fixes it. `collective` is the processes the
+    /// program's all-reduces sum over (none: this one).
+    public init(program: Program, context: CLContext, options: OpenCLOptions? = nil, collective: Collective? = nil) throws {
+        let options = try options ?? OpenCLOptions.fromEnvironment()
         self.program = program
         self.context = context
         let device = context.device
@@ -77,36 +77,22 @@ public final class OpenCLExecutable: Executable {
             }
         }
 
-        // `tiled` or `vector`, and for the tiled family optionally a tile: `tiled:128x128x16:8x8`.
-        let request = matmul ?? ProcessInfo.processInfo.environment["KILN_MATMUL"]
-        var family: OpenCLCodegen.MatmulFamily = device.isGPU ? .tiled : .vector
-        var tile: OpenCLCodegen.Tile?
-        if let request, !request.isEmpty {
-            let name = request.prefix { $0 != ":" }
-            guard let f = OpenCLCodegen.MatmulFamily(rawValue: String(name)) else {
-                throw KilnError.invalidArgument(op: "KILN_MATMUL", message: "'\(request)' is not tiled, tiled:<tile> or vector")
-            }
-            family = f
-            if name.count < request.count {
-                guard f == .tiled else { throw KilnError.invalidArgument(op: "KILN_MATMUL", message: "'\(request)': only the tiled family takes a tile") }
-                tile = try OpenCLCodegen.Tile.parse(request.dropFirst(name.count + 1))
-            }
-        }
-        let codegen = try OpenCLCodegen(program: program, matmul: family, tile: tile, nativeFloatWidth: device.nativeFloatWidth,
+        let family = options.matmul?.family ?? (device.isGPU ? .tiled : .vector)
+        let codegen = try OpenCLCodegen(program: program, matmul: family, tile: options.matmul?.tile, nativeFloatWidth: device.nativeFloatWidth,
                                         computeUnits: device.computeUnits, localMemoryBytes: Int(device.localMemoryBytes),
-                                        maxWorkGroupSize: device.maxWorkGroupSize, isGPU: device.isGPU)
+                                        maxWorkGroupSize: device.maxWorkGroupSize, isGPU: device.isGPU, options: options)
         var scratch: [CLBuffer] = []
         for (i, bytes) in codegen.scratchBytes.enumerated() {
             scratch.append(try CLBuffer(context, bytes: bytes, name: "scratch \(i)"))
             counters.allocations += 1
         }
         self.scratch = scratch
-        if ProcessInfo.processInfo.environment["KILN_DEBUG"] == "1" {
+        if options.debug {
             for text in codegen.generated { FileHandle.standardError.write(Data((text + "\n").utf8)) }
         }
         // -w: PoCL would print compiler warnings on stderr (KILN_DEBUG=1 shows the build log).
-        let debug = ProcessInfo.processInfo.environment["KILN_DEBUG"] == "1"
-        clProgram = try CLProgram(context, source: codegen.source, options: "-cl-std=CL1.2" + (debug ? "" : " -w"))
+        clProgram = try CLProgram(context, source: codegen.source, options: "-cl-std=CL1.2" + (options.debug ? "" : " -w"),
+                                  printBuildLog: options.debug)
         counters.builds += 1
         var launches: [(CLKernel, LaunchSpec)] = []
         var kernelsByFunction: [String: Int] = [:]
@@ -151,9 +137,19 @@ public final class OpenCLExecutable: Executable {
             }
         }
         rangeChecks = checks
-        profiling = ProcessInfo.processInfo.environment["KILN_PROFILE"] == "1"
+        profiling = options.profile
+        checkNumerics = try CompilerSettings.fromEnvironment().checkNumerics
         events = [cl_event?](repeating: nil, count: profiling ? launches.count : 0)
         self.counters = counters
+    }
+
+    /// Loads `program` with the environment's options, the matmul family (and tile) given as
+    /// `KILN_MATMUL` takes it (`tiled`, `vector`, `tiled:<tile>`; empty: the device's), for tests
+    /// and tuning.
+    public convenience init(program: Program, context: CLContext, matmul: String?, collective: Collective? = nil) throws {
+        var options = try OpenCLOptions.fromEnvironment()
+        if let matmul { options.matmul = matmul.isEmpty ? nil : try OpenCLOptions.Matmul(matmul) }
+        try self.init(program: program, context: context, options: options, collective: collective)
     }
 
     deinit {
@@ -307,7 +303,7 @@ public final class OpenCLExecutable: Executable {
 
     /// Per kernel: runs, total milliseconds, GFLOP/s (matmuls) or GB/s (the rest), and the
     /// time of helper launches (packing, fills), from OpenCL event timestamps (collected when
-    /// `KILN_PROFILE=1`).
+    /// `OpenCLOptions.profile`, `KILN_PROFILE=1`).
     public func profileReport() -> String {
         var lines = ["kernel                                  runs   total ms   rate"]
         var total: UInt64 = 0

@@ -3,8 +3,7 @@ import Foundation
 
 /// PoCL's CPU device runs work-groups on a pool of worker threads, one per core, woken for each
 /// kernel. Left unpinned, about half of all processes ran small kernels at about half speed for
-/// their whole life (measured on 2 cores: the MLP's first layer 0.23 instead of 0.14 ms in 4 of 8
-/// processes; W1 epochs 0.39-0.43 s in 5 of 5 processes against 0.29-0.40 s pinned).
+/// their whole life.
 /// PoCL pins worker `i` to CPU `i` when `POCL_AFFINITY=1` (8 of 8 processes fast); this turns that on
 /// before PoCL starts, but only where it is safe: when the process may run on exactly CPUs
 /// `0..<n` (pinning outside its CPU set would fail) and nobody set `POCL_AFFINITY` already; a

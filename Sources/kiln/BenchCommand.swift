@@ -29,7 +29,7 @@ struct BenchCommand: ParsableCommand {
                 object["min_s"] = t.min
                 object["max_s"] = t.max
                 object["repeats"] = t.seconds.count
-                print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self))
+                print(try JSONText.string(object))
             } else {
                 print(String(format: "%@ on %@: median %.3f %@ (min %.3f, max %.3f) over %d runs, %@", name, try Devices.describe(device),
                              t.median * scale, unit, t.min * scale, t.max * scale, t.seconds.count, rate(t.median)))
@@ -152,7 +152,7 @@ struct BenchCommand: ParsableCommand {
             if json {
                 let object: [String: Any] = ["workload": "\(task.rawValue) step load", "device": device.rawValue, "compile_s": compileS,
                                              "context_s": contextS, "load_s": loadS, "kernels": program.kernels.count]
-                print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self))
+                print(try JSONText.string(object))
             } else {
                 print(String(format: "%@ step on %@: compile %.3f s, device context %.3f s, load (buffers, kernel builds) %.3f s, %d kernels",
                              task.rawValue, try Devices.describe(device), compileS, contextS, loadS, program.kernels.count))

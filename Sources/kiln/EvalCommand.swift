@@ -53,7 +53,7 @@ struct EvalCommand: ParsableCommand {
                 object["precision"] = ner.overall.precision
                 object["recall"] = ner.overall.recall
             }
-            print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self))
+            print(try JSONText.string(object))
             return
         }
         print("\(checkpoint): \(spec.summary), after epoch \(trainer.epoch)")

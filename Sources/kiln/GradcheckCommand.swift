@@ -31,8 +31,7 @@ struct GradcheckCommand: ParsableCommand {
                 "example_max_relative_error": Dictionary(uniqueKeysWithValues: lecture.map { ($0.name, $0.maxRelativeError) }),
                 "mlp_max_relative_error": Dictionary(uniqueKeysWithValues: mlpChecks.map { ($0.name, $0.maxRelativeError) }),
             ]
-            let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
-            print(String(decoding: data, as: UTF8.self))
+            print(try JSONText.string(object))
             return
         }
         print("Lecture example f(x, y, z) = (x + y) * max(y, z) at x = 1, y = 2, z = 0")

@@ -1,7 +1,8 @@
 import Testing
 import Kiln
 
-/// The plain-Swift gzip/DEFLATE decoder against the `gzip` command and hand-made streams.
+/// gzip decompression (through zlib) against the `gzip` command and hand-made streams, and the
+/// errors it reports for damaged ones.
 @Suite struct InflateTests {
     static func hex(_ s: String) -> [UInt8] {
         var out: [UInt8] = []
@@ -56,7 +57,7 @@ import Kiln
 
         let truncated = Array(good[0..<(good.count / 2)])
         let m2 = Support.message { _ = try Gzip.decompress(truncated, path: "cut.gz") }
-        #expect(m2.contains("cut.gz") && m2.contains("unexpected end of data") && m2.contains("at byte"), "\(m2)")
+        #expect(m2.contains("cut.gz") && m2.contains("corrupt DEFLATE data at byte \(truncated.count): unexpected end of data"), "\(m2)")
 
         let noTrailer = Array(good[0..<(good.count - 3)])
         let m3 = Support.message { _ = try Gzip.decompress(noTrailer, path: "t.gz") }
@@ -65,7 +66,7 @@ import Kiln
         var badType = good
         badType[10] |= 0b110  // block type 3
         let m4 = Support.message { _ = try Gzip.decompress(badType, path: "t.gz") }
-        #expect(m4.contains("invalid block type 3") && m4.contains("at byte 10"), "\(m4)")
+        #expect(m4.contains("t.gz") && m4.contains("invalid block type") && m4.contains("at byte 10"), "\(m4)")
 
         let m5 = Support.message { _ = try Gzip.decompress(good + [1, 2, 3], path: "t.gz") }
         #expect(m5.contains("unexpected 3 bytes after the last member") && m5.contains("at byte \(good.count)"), "\(m5)")
@@ -80,6 +81,22 @@ import Kiln
 
         let m8 = Support.message { _ = try Gzip.decompress(good, path: "t.gz", maxOutputBytes: 1000) }
         #expect(m8.contains("exceeds the limit of 1000 bytes"), "\(m8)")
+        // The limit is inclusive: output of exactly the limit is returned.
+        #expect(try Gzip.decompress(good, path: "t.gz", maxOutputBytes: input.count) == input)
+        let m9 = Support.message { _ = try Gzip.decompress(good, path: "t.gz", maxOutputBytes: input.count - 1) }
+        #expect(m9.contains("exceeds the limit of \(input.count - 1) bytes"), "\(m9)")
+
+        var badLength = good
+        badLength[badLength.count - 1] ^= 1
+        let m10 = Support.message { _ = try Gzip.decompress(badLength, path: "t.gz") }
+        #expect(m10.contains("length mismatch") && m10.contains("decompressed \(input.count)") && m10.contains("at byte \(good.count - 4)"), "\(m10)")
+    }
+
+    /// A small file that inflates far past the limit is refused (16 MiB of zeros in about 16 KiB).
+    @Test func decompressionBombIsRefused() throws {
+        let bomb = try Support.gzip([UInt8](repeating: 0, count: 16 << 20), level: 9)
+        let m = Support.message { _ = try Gzip.decompress(bomb, path: "bomb.gz", maxOutputBytes: 1 << 20) }
+        #expect(m.contains("bomb.gz") && m.contains("exceeds the limit of 1048576 bytes"), "\(m)")
     }
 
     /// Random damage anywhere in a stream throws or decodes; it never traps or hangs.

@@ -4,12 +4,13 @@ import Kiln
 /// Values from PyTorch (scripts/make_golden.py), computed in float64; the CPU reference runs
 /// in Double and must agree to round-off.
 @Suite struct GoldenTests {
+    /// Every op the catalogue says owes golden values has a case in ops.json, and every case
+    /// names an op of the catalogue.
     @Test func fixturesCoverEveryOp() {
-        let covered = Set(Fixtures.opCases.map(\.op))
-        let expected = Set(UnaryOp.allCases.map(\.rawValue) + ["add", "sub", "mul", "div", "maximum", "minimum"]
-            + ReduceOp.allCases.map(\.rawValue)
-            + ["matmul", "transpose", "reshape", "broadcastTo", "gather", "softmaxCrossEntropy", "argmax", "accuracy"])
-        #expect(expected.subtracting(covered).isEmpty, "ops without a golden case: \(expected.subtracting(covered).sorted())")
+        let covered = Set(Fixtures.opCases.compactMap(\.kind))
+        let expected = Set(OpKind.allCases.filter(\.traits.golden))
+        #expect(expected.subtracting(covered).isEmpty, "ops without a golden case (add them to scripts/make_golden.py): \(expected.subtracting(covered).map(\.rawValue).sorted())")
+        #expect(Fixtures.opCases.allSatisfy { $0.kind != nil }, "\(Fixtures.opCases.filter { $0.kind == nil }.map(\.op))")
     }
 
     @Test(arguments: Fixtures.opCases.map(\.name))

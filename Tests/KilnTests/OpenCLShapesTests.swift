@@ -2,80 +2,23 @@ import Testing
 @testable import KilnOpenCL
 import Kiln
 
-/// Awkward sizes (1, 3, 17, 127, 129, 1000, broadcast axes of size 1) for every kernel family
-/// on OpenCL, forward and gradient, against the CPU reference; and device faults.
+/// Every op case of the catalogue (`OpCases.parity`: awkward sizes, forward and gradient) on
+/// OpenCL against the oracle, and the tiled family's tiles and device limits.
 @Suite struct OpenCLShapesTests {
-    /// One graph holding every case, so each configuration builds one program.
-    static func awkwardGraph(dtype: DType) throws -> (Graph, [Tensor], [Tensor: HostTensor], [String]) {
-        let g = Graph()
-        var rng = SeededGenerator(seed: 42)
-        var values: [Tensor: HostTensor] = [:]
-        var outputs: [(String, Tensor)] = []
-        func input(_ name: String, _ shape: Shape, _ range: ClosedRange<Double> = -1...1) throws -> Tensor {
-            let t = try g.placeholder(name, shape, dtype)
-            let v = rng.uniform(shape.count, in: range)
-            values[t] = dtype == .float64 ? try HostTensor(v, shape: shape) : try HostTensor(v.map(Float.init), shape: shape)
-            return t
-        }
-        func ids(_ name: String, _ shape: Shape, below: Int) throws -> Tensor {
-            let t = try g.placeholder(name, shape, .int32)
-            values[t] = try HostTensor((0..<shape.count).map { _ in Int32.random(in: 0..<Int32(below), using: &rng) }, shape: shape)
-            return t
-        }
-        // N of 64 and 128 fill whole vector panels: B untransposed is then read in place.
-        for (m, k, n) in [(1, 1, 1), (3, 17, 1), (17, 3, 129), (127, 129, 3), (129, 127, 17), (1000, 3, 17), (1, 1000, 3),
-                          (5, 33, 64), (130, 70, 128)] {
-            for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
-                let a = try input("A\(m)x\(k)\(ta)", ta ? [k, m] : [m, k]), b = try input("B\(k)x\(n)\(tb)", tb ? [n, k] : [k, n])
-                outputs.append(("matmul \(m)x\(k)x\(n) \(ta) \(tb)", try g.matmul(a, b, transposeA: ta, transposeB: tb)))
-            }
-        }
-        // B computed by an earlier kernel, so it lives in the arena at an offset.
-        let bArena = try input("Barena", [33, 128]) * 1.5
-        outputs.append(("matmul with B in the arena", try g.matmul(try input("Aarena", [7, 33]), bArena)))
-        let x1000 = try input("x1000", [1000], 0.1...2)
-        for op in UnaryOp.allCases { outputs.append(("\(op) [1000]", try g.unary(op, x1000))) }
-        let col = try input("col", [129, 1]), row = try input("row", [1, 127]), s = try input("scalar", [])
-        for op in BinaryOp.allCases { outputs.append(("\(op) [129,1]x[1,127]", try g.binary(op, col, row))) }
-        outputs.append(("div scalar", try g.binary(.div, x1000, s)))
-        let r = try input("r", [17, 129, 3])
-        for op in ReduceOp.allCases {
-            for axes in [[0], [1], [2], [0, 2], [0, 1, 2]] {
-                outputs.append(("\(op) \(axes)", try g.reduce(op, r, axes: axes, keepDims: axes.count == 1)))
-            }
-        }
-        outputs.append(("sum of 1000x3", try (try input("wide", [3, 1000])).sum(axes: [1])))
-        outputs.append(("transpose", try r.transposed([2, 0, 1])))
-        outputs.append(("broadcastTo", try col.broadcast(to: [3, 129, 127])))
-        let table = try input("table", [1000, 17])
-        let wordIds = try ids("ids", [129, 5], below: 1000)
-        outputs.append(("gather", try g.gather(table, ids: wordIds)))
-        let logits = try input("logits", [127, 17], -5...5), labels = try ids("labels", [127], below: 17)
-        outputs.append(("softmaxCrossEntropy", try g.softmaxCrossEntropy(logits: logits, labels: labels)))
-        outputs.append(("accuracy", try g.accuracy(logits: logits, labels: labels)))
-        outputs.append(("argmax", try g.argmax(r, axis: 1)))
-
-        // Gradients of everything differentiable, through a weighted sum of the outputs.
-        var loss = try (outputs[0].1 * 1).sum()
-        for (name, t) in outputs.dropFirst() where t.dtype != .int32 && !["accuracy", "argmax"].contains(name) && !name.hasPrefix("greater") && !name.hasPrefix("equal") {
-            loss = try loss + t.mean() * 0.5
-        }
-        let wrt = values.keys.filter { $0.dtype != .int32 }.sorted { $0.id < $1.id }
-        let grads = try g.gradients(of: loss, wrt: wrt)
-        let names = outputs.map(\.0) + wrt.map { "gradient of \($0.node.label)" }
-        return (g, outputs.map(\.1) + grads, values, names)
-    }
-
-    /// Unfused and fused with the device's matmul family; fused with each family forced, so the
-    /// GPU's local-memory kernels are checked on PoCL too.
-    @Test(arguments: [(false, nil), (true, "tiled"), (true, "vector")] as [(Bool, String?)])
-    func awkwardShapes(fusion: Bool, matmul: String?) throws {
+    /// Fused with the tiled (GPU) family: every case. Fused with the vector family: the cases
+    /// with matmuls (their other kernels are the same as the tiled run's). Unfused: the cases
+    /// without (an unfused matmul is the kernel the matmul cases' fetched products already
+    /// run). Each run builds one program for all its cases.
+    @Test(arguments: [(true, "tiled", nil), (true, "vector", true), (false, nil, false)] as [(Bool, String?, Bool?)])
+    func parityCases(fusion: Bool, matmul: String?, withMatmul: Bool?) throws {
         guard let ctx = OpenCLSupport.context else { return }
-        let (g, fetch, values, names) = try Self.awkwardGraph(dtype: .float32)
-        let (device, reference) = try openCLAndReference(g, fetch: fetch, values: values, fusion: fusion, context: ctx, matmul: matmul)
-        for (name, (d, r)) in zip(names, zip(device, reference)) {
-            #expect(d.shape == r.shape, "\(name)")
-            #expect(maxError(d.doubles, r.doubles) < 2e-4, "\(name) fusion \(fusion): \(maxError(d.doubles, r.doubles))")
+        let cases = try OpCases.parity.filter { c in try withMatmul.map { try c.kinds().contains(.matmul) == $0 } ?? true }
+        let pairs = try CaseGraph(cases).compare(fusion: fusion) {
+            try OpenCLExecutable(program: $0, context: ctx, matmul: matmul)
+        }
+        for p in pairs {
+            let (_, rel) = DeviceCheck.errors(p.device, p.oracle)
+            #expect(rel < DeviceCheck.opTolerance, "\(p.label) fusion \(fusion) \(matmul ?? "default"): \(rel)")
         }
     }
 

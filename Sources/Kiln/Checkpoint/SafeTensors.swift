@@ -1,3 +1,5 @@
+import Foundation
+
 /// A checkpoint in the safetensors format (https://github.com/huggingface/safetensors): an 8-byte
 /// little-endian header length N, N bytes of JSON header, then the tensor data, little-endian.
 /// The header maps each tensor name to `{"dtype", "shape", "data_offsets": [begin, end]}`
@@ -43,20 +45,15 @@ public struct SafeTensorsFile: Sendable, Equatable {
             throw KilnError.file(path: path, message: "a tensor cannot be named \(Self.metadataKey)")
         }
         let names = tensors.keys.sorted()
-        var entries: [String] = []
-        if !metadata.isEmpty {
-            let pairs = metadata.keys.sorted().map { "\(JSONValue.quote($0)):\(JSONValue.quote(metadata[$0] ?? ""))" }
-            entries.append("\(JSONValue.quote(Self.metadataKey)):{\(pairs.joined(separator: ","))}")
-        }
+        var entries: [String: Any] = metadata.isEmpty ? [:] : [Self.metadataKey: metadata]
         var offset = 0
         for name in names {
             guard let t = tensors[name] else { continue }
             let size = t.shape.count * t.dtype.byteSize
-            let shape = t.shape.dims.map(String.init).joined(separator: ",")
-            entries.append("\(JSONValue.quote(name)):{\"dtype\":\"\(Self.code(t.dtype))\",\"shape\":[\(shape)],\"data_offsets\":[\(offset),\(offset + size)]}")
+            entries[name] = ["dtype": Self.code(t.dtype), "shape": t.shape.dims, "data_offsets": [offset, offset + size]]
             offset += size
         }
-        var header = Array("{\(entries.joined(separator: ","))}".utf8)
+        var header = Array(try JSONText.string(entries).utf8)
         header += [UInt8](repeating: UInt8(ascii: " "), count: (8 - header.count % 8) % 8)
         try AtomicFileWriter.withFile(replacing: path) { file in
             try file.append(Self.littleEndianBytes(UInt64(header.count)))
@@ -98,20 +95,24 @@ public struct SafeTensorsFile: Sendable, Equatable {
         var header = [UInt8](repeating: 0, count: n)
         try header.withUnsafeMutableBytes { try file.readExactly(into: $0, at: 8) }
         if let bad = firstInvalidUTF8Offset(header) { throw fail("header is not valid UTF-8 at byte \(8 + bad)") }
-        let json: JSONValue
-        do { json = try JSONParser.parse(header) } catch {
-            throw fail("header is not valid JSON: \(error.message) at byte \(8 + error.offset)")
+        // JSONSerialization takes NUL bytes for UTF-16 or UTF-32; JSON text has none.
+        if let nul = header.firstIndex(of: 0) { throw fail("header has a NUL byte at byte \(8 + nul)") }
+        let json: Any
+        do { json = try JSONSerialization.jsonObject(with: Data(header)) } catch {
+            let reason = (error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String ?? "\(error)"
+            throw fail("header (bytes 8..<\(8 + n)) is not valid JSON: \(reason)")
         }
-        guard case .object(let members) = json else { throw fail("header is a JSON \(json.kind), not an object") }
+        guard let members = json as? [String: Any] else { throw fail("header is a JSON \(kind(json)), not an object") }
 
         let dataStart = 8 + n, dataSize = file.size - dataStart
         var metadata: [String: String] = [:]
         var layout: [(name: String, dtype: DType, shape: [Int], begin: Int, end: Int)] = []
-        for (name, value) in members {
+        // In sorted order, so that a file with several faults always reports the same one.
+        for (name, value) in members.sorted(by: { $0.key < $1.key }) {
             if name == metadataKey {
-                guard case .object(let pairs) = value else { throw fail("\(metadataKey) is a \(value.kind), not an object") }
-                for (key, v) in pairs {
-                    guard case .string(let s) = v else { throw fail("\(metadataKey) value of \(JSONValue.quote(key)) is a \(v.kind), not a string") }
+                guard let pairs = value as? [String: Any] else { throw fail("\(metadataKey) is a \(kind(value)), not an object") }
+                for (key, v) in pairs.sorted(by: { $0.key < $1.key }) {
+                    guard let s = v as? String else { throw fail("\(metadataKey) value of \(key.debugDescription) is a \(kind(v)), not a string") }
                     metadata[key] = s
                 }
                 continue
@@ -120,14 +121,14 @@ public struct SafeTensorsFile: Sendable, Equatable {
             layout.append((name, info.dtype, info.shape, info.begin, info.end))
         }
         // The tensors must tile the data section: sorted by offset, each begins where the last ended.
-        layout.sort { ($0.begin, $0.end) < ($1.begin, $1.end) }
+        layout.sort { ($0.begin, $0.end, $0.name) < ($1.begin, $1.end, $1.name) }
         var expected = 0, previous = ""
         for t in layout {
             guard t.begin >= expected else {
-                throw fail("tensor \(JSONValue.quote(t.name)) at data bytes \(t.begin)..<\(t.end) overlaps tensor \(JSONValue.quote(previous)) ending at \(expected)")
+                throw fail("tensor \(t.name.debugDescription) at data bytes \(t.begin)..<\(t.end) overlaps tensor \(previous.debugDescription) ending at \(expected)")
             }
             guard t.begin == expected else {
-                throw fail("gap in the data section: bytes \(expected)..<\(t.begin) belong to no tensor (before \(JSONValue.quote(t.name)))")
+                throw fail("gap in the data section: bytes \(expected)..<\(t.begin) belong to no tensor (before \(t.name.debugDescription))")
             }
             expected = t.end
             previous = t.name
@@ -166,34 +167,33 @@ public struct SafeTensorsFile: Sendable, Equatable {
         let begin: Int
         let end: Int
 
-        init(_ value: JSONValue, name: String, dataSize: Int, fail: (String) -> KilnError) throws {
-            let q = JSONValue.quote(name)
-            guard case .object(let fields) = value else { throw fail("entry \(q) is a \(value.kind), not an object") }
-            func field(_ key: String) throws -> JSONValue {
-                guard let v = fields.first(where: { $0.key == key })?.value else { throw fail("tensor \(q) has no \"\(key)\"") }
+        init(_ value: Any, name: String, dataSize: Int, fail: (String) -> KilnError) throws {
+            let q = name.debugDescription
+            guard let fields = value as? [String: Any] else { throw fail("entry \(q) is a \(kind(value)), not an object") }
+            func field(_ key: String) throws -> Any {
+                guard let v = fields[key] else { throw fail("tensor \(q) has no \"\(key)\"") }
                 return v
             }
-            guard case .string(let code) = try field("dtype") else { throw fail("tensor \(q): dtype is not a string") }
+            guard let code = try field("dtype") as? String else { throw fail("tensor \(q): dtype is not a string") }
             guard let dtype = SafeTensorsFile.dtypes[code] else {
                 throw fail(SafeTensorsFile.unsupportedCodes.contains(code)
                     ? "tensor \(q): dtype \(code) is not supported (only F32, F64, I32 are)"
-                    : "tensor \(q): unknown dtype \(JSONValue.quote(code))")
+                    : "tensor \(q): unknown dtype \(code.debugDescription)")
             }
-            guard case .array(let dimValues) = try field("shape") else { throw fail("tensor \(q): shape is not an array") }
+            guard let dimValues = try field("shape") as? [Any] else { throw fail("tensor \(q): shape is not an array") }
             var shape: [Int] = []
             var count = 1, overflow = false
             for d in dimValues {
-                guard case .number(let text) = d, let dim = Int(text), dim >= 0 else {
-                    throw fail("tensor \(q): shape \(Self.render(.array(dimValues))): \(Self.render(d)) is not a non-negative integer")
+                guard let dim = integer(d), dim >= 0 else {
+                    throw fail("tensor \(q): shape \(render(dimValues)): \(render(d)) is not a non-negative integer")
                 }
                 shape.append(dim)
                 // Multiplied in the order Shape.count uses, so that it cannot overflow later.
                 if !overflow { (count, overflow) = count.multipliedReportingOverflow(by: dim) }
             }
             guard !overflow else { throw fail("tensor \(q): shape \(shape) has too many elements") }
-            guard case .array(let offsetValues) = try field("data_offsets"), offsetValues.count == 2,
-                  case .number(let beginText) = offsetValues[0], case .number(let endText) = offsetValues[1],
-                  let begin = Int(beginText), let end = Int(endText), begin >= 0, end >= 0 else {
+            guard let offsetValues = try field("data_offsets") as? [Any], offsetValues.count == 2,
+                  let begin = integer(offsetValues[0]), let end = integer(offsetValues[1]), begin >= 0, end >= 0 else {
                 throw fail("tensor \(q): data_offsets is not a pair of non-negative integers")
             }
             guard begin <= end else { throw fail("tensor \(q): data_offsets [\(begin), \(end)] end before they begin") }
@@ -209,14 +209,49 @@ public struct SafeTensorsFile: Sendable, Equatable {
             self.begin = begin
             self.end = end
         }
+    }
 
-        /// A header value as it would appear in the file, for error messages.
-        static func render(_ value: JSONValue) -> String {
-            switch value {
-            case .number(let t): return t
-            case .string(let s): return JSONValue.quote(s)
-            case .array(let values): return "[" + values.map(render).joined(separator: ", ") + "]"
-            default: return value.kind
+    /// What kind of JSON value JSONSerialization read, for error messages.
+    static func kind(_ value: Any) -> String {
+        switch value {
+        case is [String: Any]: return "object"
+        case is [Any]: return "array"
+        case is String: return "string"
+        case let n as NSNumber: return isBoolean(n) ? "boolean" : "number"
+        default: return "null"
+        }
+    }
+
+    /// JSONSerialization reads true and false as NSNumbers of type char ("c").
+    static func isBoolean(_ n: NSNumber) -> Bool { n.objCType.pointee == CChar(UInt8(ascii: "c")) }
+
+    /// `value` as an Int where the header wrote an integer that fits: not true, 1.0 or 1e2
+    /// (types "c", "d"), which NSNumber would convert.
+    static func integer(_ value: Any) -> Int? {
+        guard let n = value as? NSNumber, !"cdf".utf8.contains(UInt8(bitPattern: n.objCType.pointee)) else { return nil }
+        return value as? Int
+    }
+
+    /// A header value much as it appears in the file, for error messages.
+    static func render(_ value: Any) -> String {
+        switch value {
+        case let array as [Any]: return "[" + array.map(render).joined(separator: ", ") + "]"
+        case let s as String: return s.debugDescription
+        case let n as NSNumber: return isBoolean(n) ? "\(n.boolValue)" : "\(n)"
+        default: return kind(value)
+        }
+    }
+
+    /// The offset of the first byte that is not valid UTF-8, or nil when all are.
+    static func firstInvalidUTF8Offset(_ bytes: [UInt8]) -> Int? {
+        var parser = Unicode.UTF8.ForwardParser()
+        var iterator = bytes.makeIterator()
+        var offset = 0
+        while true {
+            switch parser.parseScalar(from: &iterator) {
+            case .valid(let encoded): offset += encoded.count
+            case .error: return offset
+            case .emptyInput: return nil
             }
         }
     }

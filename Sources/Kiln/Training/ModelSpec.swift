@@ -44,10 +44,13 @@ public struct ModelSpec: Codable, Equatable, Sendable {
         }
     }
 
+    /// The spec as checkpoints store it, every field by its Codable name, so that
+    /// `from(json:)` reads it back.
     public var json: String {
-        let e = JSONEncoder()
-        e.outputFormatting = .sortedKeys
-        return String(decoding: (try? e.encode(self)) ?? Data(), as: UTF8.self)
+        let object: [String: Any] = ["kind": kind.rawValue, "sizes": sizes, "activation": activation, "vocabulary": vocabulary,
+                                     "dim": dim, "window": window, "hidden": hidden, "classes": classes]
+        // Strings and integers only, which JSONSerialization always writes.
+        return (try? JSONText.string(object)) ?? "{}"
     }
 
     public static func from(json: String) throws -> ModelSpec {

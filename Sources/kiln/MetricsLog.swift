@@ -1,4 +1,5 @@
 import Foundation
+import Kiln
 
 /// Per-epoch metrics as JSON lines, with a loss/accuracy curve written as SVG beside them
 /// (`metrics.jsonl` → `metrics.svg`), both rewritten after every epoch.
@@ -31,7 +32,7 @@ public struct MetricsLog {
 
     /// Appends an epoch and rewrites both files.
     public mutating func append(_ r: EpochResult) throws {
-        points.append(Point(epoch: r.epoch, trainLoss: r.trainLoss, testLoss: r.testLoss, testAccuracy: r.testAccuracy, line: Self.json(r)))
+        points.append(Point(epoch: r.epoch, trainLoss: r.trainLoss, testLoss: r.testLoss, testAccuracy: r.testAccuracy, line: try Self.json(r)))
         let lines = points.map(\.line).joined(separator: "\n") + "\n"
         do {
             try Data(lines.utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
@@ -43,7 +44,7 @@ public struct MetricsLog {
 
     /// One epoch as a JSON object: epoch, train_loss, test_loss, test_accuracy, seconds, and
     /// for NER f1 (overall) with per-entity precision, recall and f1.
-    public static func json(_ r: EpochResult) -> String {
+    public static func json(_ r: EpochResult) throws -> String {
         var object: [String: Any] = ["epoch": r.epoch, "train_loss": r.trainLoss, "test_loss": r.testLoss,
                                      "test_accuracy": r.testAccuracy, "seconds": r.seconds]
         if let ner = r.ner {
@@ -52,8 +53,7 @@ public struct MetricsLog {
                 (type, ["precision": s.precision, "recall": s.recall, "f1": s.f1])
             })
         }
-        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
-        return String(decoding: data, as: UTF8.self)
+        return try JSONText.string(object)
     }
 
     /// Train and test loss (left axis) and test accuracy (right axis, 0 to 1) per epoch.

@@ -1,0 +1,196 @@
+/// The cases that check every op, in one list per check. Each list iterates `UnaryOp`,
+/// `BinaryOp` and `ReduceOp` rather than naming their functions, so a new elementwise op or
+/// reduction is checked without being named here; the catalogue tests compute which
+/// `OpKind`s each list exercises and fail when one is missing.
+public enum OpCases {
+    static func transposeName(_ ta: Bool, _ tb: Bool) -> String { (ta ? "Aᵀ" : "A") + "·" + (tb ? "Bᵀ" : "B") }
+    static let transposeForms = [(false, false), (true, false), (false, true), (true, true)]
+
+    // MARK: Device against oracle
+
+    /// Device-vs-oracle cases at awkward sizes (1, 3, 17, 127, 129, 1000, broadcast axes of
+    /// size 1, shapes at and off tile edges), forward and gradient: `kiln selftest` runs each on
+    /// its own; the OpenCL tests run them all in one program per configuration.
+    public static let parity: [OpCase] = {
+        var cases: [OpCase] = []
+        cases.append(OpCase("elementwise: every unary op [1000]", seed: 1) { g in
+            for op in UnaryOp.allCases {
+                let range = op.testDomain.lowerBound > 0 ? 0.1...2 : op.testDomain
+                g.output("\(op)", try g.graph.unary(op, g.input("x \(op)", [1000], range)))
+            }
+        })
+        cases.append(OpCase("elementwise: every binary op [129,1] x [1,127]", seed: 2) { g in
+            for op in BinaryOp.allCases {
+                let col = try g.input("col \(op)", [129, 1]), row = try g.input("row \(op)", [1, 127], op.testDomainOfRight)
+                g.output("\(op)", try g.graph.binary(op, col, row), differentiable: op.kind.traits.gradient == .rule)
+                g.output("\(op) by a scalar", try g.graph.binary(op, col, g.input("scalar \(op)", [], op.testDomainOfRight)),
+                         differentiable: op.kind.traits.gradient == .rule)
+            }
+        })
+        cases.append(OpCase("elementwise: chain broadcasting [5,33,127]", seed: 3) { g in
+            let a = try g.input("a", [5, 33, 127]), col = try g.input("col", [33, 1])
+            let row = try g.input("row", [1, 1, 127]), s = try g.input("s", [], 0.5...2)
+            let u = try (a * col + row).tanh() * s
+            let v = try a.maximum(row) / (try col.exp() + 1)
+            let w = try (a - s).relu().minimum(col)
+            g.output("chain", try (u - v).sigmoid() + w * 0.5)
+            g.output("scalar ops", try 2 - (a * a + 1).sqrt() / s)
+        })
+        cases.append(OpCase("layout: transpose, reshape, broadcastTo", seed: 4) { g in
+            let r = try g.input("r", [17, 129, 3]), col = try g.input("col", [129, 1])
+            g.output("transpose [2,0,1]", try r.transposed([2, 0, 1]))
+            g.output("transpose [1,0,2] * 3", try r.transposed([1, 0, 2]) * 3)
+            g.output("reshape [129,51]", try r.reshaped([129, 51]).exp())
+            g.output("broadcastTo [3,129,127]", try col.broadcast(to: [3, 129, 127]))
+        })
+        for op in ReduceOp.allCases {
+            cases.append(OpCase("reduce: \(op) of [17,129,3] over 6 axis sets", seed: 10) { g in
+                let r = try g.input("r", [17, 129, 3])
+                for (axes, keep) in [([0], true), ([1], false), ([2], true), ([0, 2], false), ([1, 2], true), ([0, 1, 2], false)] {
+                    g.output("\(op) \(axes)\(keep ? " keepDims" : "")", try g.graph.reduce(op, r, axes: axes, keepDims: keep))
+                }
+            })
+        }
+        cases.append(OpCase("reduce: long rows and columns [3,70000], [4099,5], [3,1000]", seed: 11) { g in
+            let wide = try g.input("wide", [3, 70000]), tall = try g.input("tall", [4099, 5])
+            g.output("sum [3,70000] axis 1", try wide.sum(axes: [1]))
+            g.output("max [3,70000] all", try wide.max())
+            g.output("mean [4099,5] axis 0", try tall.mean(axes: [0]))
+            g.output("max [4099,5] axis 0", try tall.max(axes: [0], keepDims: true))
+            g.output("sum [3,1000] axis 1", try g.input("short", [3, 1000]).sum(axes: [1]))
+        })
+        cases.append(OpCase("reduce: with elementwise prologues", seed: 12) { g in
+            let x = try g.input("x", [127, 129])
+            g.output("sum of squares axis 1", try (x * x).sum(axes: [1]))
+            g.output("mean of exp axis 0", try x.exp().mean(axes: [0]))
+            g.output("max of tanh all", try x.tanh().max())
+        })
+        // Edges of every tile and vector panel; N of 64 and 128 fill whole vector panels (B
+        // untransposed is then read in place).
+        let sizes = [(1, 1, 1), (3, 17, 1), (1, 17, 127), (17, 127, 129), (129, 17, 1), (127, 129, 17), (129, 1, 127),
+                     (1000, 3, 17), (1, 1000, 3), (5, 33, 64), (130, 70, 128), (128, 256, 64)]
+        // A matmul's gradients are matmuls of the other transpose forms, which every size checks
+        // forward; two sizes check them as gradients too (each kernel costs a device build).
+        for (m, k, n) in sizes {
+            let gradients = (m, k, n) == (17, 127, 129) || (m, k, n) == (129, 1, 127)
+            cases.append(OpCase("matmul: \(m)x\(k)x\(n), 4 transpose forms", seed: UInt64(100 + m + k + n), gradients: gradients) { g in
+                for (ta, tb) in transposeForms {
+                    let a = try g.input("A \(transposeName(ta, tb))", ta ? [k, m] : [m, k])
+                    let b = try g.input("B \(transposeName(ta, tb))", tb ? [n, k] : [k, n])
+                    g.output(transposeName(ta, tb), try a.matmul(b, transposeA: ta, transposeB: tb))
+                }
+            })
+        }
+        cases.append(OpCase("matmul: 512x512x512, 4 transpose forms", seed: 200, gradients: false) { g in
+            for (ta, tb) in transposeForms {
+                let a = try g.input("A \(transposeName(ta, tb))", [512, 512]), b = try g.input("B \(transposeName(ta, tb))", [512, 512])
+                g.output(transposeName(ta, tb), try a.matmul(b, transposeA: ta, transposeB: tb))
+            }
+        })
+        cases.append(OpCase("matmul: epilogues, and B computed in the arena", seed: 201) { g in
+            let x = try g.input("x", [127, 129]), w = try g.input("w", [129, 17]), b = try g.input("b", [17])
+            g.output("relu(x·w + b)", try (x.matmul(w) + b).relu())
+            g.output("tanh(x·w + b)", try (x.matmul(w) + b).tanh())
+            // B made by an earlier kernel, so it lives in the arena at an offset.
+            g.output("A·(1.5 B)", try g.input("A", [7, 33]).matmul(try g.input("B", [33, 128]) * 1.5))
+        })
+        cases.append(OpCase("embedding: gather [1000,17] by [129,5] repeated ids", seed: 300) { g in
+            let table = try g.input("table", [1000, 17])
+            // 645 ids below 40: every row is picked many times, so the gradient's scatter-add
+            // accumulates repeats.
+            g.output("gather", try g.graph.gather(table, ids: try g.ids("ids", [129, 5], below: 40)))
+        })
+        cases.append(OpCase("embedding: scatterAdd [129,5,17] into 50 rows", seed: 301) { g in
+            let values = try g.input("values", [129, 5, 17])
+            g.output("scatterAdd", try g.graph.scatterAdd(values, ids: try g.ids("ids", [129, 5], below: 50), rows: 50))
+            g.output("scatterAdd [1000,3] into 7 rows", try g.graph.scatterAdd(
+                try g.input("many", [1000, 3]), ids: try g.ids("few", [1000], below: 7), rows: 7))
+        })
+        cases.append(OpCase("softmaxCrossEntropy: [127,17] forward and gradient", seed: 400) { g in
+            let logits = try g.input("logits", [127, 17], -5...5)
+            g.output("loss", try g.graph.softmaxCrossEntropy(logits: logits, labels: try g.ids("labels", [127], below: 17)))
+        })
+        cases.append(OpCase("softmaxCrossEntropy: large logits [64,1000], batch 1", seed: 401) { g in
+            let big = try g.input("big", [64, 1000], -60...60)
+            g.output("loss [64,1000]", try g.graph.softmaxCrossEntropy(logits: big, labels: try g.ids("labels", [64], below: 1000)))
+            let one = try g.input("one", [1, 3], -1...1)
+            g.output("loss [1,3]", try g.graph.softmaxCrossEntropy(logits: one, labels: try g.ids("label", [1], below: 3)))
+        })
+        cases.append(OpCase("argmax and accuracy", seed: 500, gradients: false) { g in
+            let r = try g.input("r", [17, 129, 3])
+            for axis in 0..<3 { g.output("argmax axis \(axis)", try g.graph.argmax(r, axis: axis)) }
+            let logits = try g.input("logits", [1000, 10])
+            g.output("accuracy", try g.graph.accuracy(logits: logits, labels: try g.ids("labels", [1000], below: 10)))
+        })
+        return cases
+    }()
+
+    // MARK: Autodiff against finite differences
+
+    /// Small cases whose gradients are checked against central finite differences in Double:
+    /// every gradient rule, with broadcasting, every axis set, every transpose form, repeated
+    /// ids and fan-out.
+    public static let gradients: [OpCase] = {
+        var cases: [OpCase] = []
+        for op in UnaryOp.allCases {
+            cases.append(OpCase("\(op) [3,4]", seed: 1) { g in
+                g.output("\(op)", try g.graph.unary(op, g.input("x", [3, 4], op.testDomain)))
+            })
+        }
+        let broadcastPairs: [(Shape, Shape)] = [([2, 3], [2, 3]), ([3, 1, 4], [2, 1]), ([2, 3], []), ([4], [3, 4]), ([1, 3], [2, 1])]
+        for op in BinaryOp.allCases {
+            for (a, b) in broadcastPairs {
+                cases.append(OpCase("\(op) \(a) \(b)", seed: 1) { g in
+                    g.output("\(op)", try g.graph.binary(op, g.input("a", a), g.input("b", b, op.testDomainOfRight)))
+                })
+            }
+        }
+        for op in ReduceOp.allCases {
+            cases.append(OpCase("\(op) of [2,3,4] over every axis set", seed: 1) { g in
+                let x = try g.input("x", [2, 3, 4])
+                for axes in [[0], [1], [2], [-1], [0, 2], [1, 2], [0, 1, 2], nil] as [[Int]?] {
+                    for keep in [false, true] {
+                        g.output("\(op) \(axes.map { "\($0)" } ?? "all") \(keep)", try g.graph.reduce(op, x, axes: axes, keepDims: keep))
+                    }
+                }
+            })
+        }
+        cases.append(OpCase("matmul, 4 transpose forms", seed: 1) { g in
+            for (ta, tb) in transposeForms {
+                let a = try g.input("A \(transposeName(ta, tb))", ta ? [5, 3] : [3, 5])
+                let b = try g.input("B \(transposeName(ta, tb))", tb ? [4, 5] : [5, 4])
+                g.output(transposeName(ta, tb), try a.matmul(b, transposeA: ta, transposeB: tb))
+            }
+        })
+        cases.append(OpCase("layout: transpose, reshape, broadcastTo", seed: 1) { g in
+            g.output("transpose [2,0,1]", try g.input("t", [2, 3, 4]).transposed([2, 0, 1]))
+            g.output("transpose", try g.input("t2", [3, 5]).transposed())
+            g.output("reshape", try g.input("r", [2, 3, 4]).reshaped([4, -1]))
+            g.output("broadcastTo", try g.input("b", [3, 1]).broadcast(to: [2, 3, 4]))
+            g.output("broadcastTo from a scalar", try g.input("s", []).broadcast(to: [2, 2]))
+        })
+        // Repeated ids, within a row and across rows, must accumulate.
+        let ids: [Int32] = [1, 4, 4, 0, 2, 3, 1, 6, 6, 6, 0, 0, 5, 2, 1]
+        cases.append(OpCase("gather with repeated ids", seed: 1) { g in
+            g.output("gather", try g.graph.gather(g.input("table", [7, 4]), ids: g.ids("ids", [3, 5], values: ids)))
+        })
+        cases.append(OpCase("scatterAdd with repeated ids", seed: 1) { g in
+            g.output("scatterAdd", try g.graph.scatterAdd(g.input("values", [3, 5, 2]), ids: g.ids("ids", [3, 5], values: ids), rows: 7))
+        })
+        cases.append(OpCase("softmaxCrossEntropy [4,5]", seed: 1) { g in
+            let labels = try g.ids("labels", [4], values: [2, 0, 4, 2])
+            g.output("loss", try g.graph.softmaxCrossEntropy(logits: g.input("logits", [4, 5], -3...3), labels: labels))
+        })
+        // In one process the sum over processes is the identity, and so is its gradient.
+        cases.append(OpCase("allReduce in one process", seed: 1) { g in
+            g.output("allReduce", try g.graph.allReduce(g.input("x", [3, 4])))
+        })
+        // One node used several times: gradients along every use are summed.
+        cases.append(OpCase("fan-out", seed: 1) { g in
+            let x = try g.input("x", [3, 4]), y = try g.input("y", [2, 3])
+            g.output("x·x + exp(x)·x", try x * x + x.exp() * x)
+            g.output("y·yᵀ", try y.matmul(y, transposeB: true))
+        })
+        return cases
+    }()
+}

@@ -1,0 +1,68 @@
+/// A data-parallel job's side of training: shards of every batch, the same configuration in
+/// every process, and rank 0's state copied to the others.
+extension Trainer {
+    /// The part of `count` items (a global batch, the test set) that process `job.rank` takes:
+    /// contiguous and as even as can be.
+    static func shard(_ count: Int, _ job: MPICollective?) -> Range<Int> {
+        guard let job else { return 0..<count }
+        return count * job.rank / job.size..<count * (job.rank + 1) / job.size
+    }
+
+    /// What must be the same in every process of a job, one `key value` per line.
+    var configuration: String {
+        ["task \(task.name)", "model \(task.spec.summary)", "training examples \(task.train.count)", "test examples \(task.test.count)",
+         "batch size \(options.batchSize)", "epochs \(options.epochs)", "learning rate \(options.learningRate)",
+         "optimizer \(options.optimizer.rule) weight decay \(options.optimizer.weightDecay)", "schedule \(options.schedule)",
+         "seed \(options.seed)", "drop last \(options.dropLast)", "device \(options.device.rawValue)",
+         "fusion \(options.fusion.map(String.init) ?? "default")", "vocabulary \(task.vocabulary?.tokens.count ?? 0)",
+         "all-reduce buckets \(step.program.buckets.map(\.elements))"].joined(separator: "\n")
+    }
+
+    /// Throws the same error in every process when some process was started with another
+    /// configuration, naming the first difference of each.
+    func checkSameConfiguration(_ job: MPICollective) throws {
+        let all = try job.gather(configuration)
+        let reference = all[0].split(separator: "\n", omittingEmptySubsequences: false)
+        var differences: [String] = []
+        for (r, text) in all.enumerated().dropFirst() where text != all[0] {
+            let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+            let i = (0..<min(lines.count, reference.count)).first { lines[$0] != reference[$0] } ?? min(lines.count, reference.count)
+            let theirs = i < lines.count ? String(lines[i]) : "(nothing)", ours = i < reference.count ? String(reference[i]) : "(nothing)"
+            differences.append("rank \(r) has \(theirs), rank 0 has \(ours)")
+        }
+        if !differences.isEmpty {
+            throw JobError(message: "the processes were started with different configurations: " + differences.joined(separator: "; "))
+        }
+    }
+
+    /// Rank 0's value of `t`, in every process.
+    static func broadcast(_ t: HostTensor, _ job: MPICollective) throws -> HostTensor {
+        func send<T>(_ values: [T]) throws -> [T] {
+            var v = values
+            try v.withUnsafeMutableBytes { if let p = $0.baseAddress { try job.broadcast(p, bytes: $0.count) } }
+            return v
+        }
+        switch t.storage {
+        case .float32(let v): return try HostTensor(send(v), shape: t.shape)
+        case .float64(let v): return try HostTensor(send(v), shape: t.shape)
+        case .int32(let v): return try HostTensor(send(v), shape: t.shape)
+        }
+    }
+
+    /// Copies rank 0's parameters, optimizer state and place in training to every process.
+    public func synchronize() throws {
+        guard let job = options.job, job.size > 1 else { return }
+        // Every process holds the same model, so `state()` lists the same tensors in the same
+        // order everywhere.
+        let state = try step.state().sorted { $0.key < $1.key }
+        var values: [String: HostTensor] = [:]
+        for (name, value) in state { values[name] = try Self.broadcast(value, job) }
+        var counters = [Double(epoch), Double(epochStep), Double(step.steps), epochLossSum, Double(epochExamples)]
+        try counters.withUnsafeMutableBytes { try job.broadcast($0.baseAddress!, bytes: $0.count) }
+        try step.restore(values, steps: Int(counters[2]))
+        epoch = Int(counters[0])
+        epochStep = Int(counters[1])
+        epochLossSum = counters[3]
+        epochExamples = Int(counters[4])
+    }
+}

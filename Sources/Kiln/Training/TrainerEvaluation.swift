@@ -1,0 +1,56 @@
+/// Evaluation on the test set: loss, accuracy, and for NER the entity spans scored.
+extension Trainer {
+    /// Loss, accuracy (and NER scores) on the test set with the current parameters. In a
+    /// job, each process evaluates its shard of the test set and the counts are summed.
+    public func evaluate() throws -> (loss: Double, accuracy: Double, ner: NERMetrics?) {
+        let data = task.test
+        let params = try step.state()
+        var lossSum = 0.0, hits = 0.0
+        let mine = Self.shard(data.count, options.job)
+        var predictions = [Int32](repeating: 0, count: mine.lowerBound)
+        predictions.reserveCapacity(data.count)
+        let batch = min(options.batchSize, max(data.count, 1))
+        var start = mine.lowerBound
+        while start < mine.upperBound {
+            let n = min(batch, mine.upperBound - start)
+            let (model, exe) = try evaluator(batch: n)
+            for t in model.parameters.tensors { try exe.write(t, params[t.node.label]!) }
+            let (input, labels) = try data.batch(Array(start..<start + n))
+            let out = try exe.run(feeds: [model.input: input, model.labels: labels])
+            lossSum += out[0].scalarValue * Double(n)
+            hits += out[1].scalarValue * Double(n)
+            if case .int32(let p) = out[2].storage { predictions += p }
+            start += n
+        }
+        if let job = options.job, job.size > 1 {
+            (lossSum, hits) = try { let s = try job.sum([lossSum, hits]); return (s[0], s[1]) }()
+            if task.tags != nil {
+                predictions += [Int32](repeating: 0, count: data.count - mine.upperBound)
+                predictions = try job.sum(predictions)   // each process filled only its shard
+            }
+        }
+        let count = Double(max(data.count, 1))
+        var ner: NERMetrics?
+        if let tags = task.tags {
+            var gold: [[String]] = [], predicted: [[String]] = []
+            var offset = 0
+            for s in task.testSentences {
+                gold.append(s.tags)
+                predicted.append(try predictions[offset..<offset + s.tokens.count].map { try tags.tag(for: $0) })
+                offset += s.tokens.count
+            }
+            ner = try NERMetrics(gold: gold, predicted: predicted)
+        }
+        return (lossSum / count, hits / count, ner)
+    }
+
+    private func evaluator(batch: Int) throws -> (ClassifierGraph, Executable) {
+        if let e = evaluators[batch] { return e }
+        let model = try task.spec.build(batch: batch)
+        let program = try Compiler.compile(model.graph, fetch: [model.loss, model.accuracy, model.predictions],
+                                           options: CompileOptions(fusion: options.fusion, realType: Devices.realType(for: options.device), updates: false))
+        let e = (model, try Devices.load(program, on: options.device))
+        evaluators[batch] = e
+        return e
+    }
+}

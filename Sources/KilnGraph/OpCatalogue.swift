@@ -1,0 +1,224 @@
+/// Every op Kiln has, one case each (the functions of `UnaryOp`, `BinaryOp` and `ReduceOp`
+/// flattened), and what the compiler and the tests must know of each without a node: its
+/// fusion class and which checks it owes. The raw value is the name golden fixtures use.
+///
+/// Adding an op starts here: a case added to `Op` (or to `UnaryOp`/`BinaryOp`/`ReduceOp`)
+/// does not compile until `Op.kind` and `OpKind.traits` name it, and the catalogue tests then
+/// fail until it has a gradient-check case, a parity case, a golden case and an OpenCL kernel.
+public enum OpKind: String, CaseIterable, Sendable, Hashable {
+    case feed, parameter, state, constant
+    case neg, exp, log, sqrt, tanh, sigmoid, relu
+    case add, sub, mul, div, maximum, minimum, greater, equal
+    case sum, mean, max
+    case matmul, transpose, reshape, broadcastTo
+    case gather, scatterAdd
+    case softmaxCrossEntropy, softmaxCrossEntropyGrad, argmax, accuracy
+    case allReduce
+
+    /// How the compiler places an op's nodes into kernels.
+    public enum Fusion: Sendable, Hashable {
+        /// Inputs of a program (feeds, parameters, state, constants): no kernel.
+        case leaf
+        /// One value per output element from the same element of its (broadcast) inputs: joins
+        /// its consumers' fused kernel (a broadcastTo is read in place by its consumers).
+        case elementwise
+        /// The same elements under another shape: aliases its input, no kernel.
+        case view
+        /// A reduction: owns a kernel whose prologue computes its input.
+        case reduction
+        /// A matmul: owns a kernel whose epilogue may be its consumers' elementwise group.
+        case matmul
+        /// A kernel of its own (a kernel family under Kernels/ or generated code).
+        case kernel
+        /// Host work between kernels (data-parallel sums).
+        case collective
+    }
+
+    /// What autodiff knows of an op.
+    public enum Gradient: Sendable, Hashable {
+        /// A rule in `Graph.gradientRule`, checked against finite differences.
+        case rule
+        /// Piecewise constant (comparisons, ids): no gradient flows.
+        case none
+        /// Not differentiable at all (metrics, internal gradient ops): an error between a
+        /// loss and a parameter.
+        case error
+    }
+
+    /// What an op is and which checks it owes.
+    public struct Traits: Sendable, Hashable {
+        public let fusion: Fusion
+        public let gradient: Gradient
+        /// Whether PyTorch golden values must exist (Tests/Fixtures/ops.json).
+        public let golden: Bool
+        /// Whether a device-vs-oracle case must run it (`kiln selftest`, OpenCL tests).
+        public let parity: Bool
+    }
+
+    public var traits: Traits {
+        func t(_ f: Fusion, _ g: Gradient, golden: Bool = true, parity: Bool = true) -> Traits {
+            Traits(fusion: f, gradient: g, golden: golden, parity: parity)
+        }
+        switch self {
+        case .feed, .parameter, .state, .constant: return t(.leaf, .none, golden: false, parity: false)
+        case .neg, .exp, .log, .sqrt, .tanh, .sigmoid, .relu, .add, .sub, .mul, .div, .maximum, .minimum:
+            return t(.elementwise, .rule)
+        // Comparisons make masks inside gradient rules; PyTorch's give booleans.
+        case .greater, .equal: return t(.elementwise, .none, golden: false)
+        case .sum, .mean, .max: return t(.reduction, .rule)
+        case .matmul: return t(.matmul, .rule)
+        case .transpose: return t(.kernel, .rule)
+        case .reshape: return t(.view, .rule)
+        case .broadcastTo: return t(.elementwise, .rule)
+        case .gather, .scatterAdd: return t(.kernel, .rule)
+        case .softmaxCrossEntropy: return t(.kernel, .rule)
+        // Made only by softmaxCrossEntropy's gradient rule, and checked through it.
+        case .softmaxCrossEntropyGrad: return t(.kernel, .error, golden: false)
+        case .argmax, .accuracy: return t(.kernel, .error)
+        // The sum over processes: the identity in one process; DataParallelTests check it.
+        case .allReduce: return t(.collective, .rule, golden: false, parity: false)
+        }
+    }
+}
+
+extension UnaryOp {
+    public var kind: OpKind {
+        switch self {
+        case .neg: .neg
+        case .exp: .exp
+        case .log: .log
+        case .sqrt: .sqrt
+        case .tanh: .tanh
+        case .sigmoid: .sigmoid
+        case .relu: .relu
+        }
+    }
+}
+
+extension BinaryOp {
+    public var kind: OpKind {
+        switch self {
+        case .add: .add
+        case .sub: .sub
+        case .mul: .mul
+        case .div: .div
+        case .maximum: .maximum
+        case .minimum: .minimum
+        case .greater: .greater
+        case .equal: .equal
+        }
+    }
+}
+
+extension ReduceOp {
+    public var kind: OpKind {
+        switch self {
+        case .sum: .sum
+        case .mean: .mean
+        case .max: .max
+        }
+    }
+}
+
+extension Op {
+    /// The op's entry in the catalogue.
+    public var kind: OpKind {
+        switch self {
+        case .input(let k):
+            switch k {
+            case .feed: return .feed
+            case .parameter: return .parameter
+            case .state: return .state
+            }
+        case .constant: return .constant
+        case .unary(let u): return u.kind
+        case .binary(let b): return b.kind
+        case .reduce(let r, _, _): return r.kind
+        case .matmul: return .matmul
+        case .transpose: return .transpose
+        case .reshape: return .reshape
+        case .broadcastTo: return .broadcastTo
+        case .gather: return .gather
+        case .scatterAdd: return .scatterAdd
+        case .softmaxCrossEntropy: return .softmaxCrossEntropy
+        case .softmaxCrossEntropyGrad: return .softmaxCrossEntropyGrad
+        case .argmax: return .argmax
+        case .accuracy: return .accuracy
+        case .allReduce: return .allReduce
+        }
+    }
+}
+
+/// A value of an op's attribute, as golden fixtures and other generic callers give it.
+public enum OpAttribute: Sendable, Hashable, Decodable {
+    case int(Int), bool(Bool), ints([Int])
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        if let b = try? c.decode(Bool.self) { self = .bool(b) }
+        else if let i = try? c.decode(Int.self) { self = .int(i) }
+        else { self = .ints(try c.decode([Int].self)) }
+    }
+}
+
+extension OpKind {
+    /// The inputs that are int32 (ids and labels).
+    public var intInputs: Set<Int> {
+        switch self {
+        case .gather, .scatterAdd: return [0]
+        case .softmaxCrossEntropy, .softmaxCrossEntropyGrad, .accuracy: return [1]
+        default: return []
+        }
+    }
+
+    /// Makes this op's node from its inputs and named attributes (`axes`, `keepDims`, `perm`,
+    /// `shape`, `axis`, `rows`, `transposeA`, `transposeB`, `value`): how golden fixtures,
+    /// written by name, become graphs.
+    public func make(_ g: Graph, _ x: [Tensor], _ attrs: [String: OpAttribute] = [:]) throws -> Tensor {
+        func attr<T>(_ key: String, _ get: (OpAttribute) -> T?) throws -> T {
+            guard let a = attrs[key], let v = get(a) else {
+                throw KilnError.invalidArgument(op: rawValue, message: "attribute '\(key)' is missing or of the wrong kind (have \(attrs))")
+            }
+            return v
+        }
+        func int(_ a: OpAttribute) -> Int? { if case .int(let v) = a { return v }; return nil }
+        func bool(_ a: OpAttribute) -> Bool? { if case .bool(let v) = a { return v }; return nil }
+        func ints(_ a: OpAttribute) -> [Int]? { if case .ints(let v) = a { return v }; return nil }
+        let arity: Int
+        switch self {
+        case .feed, .parameter, .state, .constant: arity = 0
+        case .neg, .exp, .log, .sqrt, .tanh, .sigmoid, .relu, .sum, .mean, .max, .transpose, .reshape, .broadcastTo,
+             .argmax, .allReduce: arity = 1
+        case .add, .sub, .mul, .div, .maximum, .minimum, .greater, .equal, .matmul, .gather, .scatterAdd,
+             .softmaxCrossEntropy, .accuracy: arity = 2
+        case .softmaxCrossEntropyGrad: arity = 3
+        }
+        guard x.count == arity else {
+            throw KilnError.invalidArgument(op: rawValue, message: "takes \(arity) inputs, got \(x.count)")
+        }
+        switch self {
+        case .feed, .parameter, .state, .constant:
+            throw KilnError.invalidArgument(op: rawValue, message: "a leaf is made by Graph.placeholder, parameter, state or constant")
+        case .neg, .exp, .log, .sqrt, .tanh, .sigmoid, .relu:
+            return try g.unary(UnaryOp(rawValue: rawValue)!, x[0])
+        case .add, .sub, .mul, .div, .maximum, .minimum, .greater, .equal:
+            return try g.binary(BinaryOp(rawValue: rawValue)!, x[0], x[1])
+        case .sum, .mean, .max:
+            return try g.reduce(ReduceOp(rawValue: rawValue)!, x[0], axes: attrs["axes"].flatMap(ints),
+                                keepDims: attrs["keepDims"].flatMap(bool) ?? false)
+        case .matmul:
+            return try g.matmul(x[0], x[1], transposeA: attrs["transposeA"].flatMap(bool) ?? false,
+                                transposeB: attrs["transposeB"].flatMap(bool) ?? false)
+        case .transpose: return try g.transpose(x[0], perm: attrs["perm"].flatMap(ints))
+        case .reshape: return try g.reshape(x[0], Shape(try attr("shape", ints)))
+        case .broadcastTo: return try g.broadcast(x[0], to: Shape(try attr("shape", ints)))
+        case .gather: return try g.gather(x[1], ids: x[0])
+        case .scatterAdd: return try g.scatterAdd(x[1], ids: x[0], rows: try attr("rows", int))
+        case .softmaxCrossEntropy: return try g.softmaxCrossEntropy(logits: x[0], labels: x[1])
+        case .softmaxCrossEntropyGrad: return try g.softmaxCrossEntropyGrad(logits: x[0], labels: x[1], upstream: x[2])
+        case .argmax: return try g.argmax(x[0], axis: attrs["axis"].flatMap(int) ?? -1)
+        case .accuracy: return try g.accuracy(logits: x[0], labels: x[1])
+        case .allReduce: return try g.allReduce(x[0])
+        }
+    }
+}
