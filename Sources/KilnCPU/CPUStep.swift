@@ -88,13 +88,13 @@ struct CPUStep<T: KilnFloat> {
                 _ = eval?.run()
             }
 
-        case .transpose(let perm):
+        case .node(.transpose(let perm)):
             let x = real(ins[0]), out = real(outs[0])
             let strides = ins[0].shape.strides
             let source = stridedOffsets(outs[0].shape, perm.map { strides[$0] })
             run = { for i in source.indices { out[i] = x[source[i]] } }
 
-        case .gather:
+        case .node(.gather):
             let ids = int(ins[0]), table = real(ins[1]), out = real(outs[0])
             let count = ins[0].shape.count, rows = ins[1].shape[0], dim = ins[1].shape[1]
             run = {
@@ -107,7 +107,7 @@ struct CPUStep<T: KilnFloat> {
                 }
             }
 
-        case .scatterAdd:
+        case .node(.scatterAdd):
             let ids = int(ins[0]), values = real(ins[1]), out = real(outs[0])
             let count = ins[0].shape.count, rows = outs[0].shape[0], dim = outs[0].shape[1]
             if let sparseOut {
@@ -125,18 +125,12 @@ struct CPUStep<T: KilnFloat> {
                 }
             }
 
-        case .softmaxCrossEntropy, .softmaxCrossEntropyGrad, .accuracy:
+        case .node(.softmaxCrossEntropy), .node(.softmaxCrossEntropyGrad), .node(.accuracy):
             let logits = real(ins[0]), labels = int(ins[1]), out = real(outs[0])
             let batch = ins[0].shape[0], classes = ins[0].shape[1]
             let upstream = ins.count > 2 ? real(ins[2]) : nil
-            let kind = kernel.kind
-            let name = { () -> String in
-                switch kind {
-                case .softmaxCrossEntropy: return "softmaxCrossEntropy"
-                case .softmaxCrossEntropyGrad: return "softmaxCrossEntropyGrad"
-                default: return "accuracy"
-                }
-            }()
+            guard case .node(let kind) = kernel.kind else { preconditionFailure("\(what) is not a loss kernel") }
+            let name = kind.kind.rawValue
             run = {
                 var total: T = 0
                 for r in 0..<batch {
@@ -164,7 +158,7 @@ struct CPUStep<T: KilnFloat> {
                         }
                     }
                 }
-                if case .softmaxCrossEntropyGrad = kind { return }
+                if kind == .softmaxCrossEntropyGrad { return }
                 out[0] = total / T(batch)
             }
 
@@ -176,7 +170,7 @@ struct CPUStep<T: KilnFloat> {
             let targets = outs.map { UnsafeMutableRawPointer(real($0)) }
             run = { try allReduce.finish(b, into: targets) }
 
-        case .argmax(let axis):
+        case .node(.argmax(let axis)):
             let x = real(ins[0]), out = int(outs[0])
             let shape = ins[0].shape
             let outer = shape.dims[..<axis].reduce(1, *), n = shape[axis], inner = shape.dims[(axis + 1)...].reduce(1, *)
@@ -189,6 +183,9 @@ struct CPUStep<T: KilnFloat> {
                     }
                 }
             }
+        case .node(.input), .node(.constant), .node(.unary), .node(.binary), .node(.reduce), .node(.matmul), .node(.reshape),
+             .node(.broadcastTo), .node(.allReduce):
+            preconditionFailure("\(what): \(kernel.kind) is not a kernel of its own (its fusion class is not .kernel)")
         }
     }
 }

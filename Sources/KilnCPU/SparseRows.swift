@@ -72,7 +72,7 @@ final class SparseRows<T: KilnFloat>: @unchecked Sendable {
         var found: [Int: (Int, Int)] = [:]
         let fetched = Set(program.fetches.map(\.location))
         for (s, kernel) in program.kernels.enumerated() {
-            guard case .scatterAdd = kernel.kind, let g = kernel.outputs.first, !fetched.contains(g.location) else { continue }
+            guard case .node(.scatterAdd) = kernel.kind, let g = kernel.outputs.first, !fetched.contains(g.location) else { continue }
             var readers: [(Int, Int)] = []
             for (k, other) in program.kernels.enumerated() where k > s {
                 for (i, input) in other.inputs.enumerated() where input.location == g.location { readers.append((k, i)) }

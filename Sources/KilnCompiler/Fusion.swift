@@ -132,21 +132,18 @@ struct Fusion {
         }
         for node in nodes where needed[node.id] && groupOf[node.id] == nil && prologueGroup[node.id] == nil {
             let kind: Kernel.Kind
-            switch node.op {
-            case .input, .constant, .reshape: continue
-            case .unary, .binary, .broadcastTo: continue  // grouped or transparent
-            case .allReduce: continue  // bucketed by the compiler (AllReduceBuckets)
-            case let .reduce(op, axes, _):
+            switch node.op.kind.traits.fusion {
+            case .leaf, .view: continue
+            case .elementwise: continue  // grouped or transparent
+            case .collective: continue  // bucketed by the compiler (AllReduceBuckets)
+            case .reduction:
+                guard case let .reduce(op, axes, _) = node.op else { continue }
                 let input = nodes[node.inputs[0]]
                 kind = .reduce(op, axes: axes, input: FusedCode(shape: input.shape, code: [.load(0)], results: [0], nodes: [nil]))
-            case let .matmul(ta, tb): kind = .matmul(transposeA: ta, transposeB: tb, epilogue: nil)
-            case .transpose(let perm): kind = .transpose(perm: perm)
-            case .gather: kind = .gather
-            case .scatterAdd: kind = .scatterAdd
-            case .softmaxCrossEntropy: kind = .softmaxCrossEntropy
-            case .softmaxCrossEntropyGrad: kind = .softmaxCrossEntropyGrad
-            case .argmax(let axis): kind = .argmax(axis: axis)
-            case .accuracy: kind = .accuracy
+            case .matmul:
+                guard case let .matmul(ta, tb) = node.op else { continue }
+                kind = .matmul(transposeA: ta, transposeB: tb, epilogue: nil)
+            case .kernel: kind = .node(node.op)
             }
             out.append(PendingKernel(kind: kind, inputs: node.inputs.map { resolve($0) }, outputs: [node.id],
                                      nodes: [node.id], root: node.id))

@@ -153,13 +153,7 @@ struct MemoryPlanner {
         case .elementwise: return "elementwise"
         case .reduce(let op, _, _): return op.rawValue
         case .matmul(_, _, let e): return e == nil ? "matmul" : "matmul_epilogue"
-        case .transpose: return "transpose"
-        case .gather: return "gather"
-        case .scatterAdd: return "scatterAdd"
-        case .softmaxCrossEntropy: return "softmaxCrossEntropy"
-        case .softmaxCrossEntropyGrad: return "softmaxCrossEntropyGrad"
-        case .argmax: return "argmax"
-        case .accuracy: return "accuracy"
+        case .node(let op): return op.kind.rawValue
         case .allReduceStart: return "allreduce_start"
         case .allReduceFinish: return "allreduce_finish"
         }

@@ -103,20 +103,17 @@ public struct FusedCode: Sendable, Hashable {
 
 /// One launch of the schedule.
 public struct Kernel: Sendable {
-    public enum Kind: Sendable {
+    public enum Kind: Sendable, Hashable {
         /// Fused elementwise code; writes one output per result.
         case elementwise(FusedCode)
         /// Reduces the single result of `input` (over its shape) along `axes`.
         case reduce(ReduceOp, axes: [Int], input: FusedCode)
         /// `op(inputs[0]) @ op(inputs[1])`, then the epilogue (which may load `inputs[2...]`).
         case matmul(transposeA: Bool, transposeB: Bool, epilogue: FusedCode?)
-        case transpose(perm: [Int])
-        case gather
-        case scatterAdd
-        case softmaxCrossEntropy
-        case softmaxCrossEntropyGrad
-        case argmax(axis: Int)
-        case accuracy
+        /// One node computed by a kernel of its own: an op of fusion class `.kernel`
+        /// (transpose, gather, scatterAdd, softmaxCrossEntropy and its gradient, argmax,
+        /// accuracy). Backends switch on the op.
+        case node(Op)
         /// Copies `inputs` into bucket `bucket`'s contiguous host space and starts their sum
         /// across the processes of a data-parallel job. Placed right after the last of them is
         /// computed, so the transfer overlaps the kernels that follow.

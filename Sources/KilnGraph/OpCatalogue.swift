@@ -1,3 +1,146 @@
+// The op catalogue: every op's definition (its case, its OpenCL C where it is elementwise, the
+// inputs its tests draw), its entry in `OpKind` (fusion class and the checks it owes) and how
+// to make it generically. Shape rules are in Graph.swift, gradient rules in Gradients.swift,
+// CPU kernels in KilnCPU (FusedEvaluator, CPUStep), OpenCL kernels in OpenCLCodegen and
+// Kernels/, and the cases that check each op in Kiln/Checks/OpCases.swift; README's
+// "Adding an op" lists them.
+
+/// Elementwise functions of one tensor.
+///
+/// Each function is defined here once for OpenCL (`openCL`, from which the generated kernels'
+/// `k_<name>` functions are written) and once for the CPU backend (`FusedEvaluator`), with its
+/// gradient in `Graph.gradientRule` and the inputs its checks draw (`testDomain`).
+public enum UnaryOp: String, Sendable, Hashable, CaseIterable {
+    case neg, exp, log, sqrt, tanh, sigmoid, relu
+
+    /// The OpenCL C expression of `x` (of type `real`) that computes the op, matching the CPU
+    /// backend: relu(0) = 0; tanh in float is the CPU backend's rational approximation.
+    public var openCL: String {
+        switch self {
+        case .neg: "-x"
+        case .exp: "exp(x)"
+        case .log: "log(x)"
+        case .sqrt: "sqrt(x)"
+        case .tanh: "kiln_tanh(x)"
+        case .sigmoid: "(real)1 / ((real)1 + exp(-x))"
+        case .relu: "x > (real)0 ? x : (real)0"
+        }
+    }
+
+    /// Where tests draw inputs: inside the op's domain and away from points where the
+    /// derivative jumps by more than finite differences resolve.
+    public var testDomain: ClosedRange<Double> {
+        switch self {
+        case .log, .sqrt: 0.5...2
+        case .neg, .exp, .tanh, .sigmoid, .relu: -1...1
+        }
+    }
+}
+
+/// Elementwise functions of two tensors, with NumPy broadcasting.
+///
+/// `greater` and `equal` give 1 where the comparison holds and 0 elsewhere (in the inputs'
+/// float type); autodiff uses them as masks and they pass no gradient.
+public enum BinaryOp: String, Sendable, Hashable, CaseIterable {
+    case add, sub, mul, div, maximum, minimum, greater, equal
+
+    /// The OpenCL C expression of `a` and `b` (of type `real`), matching the CPU backend:
+    /// maximum and minimum keep the first input on ties, comparisons give 1 or 0.
+    public var openCL: String {
+        switch self {
+        case .add: "a + b"
+        case .sub: "a - b"
+        case .mul: "a * b"
+        case .div: "a / b"
+        case .maximum: "a >= b ? a : b"
+        case .minimum: "a <= b ? a : b"
+        case .greater: "a > b ? (real)1 : (real)0"
+        case .equal: "a == b ? (real)1 : (real)0"
+        }
+    }
+
+    /// Where tests draw the second input (the first from -1...1).
+    public var testDomainOfRight: ClosedRange<Double> {
+        switch self {
+        case .div: 0.5...2
+        case .add, .sub, .mul, .maximum, .minimum, .greater, .equal: -1...1
+        }
+    }
+}
+
+/// Reductions over a set of axes.
+public enum ReduceOp: String, Sendable, Hashable, CaseIterable {
+    case sum, mean, max
+}
+
+/// Where an input's value comes from.
+public enum InputKind: String, Sendable, Hashable {
+    /// Fed anew on every run (a batch of data, labels).
+    case feed
+    /// Trainable state that lives with the backend between runs.
+    case parameter
+    /// Non-trainable state that lives with the backend between runs (optimizer moments).
+    case state
+}
+
+/// What a node computes. The node's shape and dtype, fixed when it is made, complete it.
+public enum Op: Sendable, Hashable {
+    case input(InputKind)
+    /// A scalar constant.
+    case constant(Double)
+    case unary(UnaryOp)
+    case binary(BinaryOp)
+    /// `axes` sorted ascending, each in `0..<rank` of the input.
+    case reduce(ReduceOp, axes: [Int], keepDims: Bool)
+    /// `op(A) @ op(B)` of 2-D tensors, where `op` transposes when asked.
+    case matmul(transposeA: Bool, transposeB: Bool)
+    /// Output axis `i` is input axis `perm[i]`.
+    case transpose(perm: [Int])
+    /// Same elements in row-major order, new shape (the node's).
+    case reshape
+    /// Repeats the input along broadcast axes to the node's shape.
+    case broadcastTo
+    /// Embedding lookup: inputs (ids int32 `S`, table `[V, D]`) give `S + [D]`.
+    case gather
+    /// The gradient of `gather`: inputs (ids int32 `S`, values `S + [D]`) give `[rows, D]`,
+    /// where row `v` is the sum of the values whose id is `v` (repeated ids accumulate).
+    case scatterAdd(rows: Int)
+    /// Inputs (logits `[B, C]`, labels int32 `[B]`) give the mean over the batch of
+    /// `logsumexp(logits[b]) - logits[b, labels[b]]`, a scalar.
+    case softmaxCrossEntropy
+    /// Inputs (logits, labels, upstream scalar) give `upstream * (softmax(logits) - onehot) / B`.
+    case softmaxCrossEntropyGrad
+    /// The int32 index of the largest value along `axis` (the first one on ties).
+    case argmax(axis: Int)
+    /// Inputs (logits `[B, C]`, labels `[B]`) give the fraction of rows whose argmax is the label.
+    case accuracy
+    /// The sum of the input over the processes of a data-parallel job (every process holds
+    /// the same graph and gets the same result); the input itself in a single process.
+    case allReduce
+
+    /// A short name for messages, schedules and graph drawings.
+    public var name: String {
+        switch self {
+        case .input(let kind): return kind.rawValue
+        case .constant(let v): return "constant(\(v))"
+        case .unary(let u): return u.rawValue
+        case .binary(let b): return b.rawValue
+        case let .reduce(r, axes, keepDims): return "\(r.rawValue)(axes: \(axes)\(keepDims ? ", keepDims" : ""))"
+        case let .matmul(ta, tb): return "matmul" + (ta ? "(Aᵀ" : "(A") + (tb ? "·Bᵀ)" : "·B)")
+        case .transpose(let perm): return "transpose(\(perm))"
+        case .reshape: return "reshape"
+        case .broadcastTo: return "broadcastTo"
+        case .gather: return "gather"
+        case .scatterAdd(let rows): return "scatterAdd(rows: \(rows))"
+        case .softmaxCrossEntropy: return "softmaxCrossEntropy"
+        case .softmaxCrossEntropyGrad: return "softmaxCrossEntropyGrad"
+        case .argmax(let axis): return "argmax(axis: \(axis))"
+        case .accuracy: return "accuracy"
+        case .allReduce: return "allReduce"
+        }
+    }
+}
+
 /// Every op Kiln has, one case each (the functions of `UnaryOp`, `BinaryOp` and `ReduceOp`
 /// flattened), and what the compiler and the tests must know of each without a node: its
 /// fusion class and which checks it owes. The raw value is the name golden fixtures use.

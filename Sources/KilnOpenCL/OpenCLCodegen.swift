@@ -139,10 +139,15 @@ struct OpenCLCodegen {
     /// instantiated into `generated` are not listed.
     static func families(_ kind: Kernel.Kind) -> [String] {
         switch kind {
-        case .elementwise, .reduce, .matmul, .transpose, .allReduceStart, .allReduceFinish: return []
-        case .gather, .scatterAdd: return [KernelSources.embedding]
-        case .softmaxCrossEntropy, .softmaxCrossEntropyGrad, .accuracy: return [KernelSources.softmaxCrossEntropy]
-        case .argmax: return [KernelSources.argmax]
+        case .elementwise, .reduce, .matmul, .allReduceStart, .allReduceFinish: return []
+        case .node(let op):
+            switch op {
+            case .transpose: return []
+            case .gather, .scatterAdd: return [KernelSources.embedding]
+            case .softmaxCrossEntropy, .softmaxCrossEntropyGrad, .accuracy: return [KernelSources.softmaxCrossEntropy]
+            case .argmax: return [KernelSources.argmax]
+            case .input, .constant, .unary, .binary, .reduce, .matmul, .reshape, .broadcastTo, .allReduce: return []
+            }
         }
     }
 
@@ -235,7 +240,7 @@ struct OpenCLCodegen {
             // Work-groups of 256: on PoCL a work-group is the unit its vectorizer and threads take; a common size on GPUs too.
             launch(name, bufferArgs + [.int(f.shape.count)], items: f.shape.count, local: min(256, maxWorkGroupSize), kernel: index)
 
-        case .transpose(let perm):
+        case .node(.transpose(let perm)):
             let inStrides = ins[0].shape.strides, out = outs[0].shape, os = out.strides
             let terms = (0..<out.rank).filter { out[$0] != 1 }.map { k -> String in
                 var t = os[k] == 1 ? "gid" : "(gid / \(os[k]))"
@@ -367,12 +372,12 @@ struct OpenCLCodegen {
                                        global: [(n + t.columns - 1) / t.columns * t.groupColumns, (m + t.rows - 1) / t.rows * t.groupRows],
                                        local: [t.groupColumns, t.groupRows], kernel: index))
 
-        case .gather:
+        case .node(.gather):
             let count = ins[0].shape.count, rows = ins[1].shape[0], dim = ins[1].shape[1]
             launchRows("gather", real(ins[0]) + real(ins[1]) + real(outs[0]) + [.int(count), .int(rows), .int(dim)],
                        rows: count, columns: dim, kernel: index)
 
-        case .scatterAdd:
+        case .node(.scatterAdd):
             let count = ins[0].shape.count, rows = outs[0].shape[0], dim = outs[0].shape[1]
             launch("fill", real(outs[0]) + [.int(rows * dim), .real(0)], items: rows * dim, local: 64, kernel: index)
             if program.buffers[ins[0].location.buffer].kind == .feed, count > 0, dim > 0 {
@@ -389,23 +394,26 @@ struct OpenCLCodegen {
                        items: dim, local: 64, kernel: index)
             }
 
-        case .softmaxCrossEntropy, .accuracy:
-            let fn: String = { if case .accuracy = k.kind { return "accuracy" }; return "softmax_xent" }()
+        case .node(.softmaxCrossEntropy), .node(.accuracy):
+            let fn = k.kind == .node(.accuracy) ? "accuracy" : "softmax_xent"
             let args = real(ins[0]) + real(ins[1]) + real(outs[0]) + [.int(ins[0].shape[0]), .int(ins[0].shape[1])]
             launches.append(LaunchSpec(function: fn, args: args, global: [256], local: [256], kernel: index))
 
-        case .softmaxCrossEntropyGrad:
+        case .node(.softmaxCrossEntropyGrad):
             let args = real(ins[0]) + real(ins[1]) + real(ins[2]) + real(outs[0]) + [.int(ins[0].shape[0]), .int(ins[0].shape[1])]
             launch("softmax_xent_grad", args, items: ins[0].shape[0], local: 64, kernel: index)
 
         case .allReduceStart, .allReduceFinish:
             break   // host work: OpenCLAllReduce
 
-        case .argmax(let axis):
+        case .node(.argmax(let axis)):
             let s = ins[0].shape
             let outer = s.dims[..<axis].reduce(1, *), inner = s.dims[(axis + 1)...].reduce(1, *)
             launch("argmax", real(ins[0]) + real(outs[0]) + [.int(outer), .int(s[axis]), .int(inner)],
                    items: outer * inner, local: 64, kernel: index)
+        case .node(.input), .node(.constant), .node(.unary), .node(.binary), .node(.reduce), .node(.matmul), .node(.reshape),
+             .node(.broadcastTo), .node(.allReduce):
+            throw KilnError.invalidArgument(op: name, message: "\(k.kind) is not a kernel of its own (its fusion class is not .kernel)")
         }
     }
 }

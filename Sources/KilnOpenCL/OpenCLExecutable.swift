@@ -127,9 +127,9 @@ public final class OpenCLExecutable: Executable {
         for k in program.kernels {
             let b: Operand?, limit: Int, what: String
             switch k.kind {
-            case .gather: (b, limit, what) = (k.inputs[0], k.inputs[1].shape[0], "id")
-            case .scatterAdd: (b, limit, what) = (k.inputs[0], k.outputs[0].shape[0], "id")
-            case .softmaxCrossEntropy, .softmaxCrossEntropyGrad, .accuracy: (b, limit, what) = (k.inputs[1], k.inputs[0].shape[1], "label")
+            case .node(.gather): (b, limit, what) = (k.inputs[0], k.inputs[1].shape[0], "id")
+            case .node(.scatterAdd): (b, limit, what) = (k.inputs[0], k.outputs[0].shape[0], "id")
+            case .node(.softmaxCrossEntropy), .node(.softmaxCrossEntropyGrad), .node(.accuracy): (b, limit, what) = (k.inputs[1], k.inputs[0].shape[1], "label")
             default: continue
             }
             if let b, program.buffers[b.location.buffer].kind == .feed {
