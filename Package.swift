@@ -1,5 +1,12 @@
 // swift-tools-version:6.0
+import Foundation
 import PackageDescription
+
+/// Every OpenCL C file under Kernels/, embedded into the binary: a new kernel family needs no
+/// line here (KernelSources.swift names it; a test checks the two agree).
+let kernelFiles = (try? FileManager.default.contentsOfDirectory(
+    atPath: URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Kernels").path))
+    .map { $0.filter { $0.hasSuffix(".cl") }.sorted() } ?? []
 
 let package = Package(
     name: "Kiln",
@@ -30,7 +37,7 @@ let package = Package(
             name: "KilnKernels",
             path: "Kernels",
             exclude: [],
-            resources: ["prelude.cl", "elementwise.cl", "matmul.cl", "matmul_vector.cl", "reduce.cl", "reduce_columns.cl", "softmax_xent.cl", "embedding.cl", "argmax.cl"]
+            resources: kernelFiles
                 .map { .embedInCode($0) }
         ),
         // The OpenCL backend: devices, buffers, program builds, launches, code generation.

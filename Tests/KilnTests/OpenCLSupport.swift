@@ -19,16 +19,15 @@ enum OpenCLSupport {
     }
 }
 
-/// Runs `graph`'s `fetch` on OpenCL (fused or not, in `dtype`) and on the CPU reference in
-/// Double, and returns both.
+/// Runs `graph`'s `fetch` on OpenCL (fused or not) and on the oracle, through the library's
+/// comparison (`DeviceCheck.compare`, which `kiln selftest` uses too).
 /// `matmul` picks the matmul kernel family (tiled or vector; nil: the device's own).
 func openCLAndReference(_ graph: Graph, fetch: [Tensor], values: [Tensor: HostTensor], fusion: Bool,
                         context: CLContext, matmul: String? = nil) throws -> (device: [HostTensor], reference: [HostTensor]) {
-    let program = try Compiler.compile(graph, fetch: fetch, options: CompileOptions(fusion: fusion))
-    let exe = try OpenCLExecutable(program: program, context: context, matmul: matmul)
-    let device = try exe.run(feeds: exe.writeInputs(values))
-    let reference = try CPUReference<Double>().run(graph, feeds: values, fetch: fetch)
-    return (device, reference)
+    let (device, oracle) = try DeviceCheck.compare(graph, fetch: fetch, values: values, fusion: fusion) {
+        try OpenCLExecutable(program: $0, context: context, matmul: matmul)
+    }
+    return (device, oracle)
 }
 
 /// The `kiln` executable built beside the test binary (the test target depends on it), or nil

@@ -96,10 +96,8 @@ public final class CaseGraph {
     public func compare(gradients: Bool = true, fusion: Bool? = nil, realType: DType = .float32,
                         load: (Program) throws -> Executable) throws -> [(label: String, device: HostTensor, oracle: HostTensor)] {
         let fetch = try fetches(gradients: gradients)
-        let program = try Compiler.compile(graph, fetch: fetch.map(\.tensor), options: CompileOptions(fusion: fusion, realType: realType))
-        let exe = try load(program)
-        let got = try exe.run(feeds: exe.writeInputs(values))
-        let want = try CPUReference<Double>().run(graph, feeds: values, fetch: fetch.map(\.tensor))
+        let (got, want) = try DeviceCheck.compare(graph, fetch: fetch.map(\.tensor), values: values, fusion: fusion,
+                                                  realType: realType, load: load)
         return zip(fetch, zip(got, want)).map { ($0.label, $1.0, $1.1) }
     }
 

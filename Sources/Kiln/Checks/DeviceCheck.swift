@@ -28,9 +28,9 @@ public struct DeviceCheckResult: Sendable {
 
     public var json: [String: Any] {
         var o: [String: Any] = ["name": name, "outputs": outputs, "tolerance": tolerance, "seconds": seconds, "pass": passed]
-        // JSON has no infinity or NaN: a non-finite error is reported as null.
-        o["max_abs_error"] = maxAbs.isFinite ? maxAbs : NSNull()
-        o["max_rel_error"] = maxRel.isFinite ? maxRel : NSNull()
+        // A non-finite error is written as null (JSONText: JSON has no infinity or NaN).
+        o["max_abs_error"] = maxAbs
+        o["max_rel_error"] = maxRel
         if !worst.isEmpty { o["worst"] = worst }
         if !over.isEmpty { o["over_tolerance"] = over }
         if let error { o["error"] = error }
@@ -157,6 +157,17 @@ extension DeviceCheck {
                 try Devices.load($0, on: device)
             }.map { ($0.label, $0.device, $0.oracle) }
         }
+    }
+
+    /// Runs `fetch` of `graph` from `values` on the executable `load` makes of the compiled
+    /// program, and on the oracle: the CPU backend in Double, plain loops, unfused.
+    public static func compare(_ graph: Graph, fetch: [Tensor], values: [Tensor: HostTensor], fusion: Bool?,
+                               realType: DType = .float32,
+                               load: (Program) throws -> Executable) throws -> (device: [HostTensor], oracle: [HostTensor]) {
+        let program = try Compiler.compile(graph, fetch: fetch, options: CompileOptions(fusion: fusion, realType: realType))
+        let exe = try load(program)
+        let device = try exe.run(feeds: exe.writeInputs(values))
+        return (device, try CPUReference<Double>().run(graph, feeds: values, fetch: fetch))
     }
 
     /// Every op case, then whole training steps.
