@@ -1,12 +1,5 @@
 // swift-tools-version:6.0
-import Foundation
 import PackageDescription
-
-/// Every OpenCL C file under Kernels/, embedded into the binary: a new kernel family needs no
-/// line here (KernelSources.swift names it; a test checks the two agree).
-let kernelFiles = (try? FileManager.default.contentsOfDirectory(
-    atPath: URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Kernels").path))
-    .map { $0.filter { $0.hasSuffix(".cl") }.sorted() } ?? []
 
 let package = Package(
     name: "Kiln",
@@ -37,7 +30,9 @@ let package = Package(
             name: "KilnKernels",
             path: "Kernels",
             exclude: [],
-            resources: kernelFiles
+            // Each kernel file: KernelSources.swift names it too (a test checks every .cl is there).
+            resources: ["prelude.cl", "elementwise.cl", "matmul.cl", "matmul_vector.cl", "reduce.cl", "reduce_columns.cl",
+                        "softmax_xent.cl", "embedding.cl", "argmax.cl"]
                 .map { .embedInCode($0) }
         ),
         // The OpenCL backend: devices, buffers, program builds, launches, code generation.
@@ -50,7 +45,11 @@ let package = Package(
             name: "kiln",
             dependencies: ["Kiln", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
-        .testTarget(name: "KilnTests", dependencies: ["Kiln", "kiln"]),
+        // Examples of the library's general training API, built and run briefly by the tests.
+        .executableTarget(name: "regression", dependencies: ["Kiln"], path: "Examples/Regression"),
+        .executableTarget(name: "autoencoder", dependencies: ["Kiln"], path: "Examples/Autoencoder"),
+        .executableTarget(name: "classifier", dependencies: ["Kiln"], path: "Examples/Classifier"),
+        .testTarget(name: "KilnTests", dependencies: ["Kiln", "kiln", "regression", "autoencoder", "classifier"]),
         .testTarget(name: "KilnDataTests", dependencies: ["Kiln"]),
     ],
     swiftLanguageModes: [.v6]

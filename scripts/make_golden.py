@@ -6,11 +6,13 @@ Writes three JSON files under Tests/Fixtures/ (relative to the repository root):
   ops.json     {"cases": [...]}: per-op forward outputs and backward gradients
                (neg, exp, log, sqrt, tanh, sigmoid, relu, add, sub, mul, div,
                maximum, minimum, sum, mean, max, matmul, transpose, reshape,
-               broadcastTo, gather, scatterAdd, softmaxCrossEntropy, argmax, accuracy).
+               broadcastTo, gather, scatterAdd, softmaxCrossEntropy, argmax, accuracy,
+               oneHot).
                Each case is {"name", "op", "attrs", "inputs", "output",
                "upstream", "grads"} where grads[i] = d(sum(output * upstream))
                / d(inputs[i]), or null for integer inputs and for the
-               non-differentiable ops (argmax, accuracy, whose upstream is null).
+               non-differentiable ops (argmax, accuracy, oneHot, whose upstream
+               is null).
   mlp.json     a 2-layer ReLU MLP with softmax cross-entropy: inputs, params,
                logits, loss and parameter gradients.
   window.json  the word-window NER classifier (embedding lookup -> concat ->
@@ -320,6 +322,24 @@ def build_ops():
     ids = torch.tensor([[1, 4, 1], [6, 1, 4]], dtype=torch.int64)
     c.add("scatterAdd_ids2x3_values2x3x4_rows7", "scatterAdd", {"rows": 7}, [ids, randn(2, 3, 4)],
           lambda i, v: torch.zeros(7, 4, dtype=DT).index_add(0, i.reshape(-1), v.reshape(-1, 4)))
+
+    # ---- oneHot: F.one_hot as floats; a label equal to ignoreIndex gives a row of zeros (how
+    # losses implement ignore_index), also when the ignore index is itself a class
+    def one_hot(classes, ignore=None):
+        def fn(y):
+            keep = torch.ones_like(y, dtype=torch.bool) if ignore is None else y != ignore
+            hot = F.one_hot(torch.where(keep, y, torch.zeros_like(y)), classes).to(DT)
+            return hot * keep.unsqueeze(-1).to(DT)
+        return fn
+
+    c.add("oneHot_labels2x3_classes5", "oneHot", {"classes": 5},
+          [torch.tensor([[1, 4, 1], [0, 3, 2]], dtype=torch.int64)], one_hot(5), differentiable=False)
+    c.add("oneHot_labels5_classes3_ignore-100", "oneHot", {"classes": 3, "ignoreIndex": -100},
+          [torch.tensor([2, -100, 0, 1, -100], dtype=torch.int64)], one_hot(3, -100), differentiable=False)
+    c.add("oneHot_labels2x2_classes4_ignore1", "oneHot", {"classes": 4, "ignoreIndex": 1},
+          [torch.tensor([[1, 3], [0, 1]], dtype=torch.int64)], one_hot(4, 1), differentiable=False)
+    c.add("oneHot_scalar_classes1", "oneHot", {"classes": 1},
+          [torch.tensor(0, dtype=torch.int64)], one_hot(1), differentiable=False)
 
     return c.cases
 

@@ -125,6 +125,22 @@ struct CPUStep<T: KilnFloat> {
                 }
             }
 
+        case let .node(.oneHot(classes, ignoreIndex)):
+            let labels = int(ins[0]), out = real(outs[0])
+            let count = ins[0].shape.count
+            run = {
+                out.update(repeating: 0, count: count * classes)
+                for p in 0..<count {
+                    let label = Int(labels[p])
+                    if label == ignoreIndex { continue }   // a row of zeros
+                    guard label >= 0 && label < classes else {
+                        let ignored = ignoreIndex.map { " and is not the ignore index \($0)" } ?? ""
+                        throw KilnError.invalidValue(op: "oneHot (\(what))", message: "label \(label) at flat position \(p) is outside [0, \(classes))\(ignored)")
+                    }
+                    out[p * classes + label] = 1
+                }
+            }
+
         case .node(.softmaxCrossEntropy), .node(.softmaxCrossEntropyGrad), .node(.accuracy):
             let logits = real(ins[0]), labels = int(ins[1]), out = real(outs[0])
             let batch = ins[0].shape[0], classes = ins[0].shape[1]

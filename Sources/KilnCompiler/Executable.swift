@@ -65,13 +65,14 @@ extension Program {
         return b
     }
 
-    /// Checks a value against the node it is for: shape and kind of dtype.
+    /// Checks a feed's value against the node it is for: shape and dtype (a float64 value for
+    /// a float32 placeholder is refused rather than rounded silently).
     public func check(_ value: HostTensor, for t: Tensor) throws {
         let node = t.node
         guard value.shape == node.shape else {
             throw KilnError.invalidValue(op: "run", message: "'\(node.label)' expects shape \(node.shape), got \(value.shape)")
         }
-        guard (value.dtype == .int32) == (node.dtype == .int32) else {
+        guard value.dtype == node.dtype else {
             throw KilnError.invalidValue(op: "run", message: "'\(node.label)' expects \(node.dtype), got \(value.dtype)")
         }
     }

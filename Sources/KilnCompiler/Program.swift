@@ -112,7 +112,7 @@ public struct Kernel: Sendable {
         case matmul(transposeA: Bool, transposeB: Bool, epilogue: FusedCode?)
         /// One node computed by a kernel of its own: an op of fusion class `.kernel`
         /// (transpose, gather, scatterAdd, softmaxCrossEntropy and its gradient, argmax,
-        /// accuracy). Backends switch on the op.
+        /// accuracy, oneHot). Backends switch on the op.
         case node(Op)
         /// Copies `inputs` into bucket `bucket`'s contiguous host space and starts their sum
         /// across the processes of a data-parallel job. Placed right after the last of them is

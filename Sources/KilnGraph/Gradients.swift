@@ -86,6 +86,9 @@ extension Graph {
         case .scatterAdd:
             return [nil, try gather(g, ids: x[0])]
 
+        case .oneHot:
+            return [nil]                                                   // its input is int32 labels
+
         case .softmaxCrossEntropy:
             // d/dlogits = (softmax(logits) - onehot(labels)) / B, times the upstream scalar.
             return [try softmaxCrossEntropyGrad(logits: x[0], labels: x[1], upstream: g), nil]

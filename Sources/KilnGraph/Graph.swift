@@ -209,6 +209,28 @@ public final class Graph: @unchecked Sendable {
         return try append(.scatterAdd(rows: rows), [ids, values], [rows, values.shape.dims.last!], values.dtype)
     }
 
+    // MARK: Labels
+
+    /// Int32 `labels` of shape `S` as a float tensor `S + [classes]`: 1 at the label, 0
+    /// elsewhere. A label equal to `ignoreIndex` gives a row of zeros (how losses implement
+    /// PyTorch's ignore_index); any other label outside `[0, classes)` is an error when run.
+    /// No gradient flows through it (its input is int32).
+    public func oneHot(_ labels: Tensor, classes: Int, ignoreIndex: Int? = nil, dtype: DType = .float32) throws -> Tensor {
+        guard labels.dtype == .int32 else {
+            throw KilnError.shapeMismatch(op: "oneHot", message: "labels must be int32, got \(labels.dtype) \(labels.shape)")
+        }
+        guard dtype.isFloatingPoint else {
+            throw KilnError.invalidArgument(op: "oneHot", message: "dtype must be float32 or float64, got \(dtype) (labels \(labels.shape))")
+        }
+        guard classes > 0 else {
+            throw KilnError.invalidArgument(op: "oneHot", message: "classes must be positive, got \(classes) (labels \(labels.shape))")
+        }
+        if let i = ignoreIndex, Int32(exactly: i) == nil {
+            throw KilnError.invalidArgument(op: "oneHot", message: "ignoreIndex \(i) is not an int32 value, so no label can equal it")
+        }
+        return try append(.oneHot(classes: classes, ignoreIndex: ignoreIndex), [labels], Shape(labels.shape.dims + [classes]), dtype)
+    }
+
     // MARK: Data parallelism
 
     /// The sum of `x` over the processes of a data-parallel job: each process contributes its

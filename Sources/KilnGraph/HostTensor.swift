@@ -68,3 +68,24 @@ public struct HostTensor: Sendable, Equatable, CustomStringConvertible {
 
     public var description: String { "\(dtype) \(shape)" }
 }
+
+extension HostTensor {
+    /// Zeros of a shape and dtype.
+    public static func zeros(_ shape: Shape, _ dtype: DType) throws -> HostTensor {
+        switch dtype {
+        case .float32: return try HostTensor([Float](repeating: 0, count: shape.count), shape: shape)
+        case .float64: return try HostTensor([Double](repeating: 0, count: shape.count), shape: shape)
+        case .int32: return try HostTensor([Int32](repeating: 0, count: shape.count), shape: shape)
+        }
+    }
+
+    /// The same values in another float type (an int32 tensor only as itself).
+    public func converted(to dtype: DType) throws -> HostTensor {
+        if dtype == self.dtype { return self }
+        switch dtype {
+        case .float32 where self.dtype.isFloatingPoint: return try HostTensor(floats, shape: shape)
+        case .float64 where self.dtype.isFloatingPoint: return try HostTensor(doubles, shape: shape)
+        default: throw KilnError.invalidValue(op: "convert", message: "cannot convert \(self.dtype) \(shape) to \(dtype)")
+        }
+    }
+}

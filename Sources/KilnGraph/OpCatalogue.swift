@@ -117,6 +117,10 @@ public enum Op: Sendable, Hashable {
     /// The sum of the input over the processes of a data-parallel job (every process holds
     /// the same graph and gets the same result); the input itself in a single process.
     case allReduce
+    /// Int32 labels `S` give a float `S + [classes]`: 1 at the label, 0 elsewhere; a label equal
+    /// to `ignoreIndex` gives a row of zeros (PyTorch's ignore_index), any other label outside
+    /// `[0, classes)` is an error when run.
+    case oneHot(classes: Int, ignoreIndex: Int?)
 
     /// A short name for messages, schedules and graph drawings.
     public var name: String {
@@ -137,6 +141,8 @@ public enum Op: Sendable, Hashable {
         case .argmax(let axis): return "argmax(axis: \(axis))"
         case .accuracy: return "accuracy"
         case .allReduce: return "allReduce"
+        case let .oneHot(classes, ignoreIndex):
+            return "oneHot(classes: \(classes)\(ignoreIndex.map { ", ignoreIndex: \($0)" } ?? ""))"
         }
     }
 }
@@ -157,6 +163,7 @@ public enum OpKind: String, CaseIterable, Sendable, Hashable {
     case gather, scatterAdd
     case softmaxCrossEntropy, softmaxCrossEntropyGrad, argmax, accuracy
     case allReduce
+    case oneHot
 
     /// How the compiler places an op's nodes into kernels.
     public enum Fusion: Sendable, Hashable {
@@ -220,6 +227,8 @@ public enum OpKind: String, CaseIterable, Sendable, Hashable {
         case .argmax, .accuracy: return t(.kernel, .error)
         // The sum over processes: the identity in one process; DataParallelTests check it.
         case .allReduce: return t(.collective, .rule, golden: false, parity: false)
+        // Its only input is int32 labels: no gradient flows.
+        case .oneHot: return t(.kernel, .none)
         }
     }
 }
@@ -288,6 +297,7 @@ extension Op {
         case .argmax: return .argmax
         case .accuracy: return .accuracy
         case .allReduce: return .allReduce
+        case .oneHot: return .oneHot
         }
     }
 }
@@ -308,16 +318,17 @@ extension OpKind {
     /// The inputs that are int32 (ids and labels).
     public var intInputs: Set<Int> {
         switch self {
-        case .gather, .scatterAdd: return [0]
+        case .gather, .scatterAdd, .oneHot: return [0]
         case .softmaxCrossEntropy, .softmaxCrossEntropyGrad, .accuracy: return [1]
         default: return []
         }
     }
 
     /// Makes this op's node from its inputs and named attributes (`axes`, `keepDims`, `perm`,
-    /// `shape`, `axis`, `rows`, `transposeA`, `transposeB`, `value`): how golden fixtures,
-    /// written by name, become graphs.
-    public func make(_ g: Graph, _ x: [Tensor], _ attrs: [String: OpAttribute] = [:]) throws -> Tensor {
+    /// `shape`, `axis`, `rows`, `transposeA`, `transposeB`, `value`, `classes`, `ignoreIndex`):
+    /// how golden fixtures, written by name, become graphs. A oneHot made here is float32.
+    /// `dtype` is the float type of an op whose inputs do not fix it (oneHot).
+    public func make(_ g: Graph, _ x: [Tensor], _ attrs: [String: OpAttribute] = [:], dtype: DType = .float32) throws -> Tensor {
         func attr<T>(_ key: String, _ get: (OpAttribute) -> T?) throws -> T {
             guard let a = attrs[key], let v = get(a) else {
                 throw KilnError.invalidArgument(op: rawValue, message: "attribute '\(key)' is missing or of the wrong kind (have \(attrs))")
@@ -331,7 +342,7 @@ extension OpKind {
         switch self {
         case .feed, .parameter, .state, .constant: arity = 0
         case .neg, .exp, .log, .sqrt, .tanh, .sigmoid, .relu, .sum, .mean, .max, .transpose, .reshape, .broadcastTo,
-             .argmax, .allReduce: arity = 1
+             .argmax, .allReduce, .oneHot: arity = 1
         case .add, .sub, .mul, .div, .maximum, .minimum, .greater, .equal, .matmul, .gather, .scatterAdd,
              .softmaxCrossEntropy, .accuracy: arity = 2
         case .softmaxCrossEntropyGrad: arity = 3
@@ -362,6 +373,36 @@ extension OpKind {
         case .argmax: return try g.argmax(x[0], axis: attrs["axis"].flatMap(int) ?? -1)
         case .accuracy: return try g.accuracy(logits: x[0], labels: x[1])
         case .allReduce: return try g.allReduce(x[0])
+        case .oneHot:
+            return try g.oneHot(x[0], classes: try attr("classes", int), ignoreIndex: attrs["ignoreIndex"].flatMap(int), dtype: dtype)
+        }
+    }
+}
+
+/// An int32 input of an op that holds indices (ids, labels): values must lie in
+/// `0..<limit`, or equal `ignore`.
+public struct IndexInput: Sendable, Hashable {
+    /// Which input of the node.
+    public let input: Int
+    public let limit: Int
+    public let ignore: Int?
+    /// What a value is called in messages ("id", "label").
+    public let what: String
+}
+
+extension Op {
+    /// The node's inputs that hold indices, with their bounds, from its input shapes and its own
+    /// shape: backends that cannot raise errors inside kernels check fed values against these
+    /// on the host before a run.
+    public func indexInputs(inputs: [Shape], output: Shape) -> [IndexInput] {
+        switch self {
+        case .gather: return [IndexInput(input: 0, limit: inputs[1][0], ignore: nil, what: "id")]
+        case .scatterAdd: return [IndexInput(input: 0, limit: output[0], ignore: nil, what: "id")]
+        case .softmaxCrossEntropy, .softmaxCrossEntropyGrad, .accuracy:
+            return [IndexInput(input: 1, limit: inputs[0][1], ignore: nil, what: "label")]
+        case let .oneHot(classes, ignoreIndex): return [IndexInput(input: 0, limit: classes, ignore: ignoreIndex, what: "label")]
+        case .input, .constant, .unary, .binary, .reduce, .matmul, .transpose, .reshape, .broadcastTo, .argmax, .allReduce:
+            return []
         }
     }
 }

@@ -52,4 +52,9 @@ public struct Tensor: Hashable, @unchecked Sendable, CustomStringConvertible {
     public func transposed(_ perm: [Int]? = nil) throws -> Tensor { try graph.transpose(self, perm: perm) }
     public func reshaped(_ shape: Shape) throws -> Tensor { try graph.reshape(self, shape) }
     public func broadcast(to shape: Shape) throws -> Tensor { try graph.broadcast(self, to: shape) }
+
+    /// These int32 labels as a float one-hot tensor `shape + [classes]` (see `Graph.oneHot`).
+    public func oneHot(classes: Int, ignoreIndex: Int? = nil, dtype: DType = .float32) throws -> Tensor {
+        try graph.oneHot(self, classes: classes, ignoreIndex: ignoreIndex, dtype: dtype)
+    }
 }

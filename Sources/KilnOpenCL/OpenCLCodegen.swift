@@ -22,8 +22,8 @@ struct LaunchSpec {
 }
 
 /// Writes the OpenCL C of a program: the fixed kernel families from Kernels/, and generated
-/// code for fused elementwise kernels, reduction prologues, matmul epilogues and transposes,
-/// with shapes, strides and offsets baked in as constants.
+/// code for fused elementwise kernels, reduction prologues, matmul epilogues, transposes and
+/// one-hot rows, with shapes, strides and offsets baked in as constants.
 struct OpenCLCodegen {
     /// Which matmul kernel family to use: work-groups cooperating through local memory (GPUs),
     /// or one block of wide-vector registers per work-item (CPU devices; float32 only).
@@ -142,7 +142,7 @@ struct OpenCLCodegen {
         case .elementwise, .reduce, .matmul, .allReduceStart, .allReduceFinish: return []
         case .node(let op):
             switch op {
-            case .transpose: return []
+            case .transpose, .oneHot: return []
             case .gather, .scatterAdd: return [KernelSources.embedding]
             case .softmaxCrossEntropy, .softmaxCrossEntropyGrad, .accuracy: return [KernelSources.softmaxCrossEntropy]
             case .argmax: return [KernelSources.argmax]
@@ -411,6 +411,21 @@ struct OpenCLCodegen {
             let outer = s.dims[..<axis].reduce(1, *), inner = s.dims[(axis + 1)...].reduce(1, *)
             launch("argmax", real(ins[0]) + real(outs[0]) + [.int(outer), .int(s[axis]), .int(inner)],
                    items: outer * inner, local: 64, kernel: index)
+        case let .node(.oneHot(classes, ignoreIndex)):
+            // A work-item per output element on a 2-D range (c, p): a work-group writes whole
+            // rows. Fed labels are range-checked on the host (OpenCLExecutable); any label
+            // without a column (or equal to the ignore index) gives a row of zeros here.
+            let count = ins[0].shape.count
+            let ignored = ignoreIndex.map { " && label != (int)(\($0))" } ?? ""
+            generated.append("""
+            __kernel void \(name)(__global const int* labels, __global real* out) {
+                const int c = get_global_id(0), p = get_global_id(1);
+                if (c >= \(classes) || p >= \(count)) return;
+                const int label = labels[\(offset(ins[0])) + p];
+                out[\(offset(outs[0])) + p * \(classes) + c] = (label == c\(ignored)) ? (real)1 : (real)0;
+            }
+            """)
+            launchRows(name, [.buffer(ins[0].location.buffer), .buffer(outs[0].location.buffer)], rows: count, columns: classes, kernel: index)
         case .node(.input), .node(.constant), .node(.unary), .node(.binary), .node(.reduce), .node(.matmul), .node(.reshape),
              .node(.broadcastTo), .node(.allReduce):
             throw KilnError.invalidArgument(op: name, message: "\(k.kind) is not a kernel of its own (its fusion class is not .kernel)")

@@ -19,8 +19,9 @@ public final class OpenCLExecutable: Executable {
     /// Host staging for each feed buffer and each fetch, allocated once.
     private var feedStaging: [Int: UnsafeMutableRawPointer] = [:]
     private var fetchStaging: [UnsafeMutableRawPointer] = []
-    /// Int feeds that index something, checked on the host before upload.
-    private let rangeChecks: [(buffer: Int, limit: Int, op: String, what: String)]
+    /// Int feeds that index something, checked on the host before upload: each value in
+    /// [0, limit) or equal to `ignore` (a oneHot's ignore index).
+    private let rangeChecks: [(buffer: Int, limit: Int, ignore: Int?, op: String, what: String)]
     private let profiling: Bool
     /// Check every kernel's outputs for NaN and Inf (default: `CompilerSettings.checkNumerics`,
     /// `KILN_CHECK_NUMERICS=1`): a debugging mode that synchronizes after every kernel.
@@ -123,17 +124,14 @@ public final class OpenCLExecutable: Executable {
             feedStaging[b] = .allocate(byteCount: max(decl.bytes, 8), alignment: 64)
         }
         fetchStaging = program.fetches.map { .allocate(byteCount: max($0.shape.count * ($0.dtype == .int32 ? 4 : realSize), 8), alignment: 64) }
-        var checks: [(Int, Int, String, String)] = []
+        var checks: [(Int, Int, Int?, String, String)] = []
         for k in program.kernels {
-            let b: Operand?, limit: Int, what: String
-            switch k.kind {
-            case .node(.gather): (b, limit, what) = (k.inputs[0], k.inputs[1].shape[0], "id")
-            case .node(.scatterAdd): (b, limit, what) = (k.inputs[0], k.outputs[0].shape[0], "id")
-            case .node(.softmaxCrossEntropy), .node(.softmaxCrossEntropyGrad), .node(.accuracy): (b, limit, what) = (k.inputs[1], k.inputs[0].shape[1], "label")
-            default: continue
-            }
-            if let b, program.buffers[b.location.buffer].kind == .feed {
-                checks.append((b.location.buffer, limit, k.name, what))
+            guard case .node(let op) = k.kind else { continue }
+            for index in op.indexInputs(inputs: k.inputs.map(\.shape), output: k.outputs[0].shape) {
+                let b = k.inputs[index.input]
+                if program.buffers[b.location.buffer].kind == .feed {
+                    checks.append((b.location.buffer, index.limit, index.ignore, k.name, index.what))
+                }
             }
         }
         rangeChecks = checks
@@ -181,9 +179,10 @@ public final class OpenCLExecutable: Executable {
         let byBuffer = try program.feedsByBuffer(feeds)
         for check in rangeChecks {
             guard case .int32(let v)? = byBuffer[check.buffer]?.storage else { continue }
-            if let p = v.firstIndex(where: { $0 < 0 || Int($0) >= check.limit }) {
+            if let p = v.firstIndex(where: { ($0 < 0 || Int($0) >= check.limit) && Int($0) != check.ignore }) {
                 let name = program.buffers[check.buffer].name
-                throw KilnError.invalidValue(op: check.op, message: "\(check.what) \(v[p]) at position \(p) of '\(name)' is outside [0, \(check.limit))")
+                let ignored = check.ignore.map { " and is not the ignore index \($0)" } ?? ""
+                throw KilnError.invalidValue(op: check.op, message: "\(check.what) \(v[p]) at position \(p) of '\(name)' is outside [0, \(check.limit))\(ignored)")
             }
         }
         for (b, value) in byBuffer {

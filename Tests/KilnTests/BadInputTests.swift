@@ -52,6 +52,39 @@ import Kiln
         #expect(m.contains("gather") && m.contains("id -1") && m.contains("[0, 4)"), "\(m)")
     }
 
+    /// oneHot: bad arguments name op and shapes when the node is made; a label outside
+    /// [0, classes) that is not the ignore index names op, label, position and range on both
+    /// devices (the CPU when it runs, OpenCL on the host before upload), and the ignore index
+    /// itself is allowed.
+    @Test func oneHotLabels() throws {
+        let g = Graph()
+        let labels = try g.placeholder("labels", [2, 3], .int32)
+        let floats = try g.placeholder("floats", [2, 3])
+        let m1 = message { _ = try g.oneHot(floats, classes: 4) }
+        #expect(m1.contains("oneHot") && m1.contains("int32") && m1.contains("[2, 3]"), "\(m1)")
+        let m2 = message { _ = try g.oneHot(labels, classes: 0) }
+        #expect(m2.contains("oneHot") && m2.contains("classes") && m2.contains("[2, 3]"), "\(m2)")
+        let m3 = message { _ = try labels.oneHot(classes: 4, dtype: .int32) }
+        #expect(m3.contains("oneHot") && m3.contains("int32") && m3.contains("[2, 3]"), "\(m3)")
+
+        let hot = try labels.oneHot(classes: 4, ignoreIndex: -100)
+        let good = try HostTensor([3, -100, 0, 1, 2, -100] as [Int32], shape: [2, 3])
+        let bad = try HostTensor([3, -100, 0, 1, 4, -100] as [Int32], shape: [2, 3])
+        var devices: [(String, Executable)] = []
+        for realType in [DType.float32, .float64] {
+            let program = try Compiler.compile(g, fetch: [hot], options: CompileOptions(realType: realType))
+            devices.append(("cpu \(realType)", realType == .float64 ? try CPUExecutable<Double>(program: program) : try CPUExecutable<Float>(program: program)))
+            if let ctx = OpenCLSupport.context { devices.append(("opencl \(realType)", try OpenCLExecutable(program: program, context: ctx))) }
+        }
+        for (device, exe) in devices {
+            let out = try exe.run(feeds: [labels: good])[0].doubles
+            #expect(out == [0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0], "\(device): \(out)")
+            let m = message { _ = try exe.run(feeds: [labels: bad]) }
+            #expect(m.contains("oneHot") && m.contains("label 4") && m.contains("position 4") && m.contains("[0, 4)")
+                    && m.contains("-100"), "\(device): \(m)")
+        }
+    }
+
     @Test func emptyBatch() throws {
         let g = Graph()
         let logits = try g.placeholder("logits", [0, 3])

@@ -62,7 +62,7 @@ extension GoldenCase {
         let ins = try inputs.enumerated().map { i, t in
             try g.placeholder("\(prefix)in\(i)", Shape(t.shape), intInputs.contains(i) ? .int32 : dtype)
         }
-        return (g, ins, try kind.make(g, ins, attrs))
+        return (g, ins, try kind.make(g, ins, attrs, dtype: dtype))
     }
 
     func feeds(_ ins: [Tensor], dtype: DType = .float64) throws -> [Tensor: HostTensor] {

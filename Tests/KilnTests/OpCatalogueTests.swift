@@ -46,7 +46,7 @@ import Kiln
     }
 
     /// Every kernel file under Kernels/ is embedded (a new family needs its line in
-    /// KernelSources.swift; Package.swift embeds every .cl file it finds).
+    /// KernelSources.swift and its resource in Package.swift, without which it does not compile).
     @Test func everyKernelFileIsEmbedded() throws {
         let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent("Kernels")

@@ -93,7 +93,7 @@ public final class CaseGraph {
     /// Runs the outputs (and gradients) on a device's executable, which `load` makes from the
     /// compiled program, and on the oracle (the CPU backend in Double, plain loops, unfused):
     /// labelled pairs (device, oracle).
-    public func compare(gradients: Bool = true, fusion: Bool? = nil, realType: DType = .float32,
+    public func compare(gradients: Bool = true, fusion: Bool? = nil, realType: DType? = nil,
                         load: (Program) throws -> Executable) throws -> [(label: String, device: HostTensor, oracle: HostTensor)] {
         let fetch = try fetches(gradients: gradients)
         let (got, want) = try DeviceCheck.compare(graph, fetch: fetch.map(\.tensor), values: values, fusion: fusion,

@@ -162,7 +162,7 @@ extension DeviceCheck {
     /// Runs `fetch` of `graph` from `values` on the executable `load` makes of the compiled
     /// program, and on the oracle: the CPU backend in Double, plain loops, unfused.
     public static func compare(_ graph: Graph, fetch: [Tensor], values: [Tensor: HostTensor], fusion: Bool?,
-                               realType: DType = .float32,
+                               realType: DType? = nil,
                                load: (Program) throws -> Executable) throws -> (device: [HostTensor], oracle: [HostTensor]) {
         let program = try Compiler.compile(graph, fetch: fetch, options: CompileOptions(fusion: fusion, realType: realType))
         let exe = try load(program)

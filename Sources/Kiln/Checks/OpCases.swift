@@ -122,6 +122,25 @@ public enum OpCases {
             let logits = try g.input("logits", [1000, 10])
             g.output("accuracy", try g.graph.accuracy(logits: logits, labels: try g.ids("labels", [1000], below: 10)))
         })
+        cases.append(OpCase("oneHot: [129,5] into 17 classes with ignored labels, [1000] into 3, a scalar, an argmax", seed: 600) { g in
+            // Every 7th label is the ignore index (a row of zeros); the rest cover all 17 classes.
+            let values: [Int32] = (0..<645).map { (i: Int) -> Int32 in
+                let label: Int = (i * 5 + i / 17) % 17
+                return i % 7 == 3 ? -100 : Int32(label)
+            }
+            let labels = try g.ids("labels", [129, 5], values: values)
+            let hot = try g.graph.oneHot(labels, classes: 17, ignoreIndex: -100, dtype: g.dtype)
+            g.output("oneHot [129,5] ignore -100", hot)
+            // As a mask in a loss: the gradient of the logits is the mask times the upstream.
+            g.output("oneHot * logits", try hot * g.input("logits", [129, 5, 17]))
+            // An ignore index inside [0, classes): label 0 gives zeros too.
+            g.output("oneHot [1000] ignore 0", try g.graph.oneHot(try g.ids("few", [1000], below: 3), classes: 3, ignoreIndex: 0, dtype: g.dtype))
+            g.output("oneHot of a scalar", try g.graph.oneHot(try g.ids("one", [], values: [4]), classes: 5, dtype: g.dtype))
+            // Labels computed on the device (not a feed, so not checked on the host), from a float
+            // input: autodiff passes nothing through the int32 labels (the input's gradient is 0).
+            let scores = try g.input("scores", [33, 7])
+            g.output("oneHot of an argmax", try g.graph.oneHot(try g.graph.argmax(scores, axis: 1), classes: 7, dtype: g.dtype))
+        })
         return cases
     }()
 
@@ -176,6 +195,12 @@ public enum OpCases {
         })
         cases.append(OpCase("scatterAdd with repeated ids", seed: 1) { g in
             g.output("scatterAdd", try g.graph.scatterAdd(g.input("values", [3, 5, 2]), ids: g.ids("ids", [3, 5], values: ids), rows: 7))
+        })
+        // A mask from labels: no gradient reaches the labels; the logits' gradient is the mask's.
+        cases.append(OpCase("oneHot as a loss's mask", seed: 1) { g in
+            let labels = try g.ids("labels", [4, 2], values: [2, -1, 0, 4, 4, 1, -1, 3])
+            let hot = try g.graph.oneHot(labels, classes: 5, ignoreIndex: -1, dtype: g.dtype)
+            g.output("sum(oneHot(y) * logits)", try (hot * g.input("logits", [4, 2, 5], -3...3)).sum())
         })
         cases.append(OpCase("softmaxCrossEntropy [4,5]", seed: 1) { g in
             let labels = try g.ids("labels", [4], values: [2, 0, 4, 2])

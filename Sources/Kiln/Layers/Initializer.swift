@@ -58,6 +58,16 @@ public final class ParameterSet {
         return t
     }
 
+    /// Adds every parameter of `module` (named by `Module.namedParameters`), in its order.
+    public func add(_ module: Module) throws {
+        for (_, p) in module.namedParameters() {
+            guard p.dtype == dtype else {
+                throw KilnError.invalidArgument(op: "ParameterSet", message: "parameter \(p.name ?? "?") is \(p.dtype); the set holds \(dtype)")
+            }
+            entries.append((try p.tensor(in: graph), p.initializer))
+        }
+    }
+
     public var tensors: [Tensor] { entries.map(\.tensor) }
 
     /// Seeded first values: entry i draws from a generator seeded by (seed, i), so adding a
@@ -66,7 +76,7 @@ public final class ParameterSet {
         var out: [Tensor: HostTensor] = [:]
         for (i, e) in entries.enumerated() {
             var rng = SeededGenerator(seed: seed &* 0x9E37_79B9 &+ UInt64(i))
-            out[e.tensor] = try HostTensor(e.initializer.values(shape: e.tensor.shape, rng: &rng), shape: e.tensor.shape)
+            out[e.tensor] = try HostTensor(e.initializer.values(shape: e.tensor.shape, rng: &rng), shape: e.tensor.shape).converted(to: dtype)
         }
         return out
     }

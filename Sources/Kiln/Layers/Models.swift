@@ -36,10 +36,13 @@ public struct ClassifierGraph {
         let labels = try g.placeholder("labels", [batch], .int32)
         var layers: [any Layer] = []
         for i in 1..<sizes.count {
-            layers.append(try Linear(params, sizes[i - 1], sizes[i], name: "fc\(i)"))
+            layers.append(Linear(sizes[i - 1], sizes[i], dtype: dtype, name: "fc\(i)"))
             if i < sizes.count - 1 { layers.append(Activation(activation)) }
         }
-        return try ClassifierGraph(parameters: params, input: x, labels: labels, logits: Sequential(layers)(x))
+        let model = Sequential(layers)
+        let logits = try model(x)
+        try params.add(model)
+        return try ClassifierGraph(parameters: params, input: x, labels: labels, logits: logits)
     }
 
     /// The lecture's word-window classifier: the vectors of `window` ids are concatenated,
@@ -53,11 +56,13 @@ public struct ClassifierGraph {
         let params = ParameterSet(graph: g, dtype: dtype)
         let ids = try g.placeholder("ids", [batch, window], .int32)
         let labels = try g.placeholder("labels", [batch], .int32)
-        let embedding = try Embedding(params, vocabulary: vocabulary, dim: dim, name: "words")
-        let x = try embedding(ids).reshaped([batch, window * dim])
-        let head = Sequential([try Linear(params, window * dim, hidden, name: "hidden"), Activation.tanh,
-                               try Linear(params, hidden, classes, name: "out")])
-        return try ClassifierGraph(parameters: params, input: ids, labels: labels, logits: head(x))
+        let embedding = Embedding(vocabulary: vocabulary, dim: dim, dtype: dtype, name: "words")
+        let head = Sequential(Linear(window * dim, hidden, dtype: dtype, name: "hidden"), Activation.tanh,
+                              Linear(hidden, classes, dtype: dtype, name: "out"))
+        let logits = try head(embedding(ids).reshaped([batch, window * dim]))
+        try params.add(embedding)
+        try params.add(head)
+        return try ClassifierGraph(parameters: params, input: ids, labels: labels, logits: logits)
     }
 
     /// A seeded random batch: features in [-1, 1] or ids in [0, vocabulary), labels in [0, classes).
@@ -69,7 +74,7 @@ public struct ClassifierGraph {
             let vocabulary = Int32(parameters.tensors[0].shape[0])
             input = try HostTensor((0..<self.input.shape.count).map { _ in Int32.random(in: 0..<vocabulary, using: &rng) }, shape: self.input.shape)
         } else {
-            input = try HostTensor(rng.uniform(self.input.shape.count, in: -1...1).map(Float.init), shape: self.input.shape)
+            input = try HostTensor(rng.uniform(self.input.shape.count, in: -1...1), shape: self.input.shape).converted(to: self.input.dtype)
         }
         let y = try HostTensor((0..<labels.shape[0]).map { _ in Int32.random(in: 0..<classes, using: &rng) }, shape: labels.shape)
         return [self.input: input, labels: y]

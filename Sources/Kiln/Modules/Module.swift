@@ -1,0 +1,139 @@
+/// A trainable tensor's declaration: its shape, float type and first value's initializer, apart
+/// from any graph. A model compiled for several batch sizes has one graph per size; each
+/// holds a node for the parameter, and the compiled steps keep their values the same.
+///
+/// A parameter used twice (a tied embedding and output projection) is one node in each graph,
+/// so autodiff sums the gradients of both uses.
+public final class Parameter: @unchecked Sendable {
+    public let shape: Shape
+    public let dtype: DType
+    public let initializer: Initializer
+    /// The path of properties that leads to it from the model (`encoder.fc1.weight`), set when
+    /// the model's parameters are collected, or given when it is made.
+    public internal(set) var name: String?
+    private var nodes: [ObjectIdentifier: Tensor] = [:]
+
+    public init(_ shape: Shape, dtype: DType = .float32, initializer: Initializer, name: String? = nil) {
+        self.shape = shape
+        self.dtype = dtype
+        self.initializer = initializer
+        self.name = name
+    }
+
+    /// Its node in `graph`, made on first use.
+    public func tensor(in graph: Graph) throws -> Tensor {
+        if let t = nodes[ObjectIdentifier(graph)] { return t }
+        guard let name else {
+            throw KilnError.invalidArgument(op: "Parameter \(shape)", message: "has no name: a model's parameters are named by collecting them (Module.namedParameters) before its graph is built")
+        }
+        let t = try graph.parameter(name, shape, dtype)
+        nodes[ObjectIdentifier(graph)] = t
+        return t
+    }
+}
+
+/// A piece of a model that owns parameters: a user's model is a type of their own whose stored
+/// properties are parameters, modules, arrays or optionals of them. The parameters are found
+/// (and named by their property paths) by reflection; nothing has to list them.
+public protocol Module: AnyObject {}
+
+/// A module that maps one tensor to one tensor, so that modules compose (`Sequential`).
+public protocol Layer: Module {
+    func callAsFunction(_ x: Tensor) throws -> Tensor
+}
+
+extension Module {
+    /// Every parameter reachable through stored properties, each once, in declaration order,
+    /// with its path (`fc1.weight`, `blocks.0.attention.query.weight`). A parameter without a
+    /// name is given its path; one named already (made with a name, or reached before by
+    /// another path) keeps its name.
+    public func namedParameters() -> [(name: String, parameter: Parameter)] {
+        var seen = Set<ObjectIdentifier>(), out: [(String, Parameter)] = []
+        var visited = Set<ObjectIdentifier>()
+        func walk(_ value: Any, _ path: String) {
+            switch value {
+            case let p as Parameter:
+                guard seen.insert(ObjectIdentifier(p)).inserted else { return }
+                if p.name == nil { p.name = path }
+                out.append((p.name!, p))
+            case let m as Module:
+                guard visited.insert(ObjectIdentifier(m)).inserted else { return }
+                for child in Mirror(reflecting: m).children {
+                    guard let label = child.label else { continue }
+                    walk(child.value, path.isEmpty ? label : "\(path).\(label)")
+                }
+            default:
+                let mirror = Mirror(reflecting: value)
+                switch mirror.displayStyle {
+                case .optional:
+                    if let some = mirror.children.first { walk(some.value, path) }
+                case .collection:
+                    for (i, child) in mirror.children.enumerated() { walk(child.value, "\(path).\(i)") }
+                default: break
+                }
+            }
+        }
+        walk(self, "")
+        return out
+    }
+
+    /// The parameters, in the order of `namedParameters`.
+    public var parameters: [Parameter] { namedParameters().map(\.parameter) }
+}
+
+/// `x · W + b` with W `[in, out]`, initialized as PyTorch's nn.Linear (uniform ±1/√in).
+public final class Linear: Layer {
+    public let weight: Parameter
+    public let bias: Parameter?
+
+    /// - Parameter name: a fixed name prefix (`fc1`) for its parameters instead of their path.
+    public init(_ inputs: Int, _ outputs: Int, bias: Bool = true, dtype: DType = .float32, name: String? = nil,
+                weightInit: Initializer? = nil, biasInit: Initializer? = nil) {
+        weight = Parameter([inputs, outputs], dtype: dtype, initializer: weightInit ?? .pytorchDefault(fanIn: inputs),
+                           name: name.map { "\($0).weight" })
+        self.bias = bias ? Parameter([outputs], dtype: dtype, initializer: biasInit ?? .pytorchDefault(fanIn: inputs),
+                                     name: name.map { "\($0).bias" }) : nil
+    }
+
+    public func callAsFunction(_ x: Tensor) throws -> Tensor {
+        let w = try weight.tensor(in: x.graph)
+        guard x.shape.rank == 2, x.shape[1] == w.shape[0] else {
+            throw KilnError.shapeMismatch(op: "Linear", message: "input \(x.shape) does not fit weight \(w.shape): expected [batch, \(w.shape[0])]")
+        }
+        let y = try x.matmul(w)
+        return try bias.map { try y + $0.tensor(in: x.graph) } ?? y
+    }
+}
+
+/// An elementwise activation, as a layer.
+public final class Activation: Layer {
+    public let op: UnaryOp
+    public init(_ op: UnaryOp) { self.op = op }
+    public static var relu: Activation { Activation(.relu) }
+    public static var tanh: Activation { Activation(.tanh) }
+    public static var sigmoid: Activation { Activation(.sigmoid) }
+
+    public func callAsFunction(_ x: Tensor) throws -> Tensor { try x.graph.unary(op, x) }
+}
+
+/// Layers applied in order; their parameters are named `layers.<i>.<name>`.
+public final class Sequential: Layer {
+    public let layers: [any Layer]
+    public init(_ layers: [any Layer]) { self.layers = layers }
+    public convenience init(_ layers: any Layer...) { self.init(layers) }
+
+    public func callAsFunction(_ x: Tensor) throws -> Tensor {
+        try layers.reduce(x) { try $1($0) }
+    }
+}
+
+/// A table of trainable vectors looked up by int32 ids: ids `S` give `S + [dim]`.
+public final class Embedding: Module {
+    public let table: Parameter
+
+    public init(vocabulary: Int, dim: Int, dtype: DType = .float32, name: String? = nil, initializer: Initializer = .normal(1)) {
+        table = Parameter([vocabulary, dim], dtype: dtype, initializer: initializer, name: name.map { "\($0).table" })
+    }
+
+    public func callAsFunction(_ ids: Tensor) throws -> Tensor { try ids.graph.gather(table.tensor(in: ids.graph), ids: ids) }
+}
