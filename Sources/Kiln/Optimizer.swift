@@ -44,6 +44,10 @@ public struct Optimizer: Sendable {
 
         /// Values for step `t` (counting from 1) at learning rate `lr`.
         public func values(step t: Int, learningRate lr: Double) throws -> [Tensor: HostTensor] {
+            guard t >= 1 else {
+                // Adam's bias correction divides by 1 − βᵗ: step 0 would make every parameter NaN.
+                throw KilnError.invalidArgument(op: "Optimizer", message: "steps count from 1, got step \(t)")
+            }
             let dtype = learningRate.dtype
             func scalar(_ v: Double) throws -> HostTensor {
                 dtype == .float64 ? try HostTensor([v], shape: .scalar) : try HostTensor([Float(v)], shape: .scalar)

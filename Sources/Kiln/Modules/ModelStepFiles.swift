@@ -4,17 +4,19 @@ import Foundation
 /// names (`fc1.weight`); optimizer state under `optimizer.` and the state's name
 /// (`optimizer.fc1.weight.m`), so the two are told apart by name; the metadata lists the
 /// parameters (`parameters`, a JSON array) and the optimizer's steps (`optimizer_steps`).
-extension ModelStep {
-    /// The prefix of optimizer-state tensor names in saved files.
-    public static var optimizerPrefix: String { "optimizer." }
+extension SafeTensorsFile {
+    /// The prefix of optimizer-state tensor names in saved models and checkpoints.
+    public static let optimizerPrefix = "optimizer."
+}
 
+extension ModelStep {
     /// Writes the parameters alone, or with `optimizerState` also the optimizer's state and
     /// step count (to resume training), atomically.
     public func save(to path: String, optimizerState: Bool = false) throws {
         var tensors = try parameterValues()
         var metadata = ["parameters": try JSONText.string(namedParameters.map(\.name)), "format": "kiln-model"]
         if optimizerState {
-            for (name, v) in try self.optimizerState() { tensors[Self.optimizerPrefix + name] = v }
+            for (name, v) in try self.optimizerState() { tensors[SafeTensorsFile.optimizerPrefix + name] = v }
             metadata["optimizer_steps"] = "\(steps)"
         }
         try SafeTensorsFile(tensors: tensors, metadata: metadata).write(to: path)
@@ -27,7 +29,7 @@ extension ModelStep {
         let file = try SafeTensorsFile.read(path: path)
         var parameters: [String: HostTensor] = [:], state: [String: HostTensor] = [:]
         for (name, v) in file.tensors {
-            if name.hasPrefix(Self.optimizerPrefix) { state[String(name.dropFirst(Self.optimizerPrefix.count))] = v }
+            if name.hasPrefix(SafeTensorsFile.optimizerPrefix) { state[String(name.dropFirst(SafeTensorsFile.optimizerPrefix.count))] = v }
             else { parameters[name] = v }
         }
         var steps: Int?

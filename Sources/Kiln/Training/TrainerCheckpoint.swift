@@ -8,7 +8,12 @@ extension Trainer {
                         "optimizer": "\(options.optimizer.rule)", "batch_size": "\(options.batchSize)"]
         if let v = task.vocabulary { metadata["vocabulary"] = v.tokens.joined(separator: "\n") }
         if let t = task.tags { metadata["tags"] = t.tags.joined(separator: "\n") }
-        return SafeTensorsFile(tensors: try step.state(), metadata: metadata)
+        // Optimizer state is told apart from parameters by name (as ModelStep.save writes it).
+        let parameters = Set(step.model.parameters.tensors.map(\.node.label))
+        var tensors: [String: HostTensor] = [:]
+        for (name, v) in try step.state() { tensors[parameters.contains(name) ? name : SafeTensorsFile.optimizerPrefix + name] = v }
+        metadata["parameters"] = try JSONText.string(step.model.parameters.tensors.map(\.node.label))
+        return SafeTensorsFile(tensors: tensors, metadata: metadata)
     }
 
     /// Writes the checkpoint atomically (a temporary file renamed into place).
@@ -30,7 +35,12 @@ extension Trainer {
         guard let e = file.metadata["epoch"].flatMap(Int.init), let s = file.metadata["step"].flatMap(Int.init) else {
             throw KilnError.file(path: path, message: "checkpoint metadata lacks its epoch and step")
         }
-        do { try step.restore(file.tensors, steps: s) } catch let error as KilnError {
+        // Earlier checkpoints named optimizer state without the prefix: both are read.
+        var values = file.tensors
+        for (name, v) in file.tensors where name.hasPrefix(SafeTensorsFile.optimizerPrefix) {
+            values[String(name.dropFirst(SafeTensorsFile.optimizerPrefix.count))] = v
+        }
+        do { try step.restore(values, steps: s) } catch let error as KilnError {
             throw KilnError.file(path: path, message: "\(error)")
         }
         epoch = e
