@@ -34,7 +34,7 @@ import Kiln
         for i in 0..<Int.random(in: 1...3, using: &rng) {
             let s = shape()
             let t = try g.placeholder("x\(i)", s, dtype)
-            values[t] = try HostTensor(rng.uniform(s.count, in: -1...1), shape: s)
+            values[t] = try HostTensor(rng.uniform(s.count, in: -1...1), shape: s).converted(to: dtype)
             inputs.append(t)
             pool.append(t)
         }
@@ -141,7 +141,7 @@ import Kiln
             switch n.op {
             case .input:
                 t = try g.placeholder(prefix + n.label, n.shape, n.dtype)
-                feeds[t] = c.values[c.graph.tensor(n.id)]
+                feeds[t] = try c.values[c.graph.tensor(n.id)]?.converted(to: n.dtype)
             case .constant(let v): t = g.constant(v, n.dtype)
             case .unary(let op): t = try g.unary(op, x[0])
             case .binary(let op): t = try g.binary(op, x[0], x[1])
