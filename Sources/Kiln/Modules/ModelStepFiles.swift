@@ -12,9 +12,10 @@ extension SafeTensorsFile {
 extension ModelStep {
     /// Writes the parameters alone, or with `optimizerState` also the optimizer's state and
     /// step count (to resume training), atomically.
-    public func save(to path: String, optimizerState: Bool = false) throws {
+    /// `metadata` adds entries of the caller's own (a trainer's epoch).
+    public func save(to path: String, optimizerState: Bool = false, metadata extra: [String: String] = [:]) throws {
         var tensors = try parameterValues()
-        var metadata = ["parameters": try JSONText.string(namedParameters.map(\.name)), "format": "kiln-model"]
+        var metadata = extra.merging(["parameters": try JSONText.string(namedParameters.map(\.name)), "format": "kiln-model"]) { $1 }
         if optimizerState {
             for (name, v) in try self.optimizerState() { tensors[SafeTensorsFile.optimizerPrefix + name] = v }
             metadata["optimizer_steps"] = "\(steps)"
@@ -25,7 +26,9 @@ extension ModelStep {
     /// Reads a file `save` wrote: every parameter of the model, by name and shape (the error
     /// lists what is missing, extra or of another shape), and the optimizer's state and steps
     /// when the file holds them.
-    public func load(from path: String) throws {
+    /// Returns the file's metadata.
+    @discardableResult
+    public func load(from path: String) throws -> [String: String] {
         let file = try SafeTensorsFile.read(path: path)
         var parameters: [String: HostTensor] = [:], state: [String: HostTensor] = [:]
         for (name, v) in file.tensors {
@@ -44,5 +47,6 @@ extension ModelStep {
         } catch let e as KilnError {
             throw KilnError.file(path: path, message: "\(e)")
         }
+        return file.metadata
     }
 }

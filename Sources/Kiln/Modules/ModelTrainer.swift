@@ -1,0 +1,168 @@
+import Foundation
+
+/// How `ModelTrainer` trains.
+public struct FitOptions: Sendable {
+    public var epochs = 3
+    public var batchSize = 128
+    public var learningRate = 1e-3
+    public var schedule = LRSchedule.constant
+    /// Seeds the shuffling (epoch `e` is shuffled from `(seed, e)`).
+    public var seed: UInt64 = 0
+    /// Drop the last partial batch of each epoch instead of training on it.
+    public var dropLast = false
+    /// Examples per evaluation batch (the last one may be partial).
+    public var evaluationBatchSize = 1000
+
+    public init() {}
+}
+
+/// One epoch's figures: the mean training loss over its examples, and the loss and metrics on
+/// the evaluation data (means weighted by batch size).
+public struct FitEpoch: Sendable {
+    public let epoch: Int
+    public let trainLoss: Double
+    public let evaluation: StepResult?
+    public let seconds: Double
+}
+
+/// The epoch loop for any model: seeded shuffled batches of a `Dataset` through a
+/// `ModelStep`, the last partial batch included, evaluation after each epoch with the
+/// objective's metrics, checkpoints that resume the same trajectory mid-epoch, a stop
+/// request honoured after a step (so Ctrl-C can save), and a clear error when the data's
+/// shapes or dtypes change between batches or the loss stops being finite.
+public final class ModelTrainer<M: Module> {
+    public let step: ModelStep<M>
+    public let train: any Dataset
+    public let evaluation: (any Dataset)?
+    public let options: FitOptions
+    /// Epochs completed.
+    public private(set) var epoch = 0
+    /// Within the current epoch: batches done, and the loss summed over their examples.
+    public private(set) var epochStep = 0
+    private var lossSum = 0.0, examples = 0
+    /// The feeds' names, dtypes and trailing dimensions, from the first batch.
+    private var layout: [String: (DType, [Int])]?
+    /// Asked after every step; when it returns true, training stops after that step and `fit`
+    /// returns false (write a checkpoint, then `resume` continues from it).
+    public var shouldStop: () -> Bool = { false }
+
+    public init(step: ModelStep<M>, train: any Dataset, evaluation: (any Dataset)? = nil, options: FitOptions = FitOptions()) throws {
+        guard options.batchSize > 0, options.epochs >= 0, options.evaluationBatchSize > 0 else {
+            throw KilnError.invalidArgument(op: "fit", message: "batch sizes must be positive and epochs not negative (batch size \(options.batchSize), evaluation batch size \(options.evaluationBatchSize), epochs \(options.epochs))")
+        }
+        guard train.count > 0, train.count >= options.batchSize || !options.dropLast else {
+            throw KilnError.invalidArgument(op: "fit", message: "\(train.count) training examples do not fill one batch of \(options.batchSize)")
+        }
+        self.step = step
+        self.train = train
+        self.evaluation = evaluation
+        self.options = options
+    }
+
+    /// Trains the remaining epochs, calling `progress` after every step and `finished` after
+    /// every epoch. Returns false when `shouldStop` interrupted it.
+    @discardableResult
+    public func fit(progress: (TrainingProgress) -> Void = { _ in }, finished: (FitEpoch) throws -> Void = { _ in }) throws -> Bool {
+        while epoch < options.epochs {
+            guard let result = try runEpoch(progress: progress) else { return false }
+            try finished(result)
+        }
+        return true
+    }
+
+    /// The rest of the current epoch, then the evaluation; nil when `shouldStop` interrupted it.
+    public func runEpoch(progress: (TrainingProgress) -> Void = { _ in }) throws -> FitEpoch? {
+        let start = Date()
+        var batches = try BatchIterator(count: train.count, batchSize: min(options.batchSize, train.count), seed: options.seed,
+                                        epoch: epoch, dropLast: options.dropLast)
+        let total = batches.batchCount, skipped = epochStep
+        for _ in 0..<skipped { _ = batches.next() }   // resuming mid-epoch: the same order, what is done skipped
+        var seen = 0
+        while let indices = batches.next() {
+            let feeds = try checked(train.batch(indices), count: indices.count, batch: epochStep + 1)
+            let rate = options.schedule.rate(base: options.learningRate, step: step.steps)
+            let loss = try step.train(feeds, learningRate: rate).loss
+            guard loss.isFinite else {
+                throw KilnError.invalidValue(op: "fit", message: "the loss became \(loss) at epoch \(epoch + 1), step \(epochStep + 1): training diverged (try a smaller learning rate)")
+            }
+            lossSum += loss * Double(indices.count)
+            examples += indices.count
+            seen += indices.count
+            epochStep += 1
+            let elapsed = Date().timeIntervalSince(start), done = max(epochStep - skipped, 1)
+            progress(TrainingProgress(epoch: epoch + 1, step: epochStep, stepsInEpoch: total, loss: loss,
+                                      examplesPerSecond: Double(seen) / max(elapsed, 1e-9),
+                                      secondsLeft: elapsed / Double(done) * Double(total - epochStep)))
+            if epochStep < total && shouldStop() { return nil }
+        }
+        let trainLoss = lossSum / Double(max(examples, 1))
+        epoch += 1
+        (epochStep, lossSum, examples) = (0, 0, 0)
+        let result = try evaluation.map { try evaluate($0) }
+        return FitEpoch(epoch: epoch, trainLoss: trainLoss, evaluation: result, seconds: Date().timeIntervalSince(start))
+    }
+
+    /// The loss and every metric over a whole dataset, in batches of `evaluationBatchSize` (the
+    /// last one partial), each batch weighted by its examples.
+    public func evaluate(_ data: any Dataset) throws -> StepResult {
+        var loss = 0.0, metrics: [String: Double] = [:]
+        for start in stride(from: 0, to: data.count, by: options.evaluationBatchSize) {
+            let indices = Array(start..<min(start + options.evaluationBatchSize, data.count))
+            let r = try step.evaluate(checked(data.batch(indices), count: indices.count, batch: start / options.evaluationBatchSize + 1))
+            let w = Double(indices.count) / Double(data.count)
+            loss += r.loss * w
+            for (name, v) in r.metrics { metrics[name, default: 0] += v * w }
+        }
+        return StepResult(loss: loss, metrics: metrics)
+    }
+
+    /// A batch's feeds against the first batch's: the same names and dtypes, the batch as the
+    /// first dimension, the same trailing dimensions.
+    private func checked(_ feeds: [String: HostTensor], count: Int, batch: Int) throws -> [String: HostTensor] {
+        for (name, t) in feeds where t.shape.rank == 0 || t.shape[0] != count {
+            throw KilnError.shapeMismatch(op: "dataset", message: "batch \(batch): feed '\(name)' has shape \(t.shape); its first dimension must be the batch's \(count) examples")
+        }
+        let now = feeds.mapValues { ($0.dtype, Array($0.shape.dims.dropFirst())) }
+        guard let layout else {
+            self.layout = now
+            return feeds
+        }
+        for name in Set(layout.keys).union(now.keys).sorted() {
+            let (a, b) = (layout[name], now[name])
+            guard let a, let b else {
+                throw KilnError.shapeMismatch(op: "dataset", message: "batch \(batch) \(b == nil ? "lacks" : "adds") feed '\(name)' (the first batch had \(layout.keys.sorted()))")
+            }
+            guard a.0 == b.0, a.1 == b.1 else {
+                throw KilnError.shapeMismatch(op: "dataset", message: "batch \(batch): feed '\(name)' is \(b.0) [n, \(b.1.map(String.init).joined(separator: ", "))], the first batch's was \(a.0) [n, \(a.1.map(String.init).joined(separator: ", "))]")
+            }
+        }
+        return feeds
+    }
+
+    // MARK: Checkpoints
+
+    /// Parameters, optimizer state and where training stands (epoch, step in the epoch, the
+    /// epoch's loss so far), written atomically.
+    public func saveCheckpoint(to path: String) throws {
+        try step.save(to: path, optimizerState: true, metadata: [
+            "epoch": "\(epoch)", "epoch_step": "\(epochStep)", "epoch_loss_sum": "\(lossSum)", "epoch_examples": "\(examples)",
+            "seed": "\(options.seed)", "batch_size": "\(options.batchSize)",
+        ])
+    }
+
+    /// Continues from a checkpoint of this model and batch size: the run then follows the
+    /// uninterrupted trajectory.
+    public func resume(from path: String) throws {
+        let file = try SafeTensorsFile.read(path: path)
+        guard let e = file.metadata["epoch"].flatMap(Int.init), let s = file.metadata["epoch_step"].flatMap(Int.init) else {
+            throw KilnError.file(path: path, message: "not a training checkpoint (its metadata has no epoch and step)")
+        }
+        if let b = file.metadata["batch_size"].flatMap(Int.init), b != options.batchSize {
+            throw KilnError.file(path: path, message: "checkpoint was trained with batches of \(b), not \(options.batchSize): the trajectory would differ")
+        }
+        try step.load(from: path)
+        (epoch, epochStep) = (e, s)
+        lossSum = file.metadata["epoch_loss_sum"].flatMap(Double.init) ?? 0
+        examples = file.metadata["epoch_examples"].flatMap(Int.init) ?? 0
+    }
+}
