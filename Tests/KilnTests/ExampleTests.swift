@@ -12,16 +12,8 @@ import Kiln
             Issue.record("the \(name) example is not beside the test binary at \(binary.path)")
             return (nil, "")
         }
-        let p = Process()
-        p.executableURL = binary
-        p.arguments = arguments
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = out
-        try p.run()
-        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        #expect(p.terminationStatus == 0, "\(name) failed: \(text)")
+        let (status, text) = try runProgram(binary, arguments)
+        #expect(status == 0, "\(name) failed: \(text)")
         let last = text.split(separator: "\n").last { $0.hasPrefix("final loss ") }
         return (last.flatMap { Double($0.dropFirst("final loss ".count)) }, text)
     }

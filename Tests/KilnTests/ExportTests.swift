@@ -16,16 +16,7 @@ import Kiln
 
     static func run(_ arguments: [String]) throws -> (Int32, String) {
         guard let kiln = kilnExecutable() else { return (-1, "") }
-        let p = Process()
-        p.executableURL = kiln
-        p.arguments = arguments
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = out
-        try p.run()
-        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        return (p.terminationStatus, text)
+        return try runProgram(kiln, arguments)
     }
 
     @Test func pytorchLayoutLoadsIntoAnNNSequential() throws {

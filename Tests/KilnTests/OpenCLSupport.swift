@@ -40,3 +40,17 @@ func kilnExecutable() -> URL? {
     }
     return kiln
 }
+
+/// Runs a program to its end: its exit status and its output (stdout and stderr together).
+func runProgram(_ url: URL, _ arguments: [String]) throws -> (status: Int32, output: String) {
+    let p = Process()
+    p.executableURL = url
+    p.arguments = arguments
+    let out = Pipe()
+    p.standardOutput = out
+    p.standardError = out
+    try p.run()
+    let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    p.waitUntilExit()
+    return (p.terminationStatus, text)
+}
