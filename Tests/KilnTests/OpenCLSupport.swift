@@ -41,11 +41,13 @@ func kilnExecutable() -> URL? {
     return kiln
 }
 
-/// Runs a program to its end: its exit status and its output (stdout and stderr together).
-func runProgram(_ url: URL, _ arguments: [String]) throws -> (status: Int32, output: String) {
+/// Runs a program to its end (with `environment` added to this process's): its exit status
+/// and its output (stdout and stderr together).
+func runProgram(_ url: URL, _ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, output: String) {
     let p = Process()
     p.executableURL = url
     p.arguments = arguments
+    p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
     let out = Pipe()
     p.standardOutput = out
     p.standardError = out

@@ -40,6 +40,11 @@ public final class ModelStep<M: Module> {
     public let optimizer: Optimizer
     public let device: DeviceKind
     public let fusion: Bool?
+    /// Data parallelism: the processes of an MPI job that train together (nil: this one alone).
+    /// Each process runs its shard of every global batch; the gradients are weighted by each
+    /// shard's share and summed across the processes before the update, and the processes
+    /// start from rank 0's parameters.
+    public let job: MPICollective?
     /// Optimizer steps taken (Adam's bias correction counts them).
     public private(set) var steps = 0
     /// The model's parameters by name, in declaration order.
@@ -61,11 +66,12 @@ public final class ModelStep<M: Module> {
     ///     placeholders; called once per compiled shape.
     ///   - seed: seeds every parameter's initializer (parameter `i` from `(seed, i)`).
     public init(model: M, optimizer: Optimizer, device: DeviceKind = .gpu, seed: UInt64 = 0, fusion: Bool? = nil,
-                objective: @escaping (M, Batch) throws -> Objective) throws {
+                job: MPICollective? = nil, objective: @escaping (M, Batch) throws -> Objective) throws {
         self.model = model
         self.optimizer = optimizer
         self.device = device
         self.fusion = fusion
+        self.job = job
         self.objective = objective
         namedParameters = model.namedParameters()
         guard !namedParameters.isEmpty else {
@@ -81,21 +87,26 @@ public final class ModelStep<M: Module> {
             let v = p.initializer.values(shape: p.shape, rng: &rng)
             values[name] = p.dtype == .float64 ? try HostTensor(v.map(Double.init), shape: p.shape) : try HostTensor(v, shape: p.shape)
         }
+        if let job, job.size > 1 {
+            for name in values.keys.sorted() { values[name] = try Trainer.broadcast(values[name]!, job) }
+        }
         hostParameters = values
     }
 
     /// A step whose objective is the loss alone.
     public convenience init(model: M, optimizer: Optimizer, device: DeviceKind = .gpu, seed: UInt64 = 0, fusion: Bool? = nil,
-                            loss: @escaping (M, Batch) throws -> Tensor) throws {
-        try self.init(model: model, optimizer: optimizer, device: device, seed: seed, fusion: fusion) { Objective(try loss($0, $1)) }
+                            job: MPICollective? = nil, loss: @escaping (M, Batch) throws -> Tensor) throws {
+        try self.init(model: model, optimizer: optimizer, device: device, seed: seed, fusion: fusion, job: job) { Objective(try loss($0, $1)) }
     }
 
     // MARK: Running
 
     /// One optimizer step on a batch of named feeds (any batch size): returns the loss and
-    /// metrics computed before the update.
+    /// metrics computed before the update. In a data-parallel job the feeds are this process's
+    /// shard and `share` its fraction of the global batch (default: 1 / processes); the result
+    /// is this process's own.
     @discardableResult
-    public func train(_ feeds: [String: HostTensor], learningRate: Double) throws -> StepResult {
+    public func train(_ feeds: [String: HostTensor], learningRate: Double, share: Double? = nil) throws -> StepResult {
         guard learningRate.isFinite, learningRate > 0 else {
             throw KilnError.invalidArgument(op: "train", message: "learning rate must be a positive number, got \(learningRate)")
         }
@@ -105,6 +116,10 @@ public final class ModelStep<M: Module> {
         try synchronize(c)
         var f = try c.feeds(feeds)
         for (t, v) in try c.optimizerFeeds!.values(step: steps + 1, learningRate: learningRate) { f[t] = v }
+        if let scale = c.gradientScale {
+            let s = share ?? 1 / Double(job?.size ?? 1)
+            f[scale] = try HostTensor([s], shape: .scalar).converted(to: scale.dtype)
+        }
         let out = try c.executable.run(feeds: f)
         steps += 1
         version += 1
@@ -190,16 +205,19 @@ public final class ModelStep<M: Module> {
         let parameterTensors: [String: Tensor]
         let stateTensors: [String: Tensor]
         let optimizerFeeds: Optimizer.Feeds?
+        /// Data parallel: the scalar feed weighting this process's gradients.
+        let gradientScale: Tensor?
         let fetchNames: [String]
         var version = -1
 
         init(batch: Batch, executable: Executable, parameterTensors: [String: Tensor], stateTensors: [String: Tensor],
-             optimizerFeeds: Optimizer.Feeds?, fetchNames: [String]) {
+             optimizerFeeds: Optimizer.Feeds?, gradientScale: Tensor?, fetchNames: [String]) {
             self.batch = batch
             self.executable = executable
             self.parameterTensors = parameterTensors
             self.stateTensors = stateTensors
             self.optimizerFeeds = optimizerFeeds
+            self.gradientScale = gradientScale
             self.fetchNames = fetchNames
         }
 
@@ -222,7 +240,7 @@ public final class ModelStep<M: Module> {
         let batch = try Batch(signature: signature)
         let graph = batch.graph
         var fetch: [(String, Tensor)] = []
-        var optimizerFeeds: Optimizer.Feeds?
+        var optimizerFeeds: Optimizer.Feeds?, gradientScale: Tensor?
         switch mode {
         case .training, .evaluation:
             let o = try objective(model, batch)
@@ -240,7 +258,13 @@ public final class ModelStep<M: Module> {
             if case .training = mode {
                 let params = try namedParameters.map { try $0.parameter.tensor(in: graph) }
                 try requireDependence(of: o.loss, on: params)
-                let grads = try graph.gradients(of: o.loss, wrt: params)
+                var grads = try graph.gradients(of: o.loss, wrt: params)
+                if (job?.size ?? 1) > 1 {
+                    // Summed across the processes between the backward pass and the update.
+                    let scale = try graph.placeholder("gradient_scale", .scalar, o.loss.dtype)
+                    grads = try grads.map { try graph.allReduce($0 * scale) }
+                    gradientScale = scale
+                }
                 optimizerFeeds = try optimizer.apply(to: graph, parameters: params, gradients: grads)
             }
         case .inference(let build):
@@ -249,7 +273,7 @@ public final class ModelStep<M: Module> {
         }
         let program = try Compiler.compile(graph, fetch: fetch.map(\.1),
                                            options: CompileOptions(fusion: fusion, realType: Devices.realType(for: device)))
-        let exe = try Devices.load(program, on: device)
+        let exe = try Devices.load(program, on: device, collective: job)
         var parameters: [String: Tensor] = [:], state: [String: Tensor] = [:]
         for decl in program.buffers {
             guard let id = decl.node else { continue }
@@ -257,7 +281,7 @@ public final class ModelStep<M: Module> {
             if decl.kind == .state { state[decl.name] = graph.tensor(id) }
         }
         return Compiled(batch: batch, executable: exe, parameterTensors: parameters, stateTensors: state,
-                        optimizerFeeds: optimizerFeeds, fetchNames: fetch.map(\.0))
+                        optimizerFeeds: optimizerFeeds, gradientScale: gradientScale, fetchNames: fetch.map(\.0))
     }
 
     /// A parameter the loss does not read would never train: an error naming it.

@@ -53,6 +53,10 @@ public final class ModelTrainer<M: Module> {
         guard train.count > 0, train.count >= options.batchSize || !options.dropLast else {
             throw KilnError.invalidArgument(op: "fit", message: "\(train.count) training examples do not fill one batch of \(options.batchSize)")
         }
+        let processes = step.job?.size ?? 1
+        guard min(options.batchSize, train.count) % processes == 0 else {
+            throw JobError(message: "fit: a global batch of \(min(options.batchSize, train.count)) examples does not split evenly over \(processes) processes; use a multiple of \(processes)")
+        }
         self.step = step
         self.train = train
         self.evaluation = evaluation
@@ -78,10 +82,22 @@ public final class ModelTrainer<M: Module> {
         let total = batches.batchCount, skipped = epochStep
         for _ in 0..<skipped { _ = batches.next() }   // resuming mid-epoch: the same order, what is done skipped
         var seen = 0
+        let job = step.job, processes = job?.size ?? 1
         while let indices = batches.next() {
-            let feeds = try checked(train.batch(indices), count: indices.count, batch: epochStep + 1)
+            // In a job, each process trains on its shard of the global batch; a last batch too
+            // small to give every process two examples is skipped (the same everywhere).
+            guard processes == 1 || indices.count >= 2 * processes else { break }
+            let mine = Array(indices[Trainer.shard(indices.count, job)])
+            let feeds = try checked(train.batch(mine), count: mine.count, batch: epochStep + 1)
             let rate = options.schedule.rate(base: options.learningRate, step: step.steps)
-            let loss = try step.train(feeds, learningRate: rate).loss
+            let share = Double(mine.count) / Double(indices.count)
+            var loss = try step.train(feeds, learningRate: rate, share: share).loss
+            // The global batch's loss, and whether any process was asked to stop.
+            var stop = epochStep + 1 < total && shouldStop()
+            if let job, processes > 1 {
+                let sums = try job.sum([loss * share, stop ? 1 : 0])
+                (loss, stop) = (sums[0], sums[1] > 0)
+            }
             guard loss.isFinite else {
                 throw KilnError.invalidValue(op: "fit", message: "the loss became \(loss) at epoch \(epoch + 1), step \(epochStep + 1): training diverged (try a smaller learning rate)")
             }
@@ -93,7 +109,7 @@ public final class ModelTrainer<M: Module> {
             progress(TrainingProgress(epoch: epoch + 1, step: epochStep, stepsInEpoch: total, loss: loss,
                                       examplesPerSecond: Double(seen) / max(elapsed, 1e-9),
                                       secondsLeft: elapsed / Double(done) * Double(total - epochStep)))
-            if epochStep < total && shouldStop() { return nil }
+            if stop { return nil }
         }
         let trainLoss = lossSum / Double(max(examples, 1))
         epoch += 1
@@ -142,8 +158,10 @@ public final class ModelTrainer<M: Module> {
     // MARK: Checkpoints
 
     /// Parameters, optimizer state and where training stands (epoch, step in the epoch, the
-    /// epoch's loss so far), written atomically.
+    /// epoch's loss so far), written atomically; in a data-parallel job by rank 0 alone (every
+    /// process holds the same values).
     public func saveCheckpoint(to path: String) throws {
+        guard (step.job?.rank ?? 0) == 0 else { return }
         try step.save(to: path, optimizerState: true, metadata: [
             "epoch": "\(epoch)", "epoch_step": "\(epochStep)", "epoch_loss_sum": "\(lossSum)", "epoch_examples": "\(examples)",
             "seed": "\(options.seed)", "batch_size": "\(options.batchSize)",
