@@ -27,42 +27,33 @@ public struct ClassifierGraph {
 
     /// An MLP: `sizes[0]` features through Linear layers with `activation` between them.
     public static func mlp(batch: Int, sizes: [Int], activation: UnaryOp = .relu, dtype: DType = .float32) throws -> ClassifierGraph {
-        guard sizes.count >= 2, sizes.allSatisfy({ $0 > 0 }), batch > 0 else {
-            throw KilnError.invalidArgument(op: "mlp", message: "needs a positive batch and at least two positive layer sizes, got batch \(batch), sizes \(sizes)")
+        guard batch > 0 else {
+            throw KilnError.invalidArgument(op: "mlp", message: "needs a positive batch, got \(batch)")
         }
-        let g = Graph()
-        let params = ParameterSet(graph: g, dtype: dtype)
-        let x = try g.placeholder("x", [batch, sizes[0]], dtype)
-        let labels = try g.placeholder("labels", [batch], .int32)
-        var layers: [any Layer] = []
-        for i in 1..<sizes.count {
-            layers.append(Linear(sizes[i - 1], sizes[i], dtype: dtype, name: "fc\(i)"))
-            if i < sizes.count - 1 { layers.append(Activation(activation)) }
-        }
-        let model = Sequential(layers)
-        let logits = try model(x)
-        try params.add(model)
-        return try ClassifierGraph(parameters: params, input: x, labels: labels, logits: logits)
+        return try build(ClassifierModel(.mlp(sizes: sizes, activation: activation), dtype: dtype), batch: batch)
     }
 
     /// The lecture's word-window classifier: the vectors of `window` ids are concatenated,
     /// then Linear, tanh, Linear.
     public static func wordWindow(batch: Int, vocabulary: Int, dim: Int, window: Int = 5, hidden: Int,
                                   classes: Int, dtype: DType = .float32) throws -> ClassifierGraph {
-        guard batch > 0, vocabulary > 0, dim > 0, window > 0, hidden > 0, classes > 0 else {
-            throw KilnError.invalidArgument(op: "wordWindow", message: "sizes must be positive (batch \(batch), vocabulary \(vocabulary), dim \(dim), window \(window), hidden \(hidden), classes \(classes))")
+        guard batch > 0 else {
+            throw KilnError.invalidArgument(op: "wordWindow", message: "needs a positive batch, got \(batch)")
         }
+        let spec = ModelSpec.wordWindow(vocabulary: vocabulary, dim: dim, window: window, hidden: hidden, classes: classes)
+        return try build(ClassifierModel(spec, dtype: dtype), batch: batch)
+    }
+
+    /// The graph of `model` for a batch size: placeholders `x` (or `ids`) and `labels`.
+    static func build(_ model: ClassifierModel, batch: Int) throws -> ClassifierGraph {
         let g = Graph()
-        let params = ParameterSet(graph: g, dtype: dtype)
-        let ids = try g.placeholder("ids", [batch, window], .int32)
+        let params = ParameterSet(graph: g, dtype: model.dtype)
+        let input = model.spec.kind == .wordWindow ? try g.placeholder("ids", [batch, model.spec.window], .int32)
+                                                  : try g.placeholder("x", [batch, model.spec.sizes[0]], model.dtype)
         let labels = try g.placeholder("labels", [batch], .int32)
-        let embedding = Embedding(vocabulary: vocabulary, dim: dim, dtype: dtype, name: "words")
-        let head = Sequential(Linear(window * dim, hidden, dtype: dtype, name: "hidden"), Activation.tanh,
-                              Linear(hidden, classes, dtype: dtype, name: "out"))
-        let logits = try head(embedding(ids).reshaped([batch, window * dim]))
-        try params.add(embedding)
-        try params.add(head)
-        return try ClassifierGraph(parameters: params, input: ids, labels: labels, logits: logits)
+        let logits = try model(input)
+        try params.add(model)
+        return try ClassifierGraph(parameters: params, input: input, labels: labels, logits: logits)
     }
 
     /// A seeded random batch: features in [-1, 1] or ids in [0, vocabulary), labels in [0, classes).
@@ -83,5 +74,51 @@ public struct ClassifierGraph {
     /// Seeded initial parameters and a random batch: every value the loss needs.
     public func randomValues(seed: UInt64) throws -> [Tensor: HostTensor] {
         try parameters.initialValues(seed: seed).merging(randomBatch(seed: seed &+ 1)) { a, _ in a }
+    }
+}
+
+/// A built-in task's model as a module: the MLP, or the word-window classifier (embedding,
+/// concatenated window, Linear, tanh, Linear); parameters named `fc1.weight`, or
+/// `words.table`, `hidden.weight`, `out.weight`, as checkpoints know them.
+public final class ClassifierModel: Module {
+    public let spec: ModelSpec
+    public let dtype: DType
+    let embedding: Embedding?
+    let layers: Sequential
+
+    public init(_ spec: ModelSpec, dtype: DType = .float32) throws {
+        self.spec = spec
+        self.dtype = dtype
+        switch spec.kind {
+        case .mlp:
+            let sizes = spec.sizes
+            guard sizes.count >= 2, sizes.allSatisfy({ $0 > 0 }) else {
+                throw KilnError.invalidArgument(op: "mlp", message: "needs at least two positive layer sizes, got \(sizes)")
+            }
+            guard let activation = UnaryOp(rawValue: spec.activation) else {
+                throw KilnError.invalidArgument(op: "model", message: "unknown activation '\(spec.activation)'")
+            }
+            var layers: [any Layer] = []
+            for i in 1..<sizes.count {
+                layers.append(Linear(sizes[i - 1], sizes[i], dtype: dtype, name: "fc\(i)"))
+                if i < sizes.count - 1 { layers.append(Activation(activation)) }
+            }
+            embedding = nil
+            self.layers = Sequential(layers)
+        case .wordWindow:
+            let (v, d, w, h, c) = (spec.vocabulary, spec.dim, spec.window, spec.hidden, spec.classes)
+            guard v > 0, d > 0, w > 0, h > 0, c > 0 else {
+                throw KilnError.invalidArgument(op: "wordWindow", message: "sizes must be positive (vocabulary \(v), dim \(d), window \(w), hidden \(h), classes \(c))")
+            }
+            embedding = Embedding(vocabulary: v, dim: d, dtype: dtype, name: "words")
+            layers = Sequential(Linear(w * d, h, dtype: dtype, name: "hidden"), Activation.tanh, Linear(h, c, dtype: dtype, name: "out"))
+        }
+    }
+
+    /// Logits `[B, classes]` of features `[B, F]` or of id windows `[B, window]`.
+    public func callAsFunction(_ input: Tensor) throws -> Tensor {
+        guard let embedding else { return try layers(input) }
+        let b = input.shape[0]
+        return try layers(embedding(input).reshaped([b, spec.window * spec.dim]))
     }
 }

@@ -47,6 +47,9 @@ public final class ModelStep<M: Module> {
     public let job: MPICollective?
     /// Optimizer steps taken (Adam's bias correction counts them).
     public private(set) var steps = 0
+    /// Stop at the first kernel that writes NaN or Inf, naming it (nil: `KILN_CHECK_NUMERICS`);
+    /// applies to the programs compiled after it is set.
+    public var checkNumerics: Bool?
     /// The model's parameters by name, in declaration order.
     public let namedParameters: [(name: String, parameter: Parameter)]
 
@@ -148,6 +151,15 @@ public final class ModelStep<M: Module> {
         try synchronize(c)
         let out = try c.executable.run(feeds: c.feeds(feeds))
         return Dictionary(uniqueKeysWithValues: zip(c.fetchNames, out))
+    }
+
+    /// The training program for feeds of these shapes and dtypes (compiled now if it was
+    /// not), for listings: its kernels, memory plan and all-reduce buckets.
+    public func trainingProgram(for feeds: [String: HostTensor]) throws -> Program {
+        let signature = FeedSignature(feeds)
+        let c = try training[signature] ?? compile(signature, mode: .training)
+        training[signature] = c
+        return c.executable.program
     }
 
     // MARK: Values
@@ -274,6 +286,7 @@ public final class ModelStep<M: Module> {
         let program = try Compiler.compile(graph, fetch: fetch.map(\.1),
                                            options: CompileOptions(fusion: fusion, realType: Devices.realType(for: device)))
         let exe = try Devices.load(program, on: device, collective: job)
+        if let checkNumerics { exe.checkNumerics = checkNumerics }
         var parameters: [String: Tensor] = [:], state: [String: Tensor] = [:]
         for decl in program.buffers {
             guard let id = decl.node else { continue }
