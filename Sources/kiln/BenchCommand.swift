@@ -92,22 +92,23 @@ struct BenchCommand: ParsableCommand {
                 throw KilnError.invalidArgument(op: "bench", message: "the global batch of \(globalBatch) does not split evenly over \(processes) processes")
             }
             let (step, batches) = try Benchmarks.step(spec: spec, batch: globalBatch / processes, optimizer: momentum,
-                                                      device: common.device, collective: job)
+                                                      device: common.device, job: job)
             let t = try Timing.measure(warmup: common.warmup, repeats: common.repeats) {
                 try job?.barrier()   // every process starts each repetition together
-                for i in 0..<steps { try step.run(input: batches[i % 4].0, labels: batches[i % 4].1, learningRate: 0.01) }
+                for i in 0..<steps { try step.train(batches[i % 4], learningRate: 0.01) }
             }
             guard (job?.rank ?? 0) == 0 else { return }
-            var extra: [String: Any] = ["kernels": step.program.kernels.count, "processes": processes]
+            let program = try step.trainingProgram(for: batches[0])
+            var extra: [String: Any] = ["kernels": program.kernels.count, "processes": processes]
             var suffix = ""
             if let job {
-                let bytes = step.program.buckets.reduce(0) { $0 + $1.elements } * step.program.realType.byteSize
+                let bytes = program.buckets.reduce(0) { $0 + $1.elements } * program.realType.byteSize
                 let ring = 2 * Double(job.size - 1) / Double(job.size) * Double(bytes)
                 extra["allreduce_bytes"] = bytes
                 extra["ring_bytes_per_process"] = ring
-                extra["buckets"] = step.program.buckets.count
+                extra["buckets"] = program.buckets.count
                 suffix = String(format: ", %d processes, all-reduce of %@ a step in %d bucket%@ (ring: %@ sent per process)", job.size,
-                                formatBytes(bytes), step.program.buckets.count, step.program.buckets.count == 1 ? "" : "s", formatBytes(Int(ring)))
+                                formatBytes(bytes), program.buckets.count, program.buckets.count == 1 ? "" : "s", formatBytes(Int(ring)))
             }
             if task == .fashionMNIST {
                 extra["epoch_s"] = t.median

@@ -131,8 +131,8 @@ struct TrainCommand: ParsableCommand {
         }
         say("Device \(try Devices.describe(device))")
         let trainer = try Trainer(task: task, options: options)
-        say("Step compiled: \(trainer.step.program.kernels.count) kernels, arena \(formatBytes(trainer.step.program.memory.arenaBytes))"
-            + (job == nil ? "" : ", \(trainer.step.program.buckets.count) all-reduce bucket\(trainer.step.program.buckets.count == 1 ? "" : "s")"))
+        say("Step compiled: \(trainer.program.kernels.count) kernels, arena \(formatBytes(trainer.program.memory.arenaBytes))"
+            + (job == nil ? "" : ", \(trainer.program.buckets.count) all-reduce bucket\(trainer.program.buckets.count == 1 ? "" : "s")"))
         if resume, let checkpoint {
             // Rank 0 reads the checkpoint and sends it to the others: only it needs the file.
             if leader {

@@ -49,16 +49,20 @@ public enum Benchmarks {
         return exe
     }
 
-    /// A training step on synthetic batches (features in [-1, 1] or uniform ids), with a few
-    /// distinct batches cycled so that making data costs nothing in the loop.
-    /// With a `collective`, the step is data-parallel: `batch` is this process's share.
+    /// A built-in model's training step, through the general API (`ModelStep`, as `kiln train`
+    /// runs it), on synthetic batches (features in [-1, 1] or uniform ids), a few distinct ones
+    /// cycled so that making data costs nothing in the loop. In a `job`, `batch` is this
+    /// process's share and the gradients are summed across the processes.
     public static func step(spec: ModelSpec, batch: Int, optimizer: Optimizer, device: DeviceKind,
-                            collective: Collective? = nil) throws -> (TrainingStep, [(HostTensor, HostTensor)]) {
-        let model = try spec.build(batch: batch)
-        let step = try TrainingStep(model: model, optimizer: optimizer, device: device, seed: 0, collective: collective)
-        let batches = try (0..<4).map { i -> (HostTensor, HostTensor) in
-            let b = try model.randomBatch(seed: UInt64(i))
-            return (b[model.input]!, b[model.labels]!)
+                            job: MPICollective? = nil) throws -> (ModelStep<ClassifierModel>, [[String: HostTensor]]) {
+        let step = try ModelStep(model: ClassifierModel(spec), optimizer: optimizer, device: device, seed: 0, job: job) { model, b in
+            let logits = try model(b["input"]), labels = try b["labels"]
+            return Objective(try crossEntropy(logits, labels), metrics: ["accuracy": try logits.graph.accuracy(logits: logits, labels: labels)])
+        }
+        let graph = try spec.build(batch: batch)
+        let batches = try (0..<4).map { i -> [String: HostTensor] in
+            let b = try graph.randomBatch(seed: UInt64(i))
+            return ["input": b[graph.input]!, "labels": b[graph.labels]!]
         }
         return (step, batches)
     }

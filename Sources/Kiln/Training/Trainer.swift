@@ -21,18 +21,18 @@ public struct TrainingProgress: Sendable {
     public let secondsLeft: Double
 }
 
-/// Trains a task's model: seeded shuffling and batches, the compiled step on a device,
-/// evaluation after each epoch, checkpoints that resume the same trajectory.
+/// Trains a built-in task's model: seeded shuffling and batches, the compiled step on a
+/// device, evaluation after each epoch, checkpoints that resume the same trajectory. Its model
+/// is an ordinary `Module` (`ClassifierModel`) trained by a `ModelStep`, with the objective
+/// any classifier would write: cross-entropy, accuracy as a metric.
 public final class Trainer {
     public let task: TaskData
     public let options: TrainingOptions
-    public let step: TrainingStep
+    public let step: ModelStep<ClassifierModel>
     /// The processes training together (nil: this one alone).
     public var job: MPICollective? { options.job }
-    /// The step for the last partial batch, compiled on first use.
-    private var tailStep: TrainingStep?
-    /// Evaluation programs by batch size, compiled on first use.
-    var evaluators: [Int: (ClassifierGraph, Executable)] = [:]
+    /// The training program of a full batch (this process's shard of it), for listings.
+    public let program: Program
     /// Epochs completed.
     public internal(set) var epoch = 0
     /// Within the current epoch: batches done, and the loss summed over their examples.
@@ -57,13 +57,17 @@ public final class Trainer {
         self.task = task
         self.options = options
         let batch = min(options.batchSize, task.train.count)
-        step = try TrainingStep(model: task.spec.build(batch: Self.shard(batch, options.job).count), optimizer: options.optimizer,
-                                device: options.device, seed: options.seed, fusion: options.fusion, collective: options.job)
-        if let checkNumerics = options.checkNumerics { step.executable.checkNumerics = checkNumerics }
-        for (name, value) in task.pretrained {
-            guard let t = step.model.parameters.tensors.first(where: { $0.node.label == name }) else { continue }
-            try step.executable.write(t, value)
+        step = try ModelStep(model: ClassifierModel(task.spec), optimizer: options.optimizer, device: options.device,
+                             seed: options.seed, fusion: options.fusion, job: options.job) { model, batch in
+            let logits = try model(batch["input"]), labels = try batch["labels"]
+            return Objective(try crossEntropy(logits, labels),
+                             metrics: ["accuracy": try logits.graph.accuracy(logits: logits, labels: labels)])
         }
+        step.checkNumerics = options.checkNumerics
+        if !task.pretrained.isEmpty {
+            try step.restore(parameters: step.parameterValues().merging(task.pretrained) { $1 })
+        }
+        program = try step.trainingProgram(for: Self.feeds(task.train.batch(Array(0..<Self.shard(batch, options.job).count))))
         if let job = options.job {
             try checkSameConfiguration(job)
             try synchronize()
@@ -107,12 +111,8 @@ public final class Trainer {
             pending = nextShard()   // overlaps the device's work
             let lr = options.schedule.rate(base: options.learningRate, step: step.steps)
             let share = Double(input.shape[0]) / Double(globalCount)
-            var loss: Double
-            if input.shape[0] == step.model.input.shape[0] {
-                loss = try step.run(input: input, labels: labels, learningRate: lr, share: share).loss
-            } else {
-                loss = try runTail(input: input, labels: labels, learningRate: lr, share: share)
-            }
+            // A last partial batch runs in a program compiled for its size, with the same values.
+            var loss = try step.train(Self.feeds((input, labels)), learningRate: lr, share: share).loss
             // The global batch's loss, and whether any process was asked to stop.
             var stop = pending != nil && shouldStop()
             if let job, processes > 1 {
@@ -147,19 +147,8 @@ public final class Trainer {
                            testAccuracy: eval.accuracy, seconds: Date().timeIntervalSince(start), ner: eval.ner)
     }
 
-    /// The last partial batch runs in a step compiled for its size; parameters and optimizer
-    /// state move to it and back (once per epoch).
-    private func runTail(input: HostTensor, labels: HostTensor, learningRate: Double, share: Double) throws -> Double {
-        let b = input.shape[0]
-        if tailStep?.model.input.shape[0] != b {
-            tailStep = try TrainingStep(model: task.spec.build(batch: b), optimizer: options.optimizer, device: options.device,
-                                        seed: options.seed, fusion: options.fusion, collective: options.job)
-        }
-        let tail = tailStep!
-        if let checkNumerics = options.checkNumerics { tail.executable.checkNumerics = checkNumerics }
-        try tail.restore(try step.state(), steps: step.steps)
-        let loss = try tail.run(input: input, labels: labels, learningRate: learningRate, share: share).loss
-        try step.restore(try tail.state(), steps: tail.steps)
-        return loss
+    /// A batch of the task's data as the step's named feeds.
+    static func feeds(_ batch: (input: HostTensor, labels: HostTensor)) -> [String: HostTensor] {
+        ["input": batch.input, "labels": batch.labels]
     }
 }

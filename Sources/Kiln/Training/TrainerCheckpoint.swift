@@ -9,10 +9,9 @@ extension Trainer {
         if let v = task.vocabulary { metadata["vocabulary"] = v.tokens.joined(separator: "\n") }
         if let t = task.tags { metadata["tags"] = t.tags.joined(separator: "\n") }
         // Optimizer state is told apart from parameters by name (as ModelStep.save writes it).
-        let parameters = Set(step.model.parameters.tensors.map(\.node.label))
-        var tensors: [String: HostTensor] = [:]
-        for (name, v) in try step.state() { tensors[parameters.contains(name) ? name : SafeTensorsFile.optimizerPrefix + name] = v }
-        metadata["parameters"] = try JSONText.string(step.model.parameters.tensors.map(\.node.label))
+        var tensors = try step.parameterValues()
+        for (name, v) in try step.optimizerState() { tensors[SafeTensorsFile.optimizerPrefix + name] = v }
+        metadata["parameters"] = try JSONText.string(step.namedParameters.map(\.name))
         return SafeTensorsFile(tensors: tensors, metadata: metadata)
     }
 
@@ -36,11 +35,14 @@ extension Trainer {
             throw KilnError.file(path: path, message: "checkpoint metadata lacks its epoch and step")
         }
         // Earlier checkpoints named optimizer state without the prefix: both are read.
-        var values = file.tensors
-        for (name, v) in file.tensors where name.hasPrefix(SafeTensorsFile.optimizerPrefix) {
-            values[String(name.dropFirst(SafeTensorsFile.optimizerPrefix.count))] = v
+        let names = Set(step.namedParameters.map(\.name))
+        var parameters: [String: HostTensor] = [:], state: [String: HostTensor] = [:]
+        for (name, v) in file.tensors {
+            if names.contains(name) { parameters[name] = v }
+            else if name.hasPrefix(SafeTensorsFile.optimizerPrefix) { state[String(name.dropFirst(SafeTensorsFile.optimizerPrefix.count))] = v }
+            else { state[name] = v }
         }
-        do { try step.restore(values, steps: s) } catch let error as KilnError {
+        do { try step.restore(parameters: parameters, optimizerState: state, steps: s) } catch let error as KilnError {
             throw KilnError.file(path: path, message: "\(error)")
         }
         epoch = e

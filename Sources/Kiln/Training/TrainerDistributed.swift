@@ -15,7 +15,7 @@ extension Trainer {
          "optimizer \(options.optimizer.rule) weight decay \(options.optimizer.weightDecay)", "schedule \(options.schedule)",
          "seed \(options.seed)", "drop last \(options.dropLast)", "device \(options.device.rawValue)",
          "fusion \(options.fusion.map(String.init) ?? "default")", "vocabulary \(task.vocabulary?.tokens.count ?? 0)",
-         "all-reduce buckets \(step.program.buckets.map(\.elements))"].joined(separator: "\n")
+         "all-reduce buckets \(program.buckets.map(\.elements))"].joined(separator: "\n")
     }
 
     /// Throws the same error in every process when some process was started with another
@@ -52,14 +52,18 @@ extension Trainer {
     /// Copies rank 0's parameters, optimizer state and place in training to every process.
     public func synchronize() throws {
         guard let job = options.job, job.size > 1 else { return }
-        // Every process holds the same model, so `state()` lists the same tensors in the same
-        // order everywhere.
-        let state = try step.state().sorted { $0.key < $1.key }
-        var values: [String: HostTensor] = [:]
-        for (name, value) in state { values[name] = try Self.broadcast(value, job) }
+        // Every process holds the same model and training program, so all send and receive the
+        // same tensors in the same order: the parameters, then every optimizer state tensor of
+        // the program (zeros where a process has none yet: only rank 0 read a checkpoint).
+        var parameters = try step.parameterValues(), state = try step.optimizerState()
+        for name in parameters.keys.sorted() { parameters[name] = try Self.broadcast(parameters[name]!, job) }
+        for decl in program.buffers.filter({ $0.kind == .state }).sorted(by: { $0.name < $1.name }) {
+            let node = program.graph.nodes[decl.node!]
+            state[decl.name] = try Self.broadcast(state[decl.name] ?? HostTensor.zeros(node.shape, node.dtype), job)
+        }
         var counters = [Double(epoch), Double(epochStep), Double(step.steps), epochLossSum, Double(epochExamples)]
         try counters.withUnsafeMutableBytes { try job.broadcast($0.baseAddress!, bytes: $0.count) }
-        try step.restore(values, steps: Int(counters[2]))
+        try step.restore(parameters: parameters, optimizerState: state, steps: Int(counters[2]))
         epoch = Int(counters[0])
         epochStep = Int(counters[1])
         epochLossSum = counters[3]

@@ -4,7 +4,6 @@ extension Trainer {
     /// job, each process evaluates its shard of the test set and the counts are summed.
     public func evaluate() throws -> (loss: Double, accuracy: Double, ner: NERMetrics?) {
         let data = task.test
-        let params = try step.state()
         var lossSum = 0.0, hits = 0.0
         let mine = Self.shard(data.count, options.job)
         var predictions = [Int32](repeating: 0, count: mine.lowerBound)
@@ -13,13 +12,14 @@ extension Trainer {
         var start = mine.lowerBound
         while start < mine.upperBound {
             let n = min(batch, mine.upperBound - start)
-            let (model, exe) = try evaluator(batch: n)
-            for t in model.parameters.tensors { try exe.write(t, params[t.node.label]!) }
-            let (input, labels) = try data.batch(Array(start..<start + n))
-            let out = try exe.run(feeds: [model.input: input, model.labels: labels])
-            lossSum += out[0].scalarValue * Double(n)
-            hits += out[1].scalarValue * Double(n)
-            if case .int32(let p) = out[2].storage { predictions += p }
+            let out = try step.infer(Self.feeds(data.batch(Array(start..<start + n))), name: "evaluation") { model, batch in
+                let logits = try model(batch["input"]), labels = try batch["labels"]
+                return ["loss": try crossEntropy(logits, labels), "accuracy": try logits.graph.accuracy(logits: logits, labels: labels),
+                        "predictions": try logits.graph.argmax(logits, axis: 1)]
+            }
+            lossSum += out["loss"]!.scalarValue * Double(n)
+            hits += out["accuracy"]!.scalarValue * Double(n)
+            if case .int32(let p) = out["predictions"]!.storage { predictions += p }
             start += n
         }
         if let job = options.job, job.size > 1 {
@@ -42,15 +42,5 @@ extension Trainer {
             ner = try NERMetrics(gold: gold, predicted: predicted)
         }
         return (lossSum / count, hits / count, ner)
-    }
-
-    private func evaluator(batch: Int) throws -> (ClassifierGraph, Executable) {
-        if let e = evaluators[batch] { return e }
-        let model = try task.spec.build(batch: batch)
-        let program = try Compiler.compile(model.graph, fetch: [model.loss, model.accuracy, model.predictions],
-                                           options: CompileOptions(fusion: options.fusion, realType: Devices.realType(for: options.device), updates: false))
-        let e = (model, try Devices.load(program, on: options.device))
-        evaluators[batch] = e
-        return e
     }
 }
