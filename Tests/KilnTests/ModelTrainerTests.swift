@@ -33,6 +33,21 @@ import Kiln
         #expect(epochs.last!.evaluation!.metrics["l1"] != nil)
     }
 
+    /// Any model's epochs as JSON lines and curves: its objective's metrics become series.
+    @Test func metricsLogTakesAnyModelsEpochs() throws {
+        let t = try Self.trainer()
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-fit-\(getpid()).jsonl").path
+        defer { for p in [path, (path as NSString).deletingPathExtension + ".svg"] { try? FileManager.default.removeItem(atPath: p) } }
+        var log = try MetricsLog(path: path)
+        try t.fit(finished: { try log.append($0) })
+        let lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n")
+        #expect(lines.count == 2)
+        let last = try JSONSerialization.jsonObject(with: Data(lines[1].utf8)) as? [String: Any]
+        #expect(last?["epoch"] as? Int == 2 && last?["test_l1"] is Double && last?["train_loss"] is Double && last?["test_loss"] is Double)
+        let svg = try String(contentsOfFile: log.svgPath, encoding: .utf8)
+        #expect(svg.contains("test l1 (right axis)") && svg.contains("train loss"))
+    }
+
     /// Stopped after 3 steps of the second epoch, saved and resumed in a new trainer, the run
     /// ends with exactly the parameters of the uninterrupted one.
     @Test func resumesMidEpochOnTheSameTrajectory() throws {
