@@ -36,10 +36,10 @@ public final class ModelTrainer<M: Module> {
     public let evaluation: (any Dataset)?
     public let options: FitOptions
     /// Epochs completed.
-    public private(set) var epoch = 0
+    public internal(set) var epoch = 0
     /// Within the current epoch: batches done, and the loss summed over their examples.
-    public private(set) var epochStep = 0
-    private var lossSum = 0.0, examples = 0
+    public internal(set) var epochStep = 0
+    var lossSum = 0.0, examples = 0
     /// The feeds' names, dtypes and trailing dimensions, from the first batch.
     private var layout: [String: (DType, [Int])]?
     /// Asked after every step; when it returns true, training stops after that step and `fit`
@@ -83,17 +83,24 @@ public final class ModelTrainer<M: Module> {
         for _ in 0..<skipped { _ = batches.next() }   // resuming mid-epoch: the same order, what is done skipped
         var seen = 0
         let job = step.job, processes = job?.size ?? 1
-        while let indices = batches.next() {
-            // In a job, each process trains on its shard of the global batch; a last batch too
-            // small to give every process two examples is skipped (the same everywhere).
-            guard processes == 1 || indices.count >= 2 * processes else { break }
-            let mine = Array(indices[Trainer.shard(indices.count, job)])
-            let feeds = try checked(train.batch(mine), count: mine.count, batch: epochStep + 1)
+        // In a job, each process trains on its shard of the global batch; a last batch too
+        // small to give every process two examples is skipped (the same everywhere). The next
+        // shard is built on another thread while the device runs the current step.
+        let prefetch = Prefetcher(data: train)
+        func nextShard() -> (pending: Prefetcher.Pending, count: Int, global: Int)? {
+            guard let global = batches.next(), processes == 1 || global.count >= 2 * processes else { return nil }
+            let mine = Array(global[Trainer.shard(global.count, job)])
+            return (prefetch.start(mine), mine.count, global.count)
+        }
+        var pending = nextShard()
+        while let current = pending {
+            let feeds = try checked(current.pending.wait(), count: current.count, batch: epochStep + 1)
+            pending = nextShard()
             let rate = options.schedule.rate(base: options.learningRate, step: step.steps)
-            let share = Double(mine.count) / Double(indices.count)
+            let share = Double(current.count) / Double(current.global)
             var loss = try step.train(feeds, learningRate: rate, share: share).loss
             // The global batch's loss, and whether any process was asked to stop.
-            var stop = epochStep + 1 < total && shouldStop()
+            var stop = pending != nil && shouldStop()
             if let job, processes > 1 {
                 let sums = try job.sum([loss * share, stop ? 1 : 0])
                 (loss, stop) = (sums[0], sums[1] > 0)
@@ -101,15 +108,18 @@ public final class ModelTrainer<M: Module> {
             guard loss.isFinite else {
                 throw KilnError.invalidValue(op: "fit", message: "the loss became \(loss) at epoch \(epoch + 1), step \(epochStep + 1): training diverged (try a smaller learning rate)")
             }
-            lossSum += loss * Double(indices.count)
-            examples += indices.count
-            seen += indices.count
+            lossSum += loss * Double(current.global)
+            examples += current.global
+            seen += current.global
             epochStep += 1
             let elapsed = Date().timeIntervalSince(start), done = max(epochStep - skipped, 1)
             progress(TrainingProgress(epoch: epoch + 1, step: epochStep, stepsInEpoch: total, loss: loss,
                                       examplesPerSecond: Double(seen) / max(elapsed, 1e-9),
                                       secondsLeft: elapsed / Double(done) * Double(total - epochStep)))
-            if stop { return nil }
+            if stop {
+                _ = try? pending?.pending.wait()
+                return nil
+            }
         }
         let trainLoss = lossSum / Double(max(examples, 1))
         epoch += 1

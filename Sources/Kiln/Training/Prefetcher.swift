@@ -2,13 +2,13 @@ import Foundation
 
 /// Builds the next batch on another thread while the device runs the current step.
 final class Prefetcher: @unchecked Sendable {
-    let data: LabeledData
-    init(data: LabeledData) { self.data = data }
+    let data: any Dataset
+    init(data: any Dataset) { self.data = data }
 
     final class Pending: @unchecked Sendable {
         let done = DispatchSemaphore(value: 0)
-        var result: Result<(HostTensor, HostTensor), Error> = .failure(KilnError.device("batch not ready"))
-        func wait() throws -> (HostTensor, HostTensor) {
+        var result: Result<[String: HostTensor], Error> = .failure(KilnError.device("batch not ready"))
+        func wait() throws -> [String: HostTensor] {
             done.wait()
             return try result.get()
         }

@@ -33,14 +33,32 @@ public final class Trainer {
     public var job: MPICollective? { options.job }
     /// The training program of a full batch (this process's shard of it), for listings.
     public let program: Program
+    /// The epoch loop, the one any model's training runs.
+    let loop: ModelTrainer<ClassifierModel>
     /// Epochs completed.
-    public internal(set) var epoch = 0
+    public internal(set) var epoch: Int {
+        get { loop.epoch }
+        set { loop.epoch = newValue }
+    }
     /// Within the current epoch: batches done, and the loss summed over their examples.
-    public internal(set) var epochStep = 0
-    var epochLossSum = 0.0, epochExamples = 0
+    public internal(set) var epochStep: Int {
+        get { loop.epochStep }
+        set { loop.epochStep = newValue }
+    }
+    var epochLossSum: Double {
+        get { loop.lossSum }
+        set { loop.lossSum = newValue }
+    }
+    var epochExamples: Int {
+        get { loop.examples }
+        set { loop.examples = newValue }
+    }
     /// Asked after every step; when it returns true, training stops after that step (so a
     /// checkpoint can be written) and `train` returns false.
-    public var shouldStop: () -> Bool = { false }
+    public var shouldStop: () -> Bool {
+        get { loop.shouldStop }
+        set { loop.shouldStop = newValue }
+    }
 
     public init(task: TaskData, options: TrainingOptions) throws {
         guard options.batchSize > 0, options.epochs >= 0, options.learningRate > 0 else {
@@ -68,6 +86,10 @@ public final class Trainer {
             try step.restore(parameters: step.parameterValues().merging(task.pretrained) { $1 })
         }
         program = try step.trainingProgram(for: Self.feeds(task.train.batch(Array(0..<Self.shard(batch, options.job).count))))
+        var fit = FitOptions()
+        (fit.epochs, fit.batchSize, fit.learningRate, fit.schedule, fit.seed, fit.dropLast) =
+            (options.epochs, options.batchSize, options.learningRate, options.schedule, options.seed, options.dropLast)
+        loop = try ModelTrainer(step: step, train: ClassifierDataset(data: task.train), options: fit)
         if let job = options.job {
             try checkSameConfiguration(job)
             try synchronize()
@@ -90,60 +112,9 @@ public final class Trainer {
     /// `shouldStop` interrupted it.
     public func runEpoch(progress: (TrainingProgress) -> Void = { _ in }) throws -> EpochResult? {
         let start = Date()
-        var batches = try BatchIterator(count: task.train.count, batchSize: min(options.batchSize, task.train.count),
-                                        seed: options.seed, epoch: epoch, dropLast: options.dropLast)
-        let total = batches.batchCount
-        let skipped = epochStep
-        for _ in 0..<skipped { _ = batches.next() }   // resuming mid-epoch: same order, skip what is done
-        let prefetch = Prefetcher(data: task.train)
-        let job = options.job, processes = job?.size ?? 1
-        // Each process builds only its shard of the global batch. In a job, a last batch too
-        // small to give every process two examples is skipped (the same on every process).
-        func nextShard() -> (Prefetcher.Pending, global: Int)? {
-            guard let global = batches.next(), processes == 1 || global.count >= 2 * processes else { return nil }
-            return (prefetch.start(Array(global[Self.shard(global.count, job)])), global.count)
-        }
-        var pending = nextShard()
-        var examplesThisRun = 0
-        while let current = pending {
-            let (input, labels) = try current.0.wait()
-            let globalCount = current.global
-            pending = nextShard()   // overlaps the device's work
-            let lr = options.schedule.rate(base: options.learningRate, step: step.steps)
-            let share = Double(input.shape[0]) / Double(globalCount)
-            // A last partial batch runs in a program compiled for its size, with the same values.
-            var loss = try step.train(Self.feeds((input, labels)), learningRate: lr, share: share).loss
-            // The global batch's loss, and whether any process was asked to stop.
-            var stop = pending != nil && shouldStop()
-            if let job, processes > 1 {
-                let sums = try job.sum([loss * share, stop ? 1 : 0])
-                loss = sums[0]
-                stop = sums[1] > 0
-            }
-            guard loss.isFinite else {
-                throw KilnError.invalidValue(op: "train", message: "the loss became \(loss) at epoch \(epoch + 1), step \(epochStep + 1): training diverged (try a smaller --lr)")
-            }
-            epochLossSum += loss * Double(globalCount)
-            epochExamples += globalCount
-            examplesThisRun += globalCount
-            epochStep += 1
-            let elapsed = Date().timeIntervalSince(start)
-            let done = max(epochStep - skipped, 1)
-            progress(TrainingProgress(epoch: epoch + 1, step: epochStep, stepsInEpoch: total, loss: loss,
-                                      examplesPerSecond: Double(examplesThisRun) / max(elapsed, 1e-9),
-                                      secondsLeft: elapsed / Double(done) * Double(total - epochStep)))
-            if stop {
-                _ = try pending?.0.wait()
-                return nil
-            }
-        }
-        let trainLoss = epochLossSum / Double(max(epochExamples, 1))
-        epoch += 1
-        epochStep = 0
-        epochLossSum = 0
-        epochExamples = 0
+        guard let trained = try loop.runEpoch(progress: progress) else { return nil }
         let eval = try evaluate()
-        return EpochResult(epoch: epoch, trainLoss: trainLoss, testLoss: eval.loss,
+        return EpochResult(epoch: trained.epoch, trainLoss: trained.trainLoss, testLoss: eval.loss,
                            testAccuracy: eval.accuracy, seconds: Date().timeIntervalSince(start), ner: eval.ner)
     }
 
@@ -151,4 +122,11 @@ public final class Trainer {
     static func feeds(_ batch: (input: HostTensor, labels: HostTensor)) -> [String: HostTensor] {
         ["input": batch.input, "labels": batch.labels]
     }
+}
+
+/// A classifier's labeled examples as the named feeds `input` and `labels`.
+struct ClassifierDataset: Dataset {
+    let data: LabeledData
+    var count: Int { data.count }
+    func batch(_ indices: [Int]) throws -> [String: HostTensor] { Trainer.feeds(try data.batch(indices)) }
 }
