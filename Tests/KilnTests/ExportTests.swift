@@ -49,22 +49,17 @@ import Kiln
             x = torch.tensor(json.loads(sys.argv[2]), dtype=torch.float32).reshape(4, 6)
             print(json.dumps(m(x).detach().double().reshape(-1).tolist()))
             """
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["python3", "-c", script, torchOut, "\(x.doubles)"]
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        let text2 = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        let errors = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        guard p.terminationStatus == 0 else {
-            guard errors.contains("ModuleNotFoundError") else { Issue.record("python: \(errors)"); return }
-            print("skipped: PyTorch or safetensors is not installed for python3")
+        let python = URL(fileURLWithPath: "/usr/bin/env")
+        guard (try? runProgram(python, ["python3", "-c", "import torch, safetensors"]))?.status == 0 else {
+            print("skipped: python3 with PyTorch and safetensors is not installed")
             return
         }
-        let torchLogits = try JSONDecoder().decode([Double].self, from: Data(text2.utf8))
+        let (status2, text2) = try runProgram(python, ["python3", "-c", script, torchOut, "\(x.doubles)"])
+        guard status2 == 0 else {
+            Issue.record("python: \(text2)")
+            return
+        }
+        let torchLogits = try JSONDecoder().decode([Double].self, from: Data(text2.split(separator: "\n").last!.utf8))
         #expect(maxError(torchLogits, logits) < 1e-5, "\(torchLogits) vs \(logits)")
     }
 
