@@ -37,7 +37,8 @@ import Kiln
         #expect(try SafeTensorsFile.read(path: path).tensors.keys.sorted() == ["hidden.bias", "hidden.weight", "out.bias", "out.weight"])
     }
 
-    @Test func trainsWithTheReadmeExample() throws {
+    /// The graph-level classifier path (`ClassifierGraph` and `TrainingStep`) still trains.
+    @Test func trainsAClassifierGraphStep() throws {
         guard try TrainingTests.fashionMNIST() != nil else { return }
         var losses: [Double] = []
         let model = try ClassifierGraph.mlp(batch: 128, sizes: [784, 256, 128, 10])   // Linear, ReLU, Linear, ReLU, Linear
