@@ -59,8 +59,8 @@ public final class CPUExecutable<T: KilnFloat>: Executable {
             }
         }
         sparseKernels = Set(sparseOut.keys)
-        steps = program.kernels.enumerated().map { i, k in
-            CPUStep<T>(kernel: k, buffers: buffers, blas: blas, allReduce: allReduce, sparseOut: sparseOut[i],
+        steps = try program.kernels.enumerated().map { i, k in
+            try CPUStep<T>(kernel: k, buffers: buffers, blas: blas, allReduce: allReduce, sparseOut: sparseOut[i],
                        sparseIn: sparseIn[i].map { (input: $0.0, rows: $0.1) })
         }
         counters.allocations += steps.count

@@ -13,7 +13,7 @@ struct CPUStep<T: KilnFloat> {
     /// `sparseOut`: this scatterAdd sums into rows instead of a dense tensor; `sparseIn`: this
     /// elementwise kernel reads those rows for one of its inputs.
     init(kernel: Kernel, buffers: [UnsafeMutableRawPointer], blas: Bool, allReduce: CPUAllReduce,
-         sparseOut: SparseRows<T>? = nil, sparseIn: (input: Int, rows: SparseRows<T>)? = nil) {
+         sparseOut: SparseRows<T>? = nil, sparseIn: (input: Int, rows: SparseRows<T>)? = nil) throws {
         func real(_ o: Operand) -> UnsafeMutablePointer<T> {
             (buffers[o.location.buffer] + o.location.byteOffset).assumingMemoryBound(to: T.self)
         }
@@ -145,7 +145,9 @@ struct CPUStep<T: KilnFloat> {
             let logits = real(ins[0]), labels = int(ins[1]), out = real(outs[0])
             let batch = ins[0].shape[0], classes = ins[0].shape[1]
             let upstream = ins.count > 2 ? real(ins[2]) : nil
-            guard case .node(let kind) = kernel.kind else { preconditionFailure("\(what) is not a loss kernel") }
+            guard case .node(let kind) = kernel.kind else {
+                throw KilnError.invalidArgument(op: what, message: "\(kernel.kind) is not a loss kernel")
+            }
             let name = kind.kind.rawValue
             run = {
                 var total: T = 0
@@ -201,7 +203,7 @@ struct CPUStep<T: KilnFloat> {
             }
         case .node(.input), .node(.constant), .node(.unary), .node(.binary), .node(.reduce), .node(.matmul), .node(.reshape),
              .node(.broadcastTo), .node(.allReduce):
-            preconditionFailure("\(what): \(kernel.kind) is not a kernel of its own (its fusion class is not .kernel)")
+            throw KilnError.invalidArgument(op: what, message: "\(kernel.kind) is not a kernel of its own (its fusion class is not .kernel)")
         }
     }
 }

@@ -138,17 +138,12 @@ public struct OpCase: Sendable {
     /// an input to a differentiable output.
     public func differentiatedKinds() throws -> Set<OpKind> {
         let g = try CaseGraph([self], dtype: .float64)
-        var reaches = Set(g.floatInputs.map(\.id))
-        var kinds: Set<OpKind> = []
-        for node in g.graph.nodes where node.inputs.contains(where: reaches.contains) {
-            reaches.insert(node.id)
-            kinds.insert(node.op.kind)
-        }
-        let outputs = Set(g.outputs.filter(\.differentiable).map(\.tensor.id))
-        // Only nodes that reach an output count: walk back from the outputs.
-        var needed = outputs
-        for node in g.graph.nodes.reversed() where needed.contains(node.id) { needed.formUnion(node.inputs) }
-        return Set(g.graph.nodes.filter { reaches.contains($0.id) && needed.contains($0.id) }.map(\.op.kind))
-            .intersection(kinds)
+        let nodes = g.graph.nodes
+        var fromInput = [Bool](repeating: false, count: nodes.count), toOutput = fromInput
+        for t in g.floatInputs { fromInput[t.id] = true }
+        for n in nodes where n.inputs.contains(where: { fromInput[$0] }) { fromInput[n.id] = true }
+        for o in g.outputs where o.differentiable { toOutput[o.tensor.id] = true }
+        for n in nodes.reversed() where toOutput[n.id] { for i in n.inputs { toOutput[i] = true } }
+        return Set(nodes.filter { fromInput[$0.id] && toOutput[$0.id] && $0.op.kind.traits.fusion != .leaf }.map(\.op.kind))
     }
 }

@@ -91,7 +91,7 @@ public final class ModelStep<M: Module> {
             values[name] = p.dtype == .float64 ? try HostTensor(v.map(Double.init), shape: p.shape) : try HostTensor(v, shape: p.shape)
         }
         if let job, job.size > 1 {
-            for name in values.keys.sorted() { values[name] = try Trainer.broadcast(values[name]!, job) }
+            for name in values.keys.sorted() { values[name] = try job.broadcast(values[name]!) }
         }
         hostParameters = values
     }

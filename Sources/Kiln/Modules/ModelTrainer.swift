@@ -47,8 +47,9 @@ public final class ModelTrainer<M: Module> {
     public var shouldStop: () -> Bool = { false }
 
     public init(step: ModelStep<M>, train: any Dataset, evaluation: (any Dataset)? = nil, options: FitOptions = FitOptions()) throws {
-        guard options.batchSize > 0, options.epochs >= 0, options.evaluationBatchSize > 0 else {
-            throw KilnError.invalidArgument(op: "fit", message: "batch sizes must be positive and epochs not negative (batch size \(options.batchSize), evaluation batch size \(options.evaluationBatchSize), epochs \(options.epochs))")
+        guard options.batchSize > 0, options.epochs >= 0, options.evaluationBatchSize > 0,
+              options.learningRate > 0, options.learningRate.isFinite else {
+            throw KilnError.invalidArgument(op: "fit", message: "batch sizes and the learning rate must be positive and epochs not negative (batch size \(options.batchSize), evaluation batch size \(options.evaluationBatchSize), learning rate \(options.learningRate), epochs \(options.epochs))")
         }
         guard train.count > 0, train.count >= options.batchSize || !options.dropLast else {
             throw KilnError.invalidArgument(op: "fit", message: "\(train.count) training examples do not fill one batch of \(options.batchSize)")
@@ -89,7 +90,7 @@ public final class ModelTrainer<M: Module> {
         let prefetch = Prefetcher(data: train)
         func nextShard() -> (pending: Prefetcher.Pending, count: Int, global: Int)? {
             guard let global = batches.next(), processes == 1 || global.count >= 2 * processes else { return nil }
-            let mine = Array(global[Trainer.shard(global.count, job)])
+            let mine = Array(global[job.shard(global.count)])
             return (prefetch.start(mine), mine.count, global.count)
         }
         var pending = nextShard()

@@ -61,20 +61,8 @@ public final class Trainer {
     }
 
     public init(task: TaskData, options: TrainingOptions) throws {
-        guard options.batchSize > 0, options.epochs >= 0, options.learningRate > 0 else {
-            throw KilnError.invalidArgument(op: "train", message: "batch size and learning rate must be positive (batch size \(options.batchSize), learning rate \(options.learningRate))")
-        }
-        guard task.train.count >= options.batchSize || !options.dropLast, task.train.count > 0 else {
-            throw KilnError.invalidArgument(op: "train", message: "\(task.train.count) training examples do not fill one batch of \(options.batchSize)")
-        }
-        let processes = options.job?.size ?? 1
-        // Equal shards: every process compiles the same step, so their all-reduces match.
-        guard min(options.batchSize, task.train.count) % processes == 0 else {
-            throw JobError(message: "train: a global batch of \(min(options.batchSize, task.train.count)) examples does not split evenly over \(processes) processes; use a multiple of \(processes)")
-        }
         self.task = task
         self.options = options
-        let batch = min(options.batchSize, task.train.count)
         step = try ModelStep(model: ClassifierModel(task.spec), optimizer: options.optimizer, device: options.device,
                              seed: options.seed, fusion: options.fusion, job: options.job) { model, batch in
             let logits = try model(batch["input"]), labels = try batch["labels"]
@@ -82,14 +70,17 @@ public final class Trainer {
                              metrics: ["accuracy": try logits.graph.accuracy(logits: logits, labels: labels)])
         }
         step.checkNumerics = options.checkNumerics
-        if !task.pretrained.isEmpty {
-            try step.restore(parameters: step.parameterValues().merging(task.pretrained) { $1 })
-        }
-        program = try step.trainingProgram(for: Self.feeds(task.train.batch(Array(0..<Self.shard(batch, options.job).count))))
+        // The loop checks the sizes (and that a batch splits evenly over a job's processes)
+        // before anything is compiled.
         var fit = FitOptions()
         (fit.epochs, fit.batchSize, fit.learningRate, fit.schedule, fit.seed, fit.dropLast) =
             (options.epochs, options.batchSize, options.learningRate, options.schedule, options.seed, options.dropLast)
         loop = try ModelTrainer(step: step, train: ClassifierDataset(data: task.train), options: fit)
+        if !task.pretrained.isEmpty {
+            try step.restore(parameters: step.parameterValues().merging(task.pretrained) { $1 })
+        }
+        let batch = min(options.batchSize, task.train.count)
+        program = try step.trainingProgram(for: Self.feeds(task.train.batch(Array(0..<options.job.shard(batch).count))))
         if let job = options.job {
             try checkSameConfiguration(job)
             try synchronize()

@@ -1,13 +1,6 @@
-/// A data-parallel job's side of training: shards of every batch, the same configuration in
-/// every process, and rank 0's state copied to the others.
+/// A data-parallel job's side of the built-in tasks' training: the same configuration in every
+/// process, and rank 0's state copied to the others.
 extension Trainer {
-    /// The part of `count` items (a global batch, the test set) that process `job.rank` takes:
-    /// contiguous and as even as can be.
-    static func shard(_ count: Int, _ job: MPICollective?) -> Range<Int> {
-        guard let job else { return 0..<count }
-        return count * job.rank / job.size..<count * (job.rank + 1) / job.size
-    }
-
     /// What must be the same in every process of a job, one `key value` per line.
     var configuration: String {
         ["task \(task.name)", "model \(task.spec.summary)", "training examples \(task.train.count)", "test examples \(task.test.count)",
@@ -35,20 +28,6 @@ extension Trainer {
         }
     }
 
-    /// Rank 0's value of `t`, in every process.
-    static func broadcast(_ t: HostTensor, _ job: MPICollective) throws -> HostTensor {
-        func send<T>(_ values: [T]) throws -> [T] {
-            var v = values
-            try v.withUnsafeMutableBytes { if let p = $0.baseAddress { try job.broadcast(p, bytes: $0.count) } }
-            return v
-        }
-        switch t.storage {
-        case .float32(let v): return try HostTensor(send(v), shape: t.shape)
-        case .float64(let v): return try HostTensor(send(v), shape: t.shape)
-        case .int32(let v): return try HostTensor(send(v), shape: t.shape)
-        }
-    }
-
     /// Copies rank 0's parameters, optimizer state and place in training to every process.
     public func synchronize() throws {
         guard let job = options.job, job.size > 1 else { return }
@@ -56,10 +35,10 @@ extension Trainer {
         // same tensors in the same order: the parameters, then every optimizer state tensor of
         // the program (zeros where a process has none yet: only rank 0 read a checkpoint).
         var parameters = try step.parameterValues(), state = try step.optimizerState()
-        for name in parameters.keys.sorted() { parameters[name] = try Self.broadcast(parameters[name]!, job) }
+        for name in parameters.keys.sorted() { parameters[name] = try job.broadcast(parameters[name]!) }
         for decl in program.buffers.filter({ $0.kind == .state }).sorted(by: { $0.name < $1.name }) {
             let node = program.graph.nodes[decl.node!]
-            state[decl.name] = try Self.broadcast(state[decl.name] ?? HostTensor.zeros(node.shape, node.dtype), job)
+            state[decl.name] = try job.broadcast(state[decl.name] ?? HostTensor.zeros(node.shape, node.dtype))
         }
         var counters = [Double(epoch), Double(epochStep), Double(step.steps), epochLossSum, Double(epochExamples)]
         try counters.withUnsafeMutableBytes { try job.broadcast($0.baseAddress!, bytes: $0.count) }

@@ -5,7 +5,7 @@ extension Trainer {
     public func evaluate() throws -> (loss: Double, accuracy: Double, ner: NERMetrics?) {
         let data = task.test
         var lossSum = 0.0, hits = 0.0
-        let mine = Self.shard(data.count, options.job)
+        let mine = options.job.shard(data.count)
         var predictions = [Int32](repeating: 0, count: mine.lowerBound)
         predictions.reserveCapacity(data.count)
         let batch = min(options.batchSize, max(data.count, 1))
