@@ -16,6 +16,10 @@ public struct CLDeviceInfo: @unchecked Sendable, CustomStringConvertible {
     public let supportsDouble: Bool
     /// Floats per native vector (8 with AVX2, 16 with AVX-512).
     public let nativeFloatWidth: Int
+    /// The OpenCL version the device supports (`CL_DEVICE_VERSION`) and its driver's version
+    /// (`CL_DRIVER_VERSION`): with the platform and name, what kernel choices are cached under.
+    public let version: String
+    public let driverVersion: String
     let id: cl_device_id
     let platformID: cl_platform_id
 
@@ -61,6 +65,7 @@ public enum CLDevices {
                     localMemoryBytes: try deviceValue(id, CL_DEVICE_LOCAL_MEM_SIZE),
                     supportsDouble: fp64 != 0,
                     nativeFloatWidth: Int(try deviceValue(id, CL_DEVICE_NATIVE_VECTOR_WIDTH_FLOAT) as cl_uint),
+                    version: try deviceString(id, CL_DEVICE_VERSION), driverVersion: try deviceString(id, CL_DRIVER_VERSION),
                     id: id, platformID: platform))
             }
         }

@@ -33,7 +33,7 @@ struct OpenCLCodegen {
 
     /// The tiled family's blocking: a work-group computes `rows` x `columns` of C, K advancing
     /// by `depth`; each work-item holds `threadRows` x `threadColumns` accumulators.
-    struct Tile: Equatable, CustomStringConvertible {
+    struct Tile: Hashable, CustomStringConvertible {
         let rows, columns, depth, threadRows, threadColumns: Int
         var groupRows: Int { rows / threadRows }
         var groupColumns: Int { columns / threadColumns }
@@ -67,10 +67,35 @@ struct OpenCLCodegen {
         }
     }
 
+    /// What one matmul kernel runs as: the vector family, or the tiled family with a tile.
+    enum MatmulChoice: Hashable, CustomStringConvertible {
+        case vector
+        case tiled(Tile)
+
+        var description: String {
+            switch self {
+            case .vector: return "vector"
+            case .tiled(let t): return "tiled:\(t)"
+            }
+        }
+
+        /// `vector` or `tiled:<tile>`, as `description` writes it.
+        init(_ text: String) throws {
+            if text == "vector" { self = .vector; return }
+            guard text.hasPrefix("tiled:") else {
+                throw KilnError.invalidArgument(op: "kernel choice", message: "'\(text)' is not vector or tiled:<tile>")
+            }
+            self = .tiled(try Tile.parse(text.dropFirst(6)))
+        }
+    }
+
     let program: Program
     let matmul: MatmulFamily
     /// The tiled family's tile for every matmul, or nil to choose per matmul.
     let tile: Tile?
+    /// Per matmul kernel (by index in the schedule), a choice that overrides `matmul` and
+    /// `tile`: what measuring the candidates found fastest (`MatmulTuner`).
+    let choices: [Int: MatmulChoice]
     /// The device's compute units, which the tile choice fills, and its limits on a work-group.
     let computeUnits: Int, localMemoryBytes: Int, maxWorkGroupSize: Int
     /// `#pragma unroll` on the tiled family's loops for GPUs; nothing for CPU devices, where it
@@ -85,6 +110,8 @@ struct OpenCLCodegen {
     let packAlways: Bool
     var realSize: Int { program.realType.byteSize }
     private(set) var generated: [String] = []
+    /// What each matmul kernel (by index in the schedule) was generated as.
+    private(set) var chosen: [Int: MatmulChoice] = [:]
     private(set) var launches: [LaunchSpec] = []
     /// Bytes of each scratch buffer the launches use (transposed copies of matmul operands).
     private(set) var scratchBytes: [Int] = []
@@ -97,11 +124,12 @@ struct OpenCLCodegen {
     private(set) var groupings: [Grouping] = []
 
     /// `options` gives the vector family's block, width and packing (the defaults: chosen by the device).
-    init(program: Program, matmul: MatmulFamily, tile: Tile? = nil, nativeFloatWidth: Int = 8, computeUnits: Int = 1,
-         localMemoryBytes: Int = 32 << 10, maxWorkGroupSize: Int = 256, isGPU: Bool = false,
+    init(program: Program, matmul: MatmulFamily, tile: Tile? = nil, choices: [Int: MatmulChoice] = [:], nativeFloatWidth: Int = 8,
+         computeUnits: Int = 1, localMemoryBytes: Int = 32 << 10, maxWorkGroupSize: Int = 256, isGPU: Bool = false,
          options: OpenCLOptions = OpenCLOptions()) throws {
         self.program = program
         self.tile = tile
+        self.choices = choices
         self.computeUnits = computeUnits
         self.localMemoryBytes = localMemoryBytes
         self.maxWorkGroupSize = maxWorkGroupSize
@@ -310,7 +338,14 @@ struct OpenCLCodegen {
             let (body, values) = statements(code, loads: ins, gid: "gid")
             let epilogueText = body + " " + stores(outs, values, gid: "gid")
             guard m > 0 && n > 0 else { break }
-            if matmul == .vector {
+            let (realSize, localMemory, maxGroup) = (self.realSize, localMemoryBytes, maxWorkGroupSize)
+            let fits = { (t: Tile) in t.localBytes(realSize: realSize) <= localMemory && t.workItems <= maxGroup }
+            var choice = choices[index] ?? (matmul == .vector ? .vector : .tiled(tile ?? Tile.choose(m: m, n: n, computeUnits: computeUnits, fits: fits)))
+            if choice == .vector && program.realType != .float32 {
+                choice = .tiled(tile ?? Tile.choose(m: m, n: n, computeUnits: computeUnits, fits: fits))
+            }
+            chosen[index] = choice
+            if choice == .vector {
                 // B's rows in panels of the block's width: read in place when untransposed, whole panels and within L2 (nothing to pack), else packed first, which pays off when B streams from memory.
                 let width = 16 * block.vectors, padded = (n + width - 1) / width * width
                 let direct = !tb && n % width == 0 && kk * n * realSize <= 1 << 20
@@ -350,9 +385,7 @@ struct OpenCLCodegen {
                 break
             }
             let bAt = tb ? "b\(b.location.buffer)[\(offset(b)) + (gc) * \(ldb) + (gk)]" : "b\(b.location.buffer)[\(offset(b)) + (gk) * \(ldb) + (gc)]"
-            let (realSize, localMemory, maxGroup) = (self.realSize, localMemoryBytes, maxWorkGroupSize)
-            let fits = { (t: Tile) in t.localBytes(realSize: realSize) <= localMemory && t.workItems <= maxGroup }
-            let t = tile ?? Tile.choose(m: m, n: n, computeUnits: computeUnits, fits: fits)
+            guard case .tiled(let t) = choice else { break }
             guard fits(t) else {
                 throw KilnError.invalidArgument(op: "KILN_MATMUL", message: "tile \(t) needs \(t.localBytes(realSize: realSize)) bytes of local memory and \(t.workItems) work-items per group; the device has \(localMemory) bytes and at most \(maxGroup)")
             }

@@ -23,6 +23,10 @@ public final class OpenCLExecutable: Executable {
     /// [0, limit) or equal to `ignore` (a oneHot's ignore index).
     private let rangeChecks: [(buffer: Int, limit: Int, ignore: Int?, op: String, what: String)]
     private let profiling: Bool
+    /// What each matmul kernel (by name) runs as: `vector` or `tiled:<tile>`.
+    public let matmulKernels: [String: String]
+    /// Program kernels left out of a measuring executable: a work-group too large for the driver.
+    private let oversized: Set<Int>
     /// Check every kernel's outputs for NaN and Inf (default: `CompilerSettings.checkNumerics`,
     /// `KILN_CHECK_NUMERICS=1`): a debugging mode that synchronizes after every kernel.
     public var checkNumerics: Bool
@@ -40,10 +44,20 @@ public final class OpenCLExecutable: Executable {
     private var profile: [Int: (runs: Int, nanoseconds: UInt64, helperNanoseconds: UInt64, helpers: Set<String>)] = [:]
 
     /// Loads `program` on `context`'s device with `options` (nil: `OpenCLOptions.fromEnvironment()`).
-    /// The matmul kernel family follows the device (local-memory tiles on GPUs, wide vectors on
-    /// CPU devices) unless `options.matmul` fixes it. `collective` is the processes the
-    /// program's all-reduces sum over (none: this one).
-    public init(program: Program, context: CLContext, options: OpenCLOptions? = nil, collective: Collective? = nil) throws {
+    /// Each matmul's kernel (family and tile) is the fastest measured at its shape on this
+    /// device (`MatmulTuner`, its choices cached on disk), unless `options.matmul` fixes it or
+    /// `options.tune` is off (then: wide vectors where the device has them, else local-memory tiles).
+    /// `collective` is the processes the program's all-reduces sum over (none: this one).
+    public convenience init(program: Program, context: CLContext, options: OpenCLOptions? = nil, collective: Collective? = nil) throws {
+        try self.init(program: program, context: context, options: options, collective: collective, matmulChoices: nil)
+    }
+
+    /// `matmulChoices` fixes each matmul kernel's choice (by index in the schedule); nil
+    /// measures them as `options` says.
+    /// `measuring` (for `MatmulTuner`): a kernel whose work-group is larger than the driver
+    /// allows it is left out (`secondsPerRun` gives infinity) rather than failing the load.
+    init(program: Program, context: CLContext, options: OpenCLOptions?, collective: Collective?,
+         matmulChoices: [Int: OpenCLCodegen.MatmulChoice]?, measuring: Bool = false) throws {
         let options = try options ?? OpenCLOptions.fromEnvironment()
         self.program = program
         self.context = context
@@ -78,8 +92,13 @@ public final class OpenCLExecutable: Executable {
             }
         }
 
-        let family = options.matmul?.family ?? (device.isGPU ? .tiled : .vector)
-        let codegen = try OpenCLCodegen(program: program, matmul: family, tile: options.matmul?.tile, nativeFloatWidth: device.nativeFloatWidth,
+        let family = options.matmul?.family ?? MatmulTuner.defaultFamily(device)
+        var choices = matmulChoices ?? [:]
+        if matmulChoices == nil && options.matmul == nil && options.tune {
+            choices = try MatmulTuner.choices(for: program, context: context, options: options, cache: KernelChoiceCache.shared(options))
+        }
+        let codegen = try OpenCLCodegen(program: program, matmul: family, tile: options.matmul?.tile, choices: choices,
+                                        nativeFloatWidth: device.nativeFloatWidth,
                                         computeUnits: device.computeUnits, localMemoryBytes: Int(device.localMemoryBytes),
                                         maxWorkGroupSize: device.maxWorkGroupSize, isGPU: device.isGPU, options: options)
         var scratch: [CLBuffer] = []
@@ -88,6 +107,7 @@ public final class OpenCLExecutable: Executable {
             counters.allocations += 1
         }
         self.scratch = scratch
+        matmulKernels = Dictionary(uniqueKeysWithValues: codegen.chosen.map { (program.kernels[$0.key].name, $0.value.description) })
         if options.debug {
             for text in codegen.generated { FileHandle.standardError.write(Data((text + "\n").utf8)) }
         }
@@ -97,9 +117,20 @@ public final class OpenCLExecutable: Executable {
         counters.builds += 1
         var launches: [(CLKernel, LaunchSpec)] = []
         var kernelsByFunction: [String: Int] = [:]
+        var oversized = Set<Int>()
         for spec in codegen.launches {
             let k = try CLKernel(clProgram, name: spec.function)
             kernelsByFunction[spec.function, default: 0] += 1
+            // Work-group sizes are fixed by the code generator within the device's limit; a
+            // driver may allow a kernel less (registers, local memory).
+            let limit = try k.maxWorkGroupSize(on: device), items = spec.local.reduce(1, *)
+            if items > limit {
+                guard measuring else {
+                    throw KilnError.device("kernel \(spec.function) of \(program.kernels[spec.kernel].name) runs work-groups of \(items) work-items (local size \(spec.local)); \(device.name) allows it at most \(limit) (CL_KERNEL_WORK_GROUP_SIZE)"
+                        + (matmulKernels[program.kernels[spec.kernel].name].map { "; its matmul kernel is \($0): another KILN_MATMUL tile may fit" } ?? ""))
+                }
+                oversized.insert(spec.kernel)
+            }
             for (i, arg) in spec.args.enumerated() {
                 switch arg {
                 case .buffer(let b): try k.set(i, buffers[b])
@@ -115,6 +146,7 @@ public final class OpenCLExecutable: Executable {
         var launchesOf = [[Int]](repeating: [], count: program.kernels.count)
         for (i, l) in launches.enumerated() { launchesOf[l.1.kernel].append(i) }
         self.launchesOf = launchesOf
+        self.oversized = oversized
         allReduce = try OpenCLAllReduce(program: program, context: context, collective: collective)
         groupings = codegen.groupings.map(IdGrouping.init)
         counters.allocations += groupings.count
@@ -239,6 +271,36 @@ public final class OpenCLExecutable: Executable {
         return program.fetches.enumerated().map { f, o in unstage(fetchStaging[f], shape: o.shape, dtype: o.dtype) }
     }
 
+    /// Writes zeros into every feed buffer (for timing kernels on defined values).
+    func zeroFeeds() throws {
+        for (b, decl) in program.buffers.enumerated() where decl.kind == .feed {
+            let zeros = [UInt8](repeating: 0, count: decl.bytes)
+            try zeros.withUnsafeBytes { try buffers[b].write(context, from: $0.baseAddress!, bytes: decl.bytes, blocking: true) }
+        }
+    }
+
+    /// Seconds per run of program kernel `k`'s launches, by the wall clock from enqueue to
+    /// finish: after a first run (which builds what the driver builds lazily), repeated until
+    /// about `budget` seconds have passed, or measured once if one run takes longer than
+    /// `giveUpAfter` (a candidate already known to lose).
+    func secondsPerRun(kernel k: Int, budget: Double, giveUpAfter: Double = .infinity) throws -> Double {
+        func runs(_ count: Int) throws -> Double {
+            let start = DispatchTime.now().uptimeNanoseconds
+            for _ in 0..<count {
+                for i in launchesOf[k] {
+                    try launches[i].kernel.enqueue(context, global: launches[i].spec.global, local: launches[i].spec.local, event: nil)
+                }
+            }
+            try context.finish()
+            return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 / Double(count)
+        }
+        if oversized.contains(k) { return .infinity }
+        _ = try runs(1)
+        let once = try runs(1)
+        if once >= budget / 2 || once > giveUpAfter { return once }
+        return min(once, try runs(max(1, min(100, Int(budget / max(once, 1e-7))))))
+    }
+
     private func checkOutputs(of k: Int) throws {
         let kernel = program.kernels[k]
         for (i, o) in kernel.outputs.enumerated() where o.dtype != .int32 {
@@ -313,6 +375,7 @@ public final class OpenCLExecutable: Executable {
             let rate: String
             if case .matmul = kernel.kind {
                 rate = String(format: "%.1f GFLOP/s", Double(kernel.flops * entry.runs) / max(seconds, 1e-12) / 1e9)
+                    + (matmulKernels[kernel.name].map { " (\($0))" } ?? "")
             } else {
                 rate = String(format: "%.2f GB/s", Double(kernel.bytesMoved(realSize: program.realType.byteSize) * entry.runs) / max(seconds, 1e-12) / 1e9)
             }

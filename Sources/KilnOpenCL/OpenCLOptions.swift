@@ -3,7 +3,7 @@ import KilnGraph
 
 /// The OpenCL backend's settings from the environment: the one place that reads
 /// `KILN_OPENCL_DEVICE`, `KILN_DEBUG`, `KILN_PROFILE` (for OpenCL), `KILN_MATMUL`,
-/// `KILN_VECTOR_BLOCK`, `KILN_VECTOR_WIDTH` and `KILN_PACK`. `OpenCLExecutable` takes them and
+/// `KILN_VECTOR_BLOCK`, `KILN_VECTOR_WIDTH`, `KILN_PACK`, `KILN_TUNE` and `KILN_CACHE_DIR`. `OpenCLExecutable` takes them and
 /// hands the code generator its part, so tests set them as values.
 public struct OpenCLOptions: Sendable, Equatable {
     /// The device (`KILN_OPENCL_DEVICE`): an index into `kiln devices`' list, or a fragment of
@@ -17,8 +17,8 @@ public struct OpenCLOptions: Sendable, Equatable {
     /// released (`KILN_PROFILE=1`). Default: off.
     public var profile = false
     /// The matmul kernel family, and for the tiled family optionally a fixed tile
-    /// (`KILN_MATMUL=tiled|vector|tiled:<tile>`). Default nil: tiled on GPUs (the tile chosen
-    /// per matmul), vector on CPU devices.
+    /// (`KILN_MATMUL=tiled|vector|tiled:<tile>`). Default nil: per matmul, the candidate measured
+    /// fastest (see `tune`).
     public var matmul: Matmul?
     /// The vector family's register block (`KILN_VECTOR_BLOCK=<rows>x<float16s>`, for tuning).
     /// Default nil: 12 x 2 where the device's native float width is 16 (AVX-512), else 6 x 1.
@@ -29,8 +29,23 @@ public struct OpenCLOptions: Sendable, Equatable {
     /// Pack every B operand of the vector family into panels, also those read in place
     /// (`KILN_PACK=always`). Default: off.
     public var packAlways = false
+    /// Choose each matmul's kernel by measuring the candidates on the device the first time its
+    /// shape is loaded (`KILN_TUNE=0` turns it off: the family then follows the device type).
+    /// `matmul` overrides it. Default: on.
+    public var tune = true
+    /// Where measured kernel choices are kept (`KILN_CACHE_DIR`). Default: `$XDG_CACHE_HOME/kiln`,
+    /// else `~/.cache/kiln`; nil keeps them in memory for the process only.
+    public var cacheDirectory: String?
 
-    public init() {}
+    public init() {
+        cacheDirectory = Self.defaultCacheDirectory(ProcessInfo.processInfo.environment)
+    }
+
+    static func defaultCacheDirectory(_ env: [String: String]) -> String? {
+        if let xdg = env["XDG_CACHE_HOME"], !xdg.isEmpty { return xdg + "/kiln" }
+        if let home = env["HOME"], !home.isEmpty { return home + "/.cache/kiln" }
+        return nil
+    }
 
     /// A matmul kernel family, with a fixed tile for the tiled family or none (chosen per matmul).
     public struct Matmul: Sendable, Equatable, CustomStringConvertible {
@@ -99,6 +114,8 @@ public struct OpenCLOptions: Sendable, Equatable {
             guard let width = Int(text), width == 8 || width == 16 else { throw reader.invalid("KILN_VECTOR_WIDTH", text, "is not 8 or 16") }
             options.vectorWidth = width
         }
+        if let v = try reader.flag("KILN_TUNE") { options.tune = v }
+        options.cacheDirectory = reader.string("KILN_CACHE_DIR") ?? defaultCacheDirectory(env)
         if let text = reader.string("KILN_PACK") {
             guard text == "always" else { throw reader.invalid("KILN_PACK", text, "is not always") }
             options.packAlways = true

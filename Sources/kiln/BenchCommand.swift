@@ -63,8 +63,11 @@ struct BenchCommand: ParsableCommand {
             let t = try Timing.measure(warmup: common.warmup, repeats: common.repeats) { _ = try exe.run(feeds: [:]) }
             let flops = 2 * Double(m) * Double(k) * Double(n)
             let name = shape == nil ? "sgemm \(size)^3" : "sgemm \(m)x\(k)\(transposeA ? "ᵀ" : "") @ \(k)x\(n)\(transposeB ? "ᵀ" : "")"
-            try common.report(name, t, unit: "ms", scale: 1e3, rate: { String(format: "%.1f GFLOP/s", flops / $0 / 1e9) },
-                              extra: ["m": m, "k": k, "n": n, "size": size, "gflops": flops / t.median / 1e9])
+            // The kernel the OpenCL backend ran (chosen by measurement unless KILN_MATMUL fixes it).
+            let kernel = (exe as? OpenCLExecutable)?.matmulKernels.values.first
+            try common.report(name, t, unit: "ms", scale: 1e3,
+                              rate: { String(format: "%.1f GFLOP/s", flops / $0 / 1e9) + (kernel.map { ", kernel \($0)" } ?? "") },
+                              extra: ["m": m, "k": k, "n": n, "size": size, "gflops": flops / t.median / 1e9, "kernel": kernel ?? "cpu"])
         }
     }
 

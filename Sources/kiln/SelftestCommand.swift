@@ -30,10 +30,13 @@ struct SelftestCommand: ParsableCommand {
     @Flag(help: "Print one JSON object instead of a report.")
     var json = false
 
+    @Flag(help: "The same kernel families, fusion patterns and tile edges at small sizes, and only small models' steps: for a simulator such as Oclgrind.")
+    var small = false
+
     func run() throws {
         let description = try Devices.describe(device)
         let fusion: Bool? = noFusion ? false : nil
-        let cases = DeviceCheck.all.filter { c in filter.map { c.name.contains($0) } ?? true }
+        let cases = (small ? DeviceCheck.small : DeviceCheck.all).filter { c in filter.map { c.name.contains($0) } ?? true }
         guard !cases.isEmpty else {
             throw KilnError.invalidArgument(op: "--filter", message: "no case name contains '\(filter ?? "")'")
         }

@@ -8,10 +8,20 @@ import Kiln
 /// (which need no device) fail when one is missing.
 @Suite struct OpCatalogueTests {
     /// Every op that owes a device-vs-oracle check is in a parity case (forward or gradient).
-    @Test func everyOpHasAParityCase() throws {
-        let covered = try OpCases.parity.reduce(into: Set<OpKind>()) { $0.formUnion(try $1.kinds()) }
+    /// The small set (`kiln selftest --small`, run under Oclgrind) too, with the same cases.
+    @Test(arguments: [false, true])
+    func everyOpHasAParityCase(small: Bool) throws {
+        let cases = small ? OpCases.small : OpCases.parity
+        let covered = try cases.reduce(into: Set<OpKind>()) { $0.formUnion(try $1.kinds()) }
         let owed = Set(OpKind.allCases.filter(\.traits.parity))
         #expect(owed.subtracting(covered).isEmpty, "ops no parity case runs: \(owed.subtracting(covered).map(\.rawValue).sorted())")
+        if small {
+            // Every case but the matmul sizes has its small twin; the steps but the two largest models.
+            let others = { (c: [OpCase]) in c.filter { !$0.name.hasPrefix("matmul: ") || $0.name.contains("epilogue") }.count }
+            #expect(others(OpCases.small) == others(OpCases.parity))
+            #expect(OpCases.small.filter { $0.name.hasPrefix("matmul: ") }.count >= 7)
+            #expect(DeviceCheck.small.count == OpCases.small.count + DeviceCheck.steps.count - 2)
+        }
     }
 
     /// Every op of the catalogue is named by exactly one `Op`, and its fusion class agrees with

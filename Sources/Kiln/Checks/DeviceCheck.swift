@@ -172,4 +172,10 @@ extension DeviceCheck {
 
     /// Every op case, then whole training steps.
     public static var all: [DeviceCheck] { OpCases.parity.map(op) + steps }
+
+    /// Every op case at small sizes, then the training steps of small models (`kiln selftest
+    /// --small`, for simulators).
+    public static var small: [DeviceCheck] {
+        OpCases.small.map(op) + steps.filter { !$0.name.contains("784") && !$0.name.contains("V20000") }
+    }
 }

@@ -11,68 +11,86 @@ public enum OpCases {
     /// Device-vs-oracle cases at awkward sizes (1, 3, 17, 127, 129, 1000, broadcast axes of
     /// size 1, shapes at and off tile edges), forward and gradient: `kiln selftest` runs each on
     /// its own; the OpenCL tests run them all in one program per configuration.
-    public static let parity: [OpCase] = {
+    public static let parity = parity(small: false)
+
+    /// The same cases at small sizes (`kiln selftest --small`), for a simulator that runs kernels
+    /// a thousand times slower (Oclgrind): still every kernel family and fusion pattern, both
+    /// reduction templates, and matmuls at and off the edges of every tile and vector panel.
+    public static let small = parity(small: true)
+
+    static func parity(small: Bool) -> [OpCase] {
+        /// A size: `full` normally, `reduced` in the small set.
+        func d(_ full: Int, _ reduced: Int) -> Int { small ? reduced : full }
         var cases: [OpCase] = []
-        cases.append(OpCase("elementwise: every unary op [1000]", seed: 1) { g in
+        let n = d(1000, 37)
+        cases.append(OpCase("elementwise: every unary op [\(n)]", seed: 1) { g in
             for op in UnaryOp.allCases {
                 let range = op.testDomain.lowerBound > 0 ? 0.1...2 : op.testDomain
-                g.output("\(op)", try g.graph.unary(op, g.input("x \(op)", [1000], range)))
+                g.output("\(op)", try g.graph.unary(op, g.input("x \(op)", [n], range)))
             }
         })
-        cases.append(OpCase("elementwise: every binary op [129,1] x [1,127]", seed: 2) { g in
+        let (rows, columns) = (d(129, 9), d(127, 7))
+        cases.append(OpCase("elementwise: every binary op [\(rows),1] x [1,\(columns)]", seed: 2) { g in
             for op in BinaryOp.allCases {
-                let col = try g.input("col \(op)", [129, 1]), row = try g.input("row \(op)", [1, 127], op.testDomainOfRight)
+                let col = try g.input("col \(op)", [rows, 1]), row = try g.input("row \(op)", [1, columns], op.testDomainOfRight)
                 g.output("\(op)", try g.graph.binary(op, col, row), differentiable: op.kind.traits.gradient == .rule)
                 g.output("\(op) by a scalar", try g.graph.binary(op, col, g.input("scalar \(op)", [], op.testDomainOfRight)),
                          differentiable: op.kind.traits.gradient == .rule)
             }
         })
-        cases.append(OpCase("elementwise: chain broadcasting [5,33,127]", seed: 3) { g in
-            let a = try g.input("a", [5, 33, 127]), col = try g.input("col", [33, 1])
-            let row = try g.input("row", [1, 1, 127]), s = try g.input("s", [], 0.5...2)
+        let (c0, c1, c2) = (5, d(33, 6), d(127, 7))
+        cases.append(OpCase("elementwise: chain broadcasting [\(c0),\(c1),\(c2)]", seed: 3) { g in
+            let a = try g.input("a", [c0, c1, c2]), col = try g.input("col", [c1, 1])
+            let row = try g.input("row", [1, 1, c2]), s = try g.input("s", [], 0.5...2)
             let u = try (a * col + row).tanh() * s
             let v = try a.maximum(row) / (try col.exp() + 1)
             let w = try (a - s).relu().minimum(col)
             g.output("chain", try (u - v).sigmoid() + w * 0.5)
             g.output("scalar ops", try 2 - (a * a + 1).sqrt() / s)
         })
+        let (r0, r1) = (d(17, 5), d(129, 9))
         cases.append(OpCase("layout: transpose, reshape, broadcastTo", seed: 4) { g in
-            let r = try g.input("r", [17, 129, 3]), col = try g.input("col", [129, 1])
+            let r = try g.input("r", [r0, r1, 3]), col = try g.input("col", [r1, 1])
             g.output("transpose [2,0,1]", try r.transposed([2, 0, 1]))
             g.output("transpose [1,0,2] * 3", try r.transposed([1, 0, 2]) * 3)
-            g.output("reshape [129,51]", try r.reshaped([129, 51]).exp())
-            g.output("broadcastTo [3,129,127]", try col.broadcast(to: [3, 129, 127]))
+            g.output("reshape [\(r1),\(3 * r0)]", try r.reshaped([r1, 3 * r0]).exp())
+            g.output("broadcastTo [3,\(r1),\(columns)]", try col.broadcast(to: [3, r1, columns]))
         })
         for op in ReduceOp.allCases {
-            cases.append(OpCase("reduce: \(op) of [17,129,3] over 6 axis sets", seed: 10) { g in
-                let r = try g.input("r", [17, 129, 3])
+            cases.append(OpCase("reduce: \(op) of [\(r0),\(r1),3] over 6 axis sets", seed: 10) { g in
+                let r = try g.input("r", [r0, r1, 3])
                 for (axes, keep) in [([0], true), ([1], false), ([2], true), ([0, 2], false), ([1, 2], true), ([0, 1, 2], false)] {
                     g.output("\(op) \(axes)\(keep ? " keepDims" : "")", try g.graph.reduce(op, r, axes: axes, keepDims: keep))
                 }
             })
         }
-        cases.append(OpCase("reduce: long rows and columns [3,70000], [4099,5], [3,1000]", seed: 11) { g in
-            let wide = try g.input("wide", [3, 70000]), tall = try g.input("tall", [4099, 5])
-            g.output("sum [3,70000] axis 1", try wide.sum(axes: [1]))
-            g.output("max [3,70000] all", try wide.max())
-            g.output("mean [4099,5] axis 0", try tall.mean(axes: [0]))
-            g.output("max [4099,5] axis 0", try tall.max(axes: [0], keepDims: true))
-            g.output("sum [3,1000] axis 1", try g.input("short", [3, 1000]).sum(axes: [1]))
+        // Over 1024 values per output, and few outputs: the work-group reduction, not a work-item per output.
+        let (wide, tall, short) = (d(70000, 1500), d(4099, 1100), d(1000, 300))
+        cases.append(OpCase("reduce: long rows and columns [3,\(wide)], [\(tall),5], [3,\(short)]", seed: 11) { g in
+            let w = try g.input("wide", [3, wide]), t = try g.input("tall", [tall, 5])
+            g.output("sum [3,\(wide)] axis 1", try w.sum(axes: [1]))
+            g.output("max [3,\(wide)] all", try w.max())
+            g.output("mean [\(tall),5] axis 0", try t.mean(axes: [0]))
+            g.output("max [\(tall),5] axis 0", try t.max(axes: [0], keepDims: true))
+            g.output("sum [3,\(short)] axis 1", try g.input("short", [3, short]).sum(axes: [1]))
         })
+        let (p0, p1) = (d(127, 9), d(129, 11))
         cases.append(OpCase("reduce: with elementwise prologues", seed: 12) { g in
-            let x = try g.input("x", [127, 129])
+            let x = try g.input("x", [p0, p1])
             g.output("sum of squares axis 1", try (x * x).sum(axes: [1]))
             g.output("mean of exp axis 0", try x.exp().mean(axes: [0]))
             g.output("max of tanh all", try x.tanh().max())
         })
         // Edges of every tile and vector panel; N of 64 and 128 fill whole vector panels (B
         // untransposed is then read in place).
-        let sizes = [(1, 1, 1), (3, 17, 1), (1, 17, 127), (17, 127, 129), (129, 17, 1), (127, 129, 17), (129, 1, 127),
-                     (1000, 3, 17), (1, 1000, 3), (5, 33, 64), (130, 70, 128), (128, 256, 64)]
+        // The small set: off every edge, whole 64-tiles and vector panels, and 130 rows over one 128-tile.
+        let sizes = small ? [(1, 1, 1), (3, 17, 1), (17, 31, 33), (33, 1, 31), (5, 33, 64), (64, 16, 64), (130, 20, 128)]
+            : [(1, 1, 1), (3, 17, 1), (1, 17, 127), (17, 127, 129), (129, 17, 1), (127, 129, 17), (129, 1, 127),
+               (1000, 3, 17), (1, 1000, 3), (5, 33, 64), (130, 70, 128), (128, 256, 64)]
         // A matmul's gradients are matmuls of the other transpose forms, which every size checks
         // forward; two sizes check them as gradients too (each kernel costs a device build).
         for (m, k, n) in sizes {
-            let gradients = (m, k, n) == (17, 127, 129) || (m, k, n) == (129, 1, 127)
+            let gradients = [(17, 127, 129), (129, 1, 127), (17, 31, 33), (33, 1, 31)].contains { $0 == (m, k, n) }
             cases.append(OpCase("matmul: \(m)x\(k)x\(n), 4 transpose forms", seed: UInt64(100 + m + k + n), gradients: gradients) { g in
                 for (ta, tb) in transposeForms {
                     let a = try g.input("A \(transposeName(ta, tb))", ta ? [k, m] : [m, k])
@@ -81,60 +99,65 @@ public enum OpCases {
                 }
             })
         }
-        cases.append(OpCase("matmul: 512x512x512, 4 transpose forms", seed: 200, gradients: false) { g in
-            for (ta, tb) in transposeForms {
-                let a = try g.input("A \(transposeName(ta, tb))", [512, 512]), b = try g.input("B \(transposeName(ta, tb))", [512, 512])
-                g.output(transposeName(ta, tb), try a.matmul(b, transposeA: ta, transposeB: tb))
-            }
-        })
+        if !small {
+            cases.append(OpCase("matmul: 512x512x512, 4 transpose forms", seed: 200, gradients: false) { g in
+                for (ta, tb) in transposeForms {
+                    let a = try g.input("A \(transposeName(ta, tb))", [512, 512]), b = try g.input("B \(transposeName(ta, tb))", [512, 512])
+                    g.output(transposeName(ta, tb), try a.matmul(b, transposeA: ta, transposeB: tb))
+                }
+            })
+        }
         cases.append(OpCase("matmul: epilogues, and B computed in the arena", seed: 201) { g in
-            let x = try g.input("x", [127, 129]), w = try g.input("w", [129, 17]), b = try g.input("b", [17])
+            let x = try g.input("x", [p0, p1]), w = try g.input("w", [p1, 17]), b = try g.input("b", [17])
             g.output("relu(x·w + b)", try (x.matmul(w) + b).relu())
             g.output("tanh(x·w + b)", try (x.matmul(w) + b).tanh())
             // B made by an earlier kernel, so it lives in the arena at an offset.
             g.output("A·(1.5 B)", try g.input("A", [7, 33]).matmul(try g.input("B", [33, 128]) * 1.5))
         })
-        cases.append(OpCase("embedding: gather [1000,17] by [129,5] repeated ids", seed: 300) { g in
-            let table = try g.input("table", [1000, 17])
-            // 645 ids below 40: every row is picked many times, so the gradient's scatter-add
+        let (table, positions) = (d(1000, 100), d(129, 9))
+        cases.append(OpCase("embedding: gather [\(table),17] by [\(positions),5] repeated ids", seed: 300) { g in
+            let t = try g.input("table", [table, 17])
+            // Ids below 40: every row is picked many times, so the gradient's scatter-add
             // accumulates repeats.
-            g.output("gather", try g.graph.gather(table, ids: try g.ids("ids", [129, 5], below: 40)))
+            g.output("gather", try g.graph.gather(t, ids: try g.ids("ids", [positions, 5], below: 40)))
         })
-        cases.append(OpCase("embedding: scatterAdd [129,5,17] into 50 rows", seed: 301) { g in
-            let values = try g.input("values", [129, 5, 17])
-            g.output("scatterAdd", try g.graph.scatterAdd(values, ids: try g.ids("ids", [129, 5], below: 50), rows: 50))
-            g.output("scatterAdd [1000,3] into 7 rows", try g.graph.scatterAdd(
-                try g.input("many", [1000, 3]), ids: try g.ids("few", [1000], below: 7), rows: 7))
+        cases.append(OpCase("embedding: scatterAdd [\(positions),5,17] into 50 rows", seed: 301) { g in
+            let values = try g.input("values", [positions, 5, 17])
+            g.output("scatterAdd", try g.graph.scatterAdd(values, ids: try g.ids("ids", [positions, 5], below: 50), rows: 50))
+            g.output("scatterAdd [\(n),3] into 7 rows", try g.graph.scatterAdd(
+                try g.input("many", [n, 3]), ids: try g.ids("few", [n], below: 7), rows: 7))
         })
-        cases.append(OpCase("softmaxCrossEntropy: [127,17] forward and gradient", seed: 400) { g in
-            let logits = try g.input("logits", [127, 17], -5...5)
-            g.output("loss", try g.graph.softmaxCrossEntropy(logits: logits, labels: try g.ids("labels", [127], below: 17)))
+        let batch = d(127, 13)
+        cases.append(OpCase("softmaxCrossEntropy: [\(batch),17] forward and gradient", seed: 400) { g in
+            let logits = try g.input("logits", [batch, 17], -5...5)
+            g.output("loss", try g.graph.softmaxCrossEntropy(logits: logits, labels: try g.ids("labels", [batch], below: 17)))
         })
-        cases.append(OpCase("softmaxCrossEntropy: large logits [64,1000], batch 1", seed: 401) { g in
-            let big = try g.input("big", [64, 1000], -60...60)
-            g.output("loss [64,1000]", try g.graph.softmaxCrossEntropy(logits: big, labels: try g.ids("labels", [64], below: 1000)))
+        let (bigRows, classes) = (d(64, 4), d(1000, 300))
+        cases.append(OpCase("softmaxCrossEntropy: large logits [\(bigRows),\(classes)], batch 1", seed: 401) { g in
+            let big = try g.input("big", [bigRows, classes], -60...60)
+            g.output("loss [\(bigRows),\(classes)]", try g.graph.softmaxCrossEntropy(logits: big, labels: try g.ids("labels", [bigRows], below: classes)))
             let one = try g.input("one", [1, 3], -1...1)
             g.output("loss [1,3]", try g.graph.softmaxCrossEntropy(logits: one, labels: try g.ids("label", [1], below: 3)))
         })
         cases.append(OpCase("argmax and accuracy", seed: 500, gradients: false) { g in
-            let r = try g.input("r", [17, 129, 3])
+            let r = try g.input("r", [r0, r1, 3])
             for axis in 0..<3 { g.output("argmax axis \(axis)", try g.graph.argmax(r, axis: axis)) }
-            let logits = try g.input("logits", [1000, 10])
-            g.output("accuracy", try g.graph.accuracy(logits: logits, labels: try g.ids("labels", [1000], below: 10)))
+            let logits = try g.input("logits", [n, 10])
+            g.output("accuracy", try g.graph.accuracy(logits: logits, labels: try g.ids("labels", [n], below: 10)))
         })
-        cases.append(OpCase("oneHot: [129,5] into 17 classes with ignored labels, [1000] into 3, a scalar, an argmax", seed: 600) { g in
+        cases.append(OpCase("oneHot: [\(positions),5] into 17 classes with ignored labels, [\(n)] into 3, a scalar, an argmax", seed: 600) { g in
             // Every 7th label is the ignore index (a row of zeros); the rest cover all 17 classes.
-            let values: [Int32] = (0..<645).map { (i: Int) -> Int32 in
+            let values: [Int32] = (0..<(positions * 5)).map { (i: Int) -> Int32 in
                 let label: Int = (i * 5 + i / 17) % 17
                 return i % 7 == 3 ? -100 : Int32(label)
             }
-            let labels = try g.ids("labels", [129, 5], values: values)
+            let labels = try g.ids("labels", [positions, 5], values: values)
             let hot = try g.graph.oneHot(labels, classes: 17, ignoreIndex: -100, dtype: g.dtype)
-            g.output("oneHot [129,5] ignore -100", hot)
+            g.output("oneHot [\(positions),5] ignore -100", hot)
             // As a mask in a loss: the gradient of the logits is the mask times the upstream.
-            g.output("oneHot * logits", try hot * g.input("logits", [129, 5, 17]))
+            g.output("oneHot * logits", try hot * g.input("logits", [positions, 5, 17]))
             // An ignore index inside [0, classes): label 0 gives zeros too.
-            g.output("oneHot [1000] ignore 0", try g.graph.oneHot(try g.ids("few", [1000], below: 3), classes: 3, ignoreIndex: 0, dtype: g.dtype))
+            g.output("oneHot [\(n)] ignore 0", try g.graph.oneHot(try g.ids("few", [n], below: 3), classes: 3, ignoreIndex: 0, dtype: g.dtype))
             g.output("oneHot of a scalar", try g.graph.oneHot(try g.ids("one", [], values: [4]), classes: 5, dtype: g.dtype))
             // Labels computed on the device (not a feed, so not checked on the host), from a float
             // input: autodiff passes nothing through the int32 labels (the input's gradient is 0).
@@ -142,7 +165,7 @@ public enum OpCases {
             g.output("oneHot of an argmax", try g.graph.oneHot(try g.graph.argmax(scores, axis: 1), classes: 7, dtype: g.dtype))
         })
         return cases
-    }()
+    }
 
     // MARK: Autodiff against finite differences
 

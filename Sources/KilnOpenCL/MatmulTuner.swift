@@ -1,0 +1,168 @@
+import Foundation
+import KilnCompiler
+import KilnGraph
+
+/// A matmul as the kernel choice sees it: C [m, n] = op(A) · op(B) with k the shared size.
+struct MatmulShape: Hashable {
+    let m, n, k: Int
+    let transposeA, transposeB: Bool
+    let realType: DType
+
+    init(m: Int, n: Int, k: Int, transposeA: Bool, transposeB: Bool, realType: DType) {
+        (self.m, self.n, self.k, self.transposeA, self.transposeB, self.realType) = (m, n, k, transposeA, transposeB, realType)
+    }
+
+    init?(_ kernel: Kernel, realType: DType) {
+        guard case let .matmul(ta, tb, _) = kernel.kind else { return nil }
+        m = kernel.outputs[0].shape[0]
+        n = kernel.outputs[0].shape[1]
+        k = ta ? kernel.inputs[0].shape[0] : kernel.inputs[0].shape[1]
+        transposeA = ta
+        transposeB = tb
+        self.realType = realType
+    }
+
+    /// The cache's name for it, e.g. `float32 128x784x256 A.Bt` (m x k x n).
+    var key: String { "\(realType) \(m)x\(k)x\(n) \(transposeA ? "At" : "A").\(transposeB ? "Bt" : "B")" }
+}
+
+/// Chooses each matmul's kernel by measurement: the first time a shape is loaded on a device,
+/// every candidate (the vector family, the tiled family at each tile that fits) is built into
+/// one OpenCL program, run at that shape and timed; the fastest is kept in `KernelChoiceCache`
+/// (on disk), so later loads of any program with that shape measure nothing.
+enum MatmulTuner {
+    typealias Choice = OpenCLCodegen.MatmulChoice
+
+    /// Each candidate's measurement stops after about this much device time.
+    static let budgetSeconds = 0.02
+
+    /// The candidates for `shape` on `device`: the tiled family's tiles that fit the device's
+    /// local memory and work-group size, and the vector family (float32 only) where the device
+    /// runs a work-item's vectors on SIMD registers (`wideVectors`).
+    static func candidates(_ shape: MatmulShape, device: CLDeviceInfo) -> [Choice] {
+        let realSize = shape.realType.byteSize
+        let tiles = [OpenCLCodegen.Tile.large, .small].filter {
+            $0.localBytes(realSize: realSize) <= Int(device.localMemoryBytes) && $0.workItems <= device.maxWorkGroupSize
+        }
+        var all = tiles.map(Choice.tiled)
+        if shape.realType == .float32 && wideVectors(device) { all.insert(.vector, at: 0) }
+        return all
+    }
+
+    /// Whether the device's native float vector is 4 wide or more: one work-item's vector is
+    /// then the device's SIMD register (PoCL on AVX2 or AVX-512), as the vector family assumes.
+    /// Devices that vectorize across work-items report 1 (NVIDIA, Mesa's llvmpipe), and there
+    /// the vector family's register blocks build for minutes and run 100x slower than tiles.
+    static func wideVectors(_ device: CLDeviceInfo) -> Bool { device.nativeFloatWidth >= 4 }
+
+    /// The family when nothing is measured (`OpenCLOptions.tune` off): vector where the device
+    /// has wide vectors, else tiled.
+    static func defaultFamily(_ device: CLDeviceInfo) -> OpenCLCodegen.MatmulFamily { wideVectors(device) ? .vector : .tiled }
+
+    /// A candidate that lost by this factor or more at every one of at least `pruneAfter` shapes
+    /// measured on a device is not measured at new shapes there (the tiled family on a CPU
+    /// device, the vector family on a GPU): measuring it would only cost driver builds.
+    static let pruneFactor = 3.0, pruneAfter = 2
+
+    /// The measured choice for every matmul kernel of `program` (by index in its schedule),
+    /// measuring the shapes `cache` does not hold yet.
+    ///
+    /// Shapes are measured smallest first, in batches of one program each: `pruneAfter` shapes
+    /// with every candidate while the device has fewer measured, then all the rest with the
+    /// candidates not pruned; a shape left with one candidate takes it unmeasured.
+    static func choices(for program: Program, context: CLContext, options: OpenCLOptions, cache: KernelChoiceCache) throws -> [Int: Choice] {
+        let device = context.device
+        var shapes: [Int: MatmulShape] = [:]
+        for (i, k) in program.kernels.enumerated() {
+            if let s = MatmulShape(k, realType: program.realType), s.m > 0, s.n > 0 { shapes[i] = s }
+        }
+        var known: [MatmulShape: Choice] = [:]
+        var unknown: [MatmulShape] = []
+        var measured = cache.entries(device: device)
+        for s in Set(shapes.values).sorted(by: { ($0.m * $0.n * $0.k, $0.key) < ($1.m * $1.n * $1.k, $1.key) }) {
+            if let e = measured[s.key], let c = try? Choice(e.choice), candidates(s, device: device).contains(c) {
+                known[s] = c
+            } else {
+                unknown.append(s)
+            }
+        }
+        while !unknown.isEmpty {
+            var batch: [(MatmulShape, [Choice])] = []
+            var rest: [MatmulShape] = []
+            for s in unknown {
+                let open = candidates(s, device: device).filter { !pruned($0, of: s, measured: measured) }
+                if open.count <= 1 {
+                    if let only = open.first { known[s] = only }
+                } else if measured.count >= pruneAfter || batch.count < pruneAfter - measured.count {
+                    batch.append((s, open))
+                } else {
+                    rest.append(s)
+                }
+            }
+            unknown = rest
+            guard !batch.isEmpty else { break }
+            var entries: [String: KernelChoiceCache.Entry] = [:]
+            for (s, all) in try measure(batch, context: context, options: options) {
+                // None could run (every work-group too large for the driver): the load says so.
+                let times = all.filter { $0.value.isFinite }
+                guard let best = times.min(by: { $0.value < $1.value })?.key else { continue }
+                known[s] = best
+                entries[s.key] = KernelChoiceCache.Entry(choice: best.description, milliseconds: Dictionary(
+                    uniqueKeysWithValues: times.map { ($0.key.description, $0.value * 1e3) }))
+            }
+            measured.merge(entries) { _, new in new }
+            cache.store(device: device, entries)
+        }
+        return shapes.compactMapValues { known[$0] }
+    }
+
+    /// Whether `candidate` lost by `pruneFactor` at every one of at least `pruneAfter` shapes
+    /// of `shape`'s float type measured on the device.
+    static func pruned(_ candidate: Choice, of shape: MatmulShape, measured: [String: KernelChoiceCache.Entry]) -> Bool {
+        let name = candidate.description, prefix = "\(shape.realType) "
+        var losses = 0
+        for (key, e) in measured where key.hasPrefix(prefix) {
+            guard let mine = e.milliseconds[name], let best = e.milliseconds.values.min() else { continue }
+            if mine < pruneFactor * best { return false }
+            losses += 1
+        }
+        return losses >= pruneAfter
+    }
+
+    /// Seconds per run of the given candidates at each shape: one program per float type holding
+    /// a matmul kernel per shape and candidate, its operands zero.
+    static func measure(_ shapes: [(MatmulShape, [Choice])], context: CLContext, options: OpenCLOptions) throws -> [MatmulShape: [Choice: Double]] {
+        var result: [MatmulShape: [Choice: Double]] = [:]
+        for realType in Set(shapes.map(\.0.realType)).sorted(by: { $0.byteSize < $1.byteSize }) {
+            let g = Graph()
+            var outputs: [Tensor] = []
+            var wanted: [Int: (MatmulShape, Choice)] = [:]   // matmul node -> what it measures
+            for (i, (s, choices)) in shapes.enumerated() where s.realType == realType {
+                let a = try g.placeholder("A\(i)", s.transposeA ? [s.k, s.m] : [s.m, s.k], realType)
+                let b = try g.placeholder("B\(i)", s.transposeB ? [s.n, s.k] : [s.k, s.n], realType)
+                for c in choices {
+                    let out = try g.matmul(a, b, transposeA: s.transposeA, transposeB: s.transposeB)
+                    outputs.append(out)
+                    wanted[out.id] = (s, c)
+                }
+            }
+            let program = try Compiler.compile(g, fetch: outputs, options: CompileOptions(fusion: true, realType: realType))
+            var choices: [Int: Choice] = [:]
+            for (i, k) in program.kernels.enumerated() {
+                if let node = k.nodes.first(where: { wanted[$0] != nil }) { choices[i] = wanted[node]!.1 }
+            }
+            var fixed = options
+            fixed.profile = false
+            let exe = try OpenCLExecutable(program: program, context: context, options: fixed, collective: nil, matmulChoices: choices, measuring: true)
+            try exe.zeroFeeds()
+            var best: [MatmulShape: Double] = [:]
+            for (i, k) in program.kernels.enumerated() {
+                guard let node = k.nodes.first(where: { wanted[$0] != nil }), let (s, c) = wanted[node] else { continue }
+                let seconds = try exe.secondsPerRun(kernel: i, budget: budgetSeconds, giveUpAfter: 4 * (best[s] ?? .infinity))
+                result[s, default: [:]][c] = seconds
+                best[s] = min(best[s] ?? .infinity, seconds)
+            }
+        }
+        return result
+    }
+}

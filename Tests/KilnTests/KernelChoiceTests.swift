@@ -1,0 +1,131 @@
+import Foundation
+import Testing
+@testable import KilnOpenCL
+import Kiln
+
+/// Kernel choice by measurement: what is measured, what the cache keeps and how a later load
+/// uses it, and when a candidate stops being measured.
+@Suite struct KernelChoiceTests {
+    /// A program with matmuls at two shapes (one used twice), and the options with a fresh cache
+    /// folder and tuning on.
+    func setup() throws -> (Program, OpenCLOptions, URL) {
+        let g = Graph()
+        let x = try g.placeholder("x", [40, 24]), w = try g.placeholder("w", [24, 33]), v = try g.placeholder("v", [33, 24])
+        let h = try x.matmul(w)
+        let y = try (h.matmul(v) + x).matmul(w)   // 40x24x33 again, as h
+        let program = try Compiler.compile(g, fetch: [y], options: CompileOptions(fusion: true, realType: .float32))
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-choices-\(UUID().uuidString)")
+        var options = try OpenCLOptions.fromEnvironment()
+        options.matmul = nil
+        options.tune = true
+        options.cacheDirectory = folder.path
+        return (program, options, folder)
+    }
+
+    @Test func measuresEachShapeOnceAndKeepsTheFastest() throws {
+        guard let ctx = OpenCLSupport.context else { return }
+        let (program, options, folder) = try setup()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let exe = try OpenCLExecutable(program: program, context: ctx, options: options)
+        let entries = KernelChoiceCache.shared(options).entries(device: ctx.device)
+        // Two distinct shapes: 40x24x33 and 40x33x24 (m x k x n).
+        #expect(Set(entries.keys) == ["float32 40x24x33 A.B", "float32 40x33x24 A.B"])
+        for (shape, e) in entries {
+            let candidates = MatmulTuner.candidates(try #require(MatmulShape(m: shape), "\(shape)"), device: ctx.device)
+            #expect(Set(e.milliseconds.keys) == Set(candidates.map(\.description)), "\(shape): \(e.milliseconds)")
+            #expect(e.milliseconds.allSatisfy { $0.value > 0 && $0.value.isFinite })
+            #expect(e.choice == e.milliseconds.min { $0.value < $1.value }?.key)
+        }
+        // Every matmul kernel runs its shape's choice.
+        #expect(exe.matmulKernels.count == 3)
+        for (name, choice) in exe.matmulKernels {
+            let k = try #require(program.kernels.first { $0.name == name })
+            let shape = try #require(MatmulShape(k, realType: .float32))
+            #expect(choice == entries[shape.key]?.choice)
+        }
+        // On disk, for the next process.
+        let text = try String(contentsOf: folder.appendingPathComponent("kernel-choices.json"), encoding: .utf8)
+        #expect(text.contains("40x24x33") && text.contains(KernelChoiceCache.key(ctx.device)))
+    }
+
+    /// A cached choice is used as it is, without measuring: here one the measurement would
+    /// hardly pick (the large tile for a 40-row product), written into the file beforehand.
+    @Test func aLaterLoadTakesTheCachedChoice() throws {
+        guard let ctx = OpenCLSupport.context else { return }
+        let (program, options, folder) = try setup()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let large = "tiled:128x128x16:8x8"
+        let seeded = KernelChoiceCache(file: folder.appendingPathComponent("kernel-choices.json"))
+        let entry = KernelChoiceCache.Entry(choice: large, milliseconds: [large: 1, "tiled:64x64x16:4x4": 2])
+        seeded.store(device: ctx.device, ["float32 40x24x33 A.B": entry, "float32 40x33x24 A.B": entry])
+        let exe = try OpenCLExecutable(program: program, context: ctx, options: options)
+        #expect(Set(exe.matmulKernels.values) == [large])
+        #expect(KernelChoiceCache.shared(options).entries(device: ctx.device).values.allSatisfy { $0 == entry })
+    }
+
+    /// An unreadable cache is measured again and rewritten; the results still match the oracle.
+    @Test func aCorruptCacheIsReplaced() throws {
+        guard let ctx = OpenCLSupport.context else { return }
+        let (program, options, folder) = try setup()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let file = folder.appendingPathComponent("kernel-choices.json")
+        try Data("{ not json".utf8).write(to: file)
+        let exe = try OpenCLExecutable(program: program, context: ctx, options: options)
+        #expect(exe.matmulKernels.count == 3)
+        let object = try JSONSerialization.jsonObject(with: Data(contentsOf: file)) as? [String: Any]
+        #expect(object?["version"] as? Int == 1)
+    }
+
+    /// KILN_MATMUL fixes every matmul's kernel and measures nothing.
+    @Test func aForcedFamilyMeasuresNothing() throws {
+        guard let ctx = OpenCLSupport.context else { return }
+        var (program, options, folder) = try setup()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        options.matmul = try OpenCLOptions.Matmul("tiled:64x64x16:4x4")
+        let exe = try OpenCLExecutable(program: program, context: ctx, options: options)
+        #expect(Set(exe.matmulKernels.values) == ["tiled:64x64x16:4x4"])
+        #expect(KernelChoiceCache.shared(options).entries(device: ctx.device).isEmpty)
+        #expect(!FileManager.default.fileExists(atPath: folder.path))
+    }
+
+    /// A candidate that lost by 3x at two shapes of the same float type is pruned; one that won
+    /// anywhere, or lost at only one shape, or lost at another float type, is not.
+    @Test func pruning() throws {
+        typealias E = KernelChoiceCache.Entry
+        let shape = try #require(MatmulShape(m: "float32 64x64x64 A.B"))
+        let lost: [String: E] = [
+            "float32 8x8x8 A.B": E(choice: "vector", milliseconds: ["vector": 1, "tiled:64x64x16:4x4": 3.5]),
+            "float32 9x9x9 A.Bt": E(choice: "vector", milliseconds: ["vector": 1, "tiled:64x64x16:4x4": 9]),
+        ]
+        #expect(MatmulTuner.pruned(.tiled(.small), of: shape, measured: lost))
+        #expect(!MatmulTuner.pruned(.vector, of: shape, measured: lost))
+        #expect(!MatmulTuner.pruned(.tiled(.large), of: shape, measured: lost))   // never measured
+        #expect(!MatmulTuner.pruned(.tiled(.small), of: shape, measured: lost.filter { $0.key.hasPrefix("float32 8x") }))
+        var close = lost
+        close["float32 10x10x10 A.B"] = E(choice: "vector", milliseconds: ["vector": 1, "tiled:64x64x16:4x4": 2.9])
+        #expect(!MatmulTuner.pruned(.tiled(.small), of: shape, measured: close))
+        let double = try #require(MatmulShape(m: "float64 64x64x64 A.B"))
+        #expect(!MatmulTuner.pruned(.tiled(.small), of: double, measured: lost))
+    }
+
+    @Test func choicesReadBackAsWritten() throws {
+        for c: OpenCLCodegen.MatmulChoice in [.vector, .tiled(.large), .tiled(.small)] {
+            #expect(try OpenCLCodegen.MatmulChoice(c.description) == c)
+        }
+        #expect(throws: KilnError.self) { try OpenCLCodegen.MatmulChoice("tiled") }
+        #expect(throws: KilnError.self) { try OpenCLCodegen.MatmulChoice("fast") }
+    }
+}
+
+extension MatmulShape {
+    /// Parses a cache key (`float32 <m>x<k>x<n> A.Bt`), for tests.
+    init?(m key: String) {
+        let parts = key.split(separator: " ")
+        guard parts.count == 3, let realType = DType(rawValue: String(parts[0])) else { return nil }
+        let dims = parts[1].split(separator: "x").compactMap { Int($0) }
+        let forms = parts[2].split(separator: ".")
+        guard dims.count == 3, forms.count == 2 else { return nil }
+        self.init(m: dims[0], n: dims[2], k: dims[1], transposeA: forms[0] == "At", transposeB: forms[1] == "Bt", realType: realType)
+    }
+}
