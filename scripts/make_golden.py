@@ -7,7 +7,7 @@ Writes three JSON files under Tests/Fixtures/ (relative to the repository root):
                (neg, exp, log, sqrt, tanh, sigmoid, relu, add, sub, mul, div,
                maximum, minimum, sum, mean, max, matmul, transpose, reshape,
                broadcastTo, gather, scatterAdd, softmaxCrossEntropy, argmax, accuracy,
-               oneHot).
+               oneHot, unfold, fold).
                Each case is {"name", "op", "attrs", "inputs", "output",
                "upstream", "grads"} where grads[i] = d(sum(output * upstream))
                / d(inputs[i]), or null for integer inputs and for the
@@ -15,6 +15,9 @@ Writes three JSON files under Tests/Fixtures/ (relative to the repository root):
                is null).
   mlp.json     a 2-layer ReLU MLP with softmax cross-entropy: inputs, params,
                logits, loss and parameter gradients.
+  conv.json    conv2d -> relu -> max_pool2d -> conv2d (stride, dilation) -> avg_pool2d, and a
+               padded max pool with a tie: input, weights, output, gradients; batch norm's
+               training step (output, gradients, running statistics) and evaluation.
   window.json  the word-window NER classifier (embedding lookup -> concat ->
                tanh layer -> linear -> softmax cross-entropy): ids, labels,
                params (E, W1, b1, W2, b2), logits, loss and gradients.
@@ -341,6 +344,34 @@ def build_ops():
     c.add("oneHot_scalar_classes1", "oneHot", {"classes": 1},
           [torch.tensor(0, dtype=torch.int64)], one_hot(1), differentiable=False)
 
+    # ---- unfold / fold: F.unfold and F.fold, in Kiln's layout: patches [N, OH, OW, C, KH, KW]
+    # (F.unfold's [N, C*KH*KW, OH*OW] reshaped and permuted), folded back to [N, C, H, W]
+    def window(kernel, stride, padding, dilation):
+        return {"kernel": list(kernel), "stride": list(stride), "padding": list(padding), "dilation": list(dilation)}
+
+    def out_size(size, k, s, p, d):
+        return (size + 2 * p - d * (k - 1) - 1) // s + 1
+
+    for (h, w, kernel, stride, padding, dilation) in [(5, 6, (3, 3), (1, 1), (1, 1), (1, 1)),
+                                                    (7, 6, (2, 3), (2, 1), (1, 0), (1, 2))]:
+        attrs = window(kernel, stride, padding, dilation)
+        oh, ow = (out_size(h, kernel[0], stride[0], padding[0], dilation[0]),
+                  out_size(w, kernel[1], stride[1], padding[1], dilation[1]))
+        kw = dict(kernel_size=kernel, stride=stride, padding=padding, dilation=dilation)
+        tag = "k%dx%d_s%dx%d_p%dx%d_d%dx%d" % (kernel + stride + padding + dilation)
+
+        def unfold(x, kw=kw, oh=oh, ow=ow, kernel=kernel):
+            n, ch = x.shape[0], x.shape[1]
+            return F.unfold(x, **kw).reshape(n, ch, kernel[0], kernel[1], oh, ow).permute(0, 4, 5, 1, 2, 3)
+
+        def fold(cols, kw=kw, h=h, w=w):
+            n, oh_, ow_, ch, k0, k1 = cols.shape
+            return F.fold(cols.permute(0, 3, 4, 5, 1, 2).reshape(n, ch * k0 * k1, oh_ * ow_), output_size=(h, w), **kw)
+
+        c.add("unfold_2x2x%dx%d_%s" % (h, w, tag), "unfold", attrs, [randn(2, 2, h, w)], unfold)
+        c.add("fold_to_2x2x%dx%d_%s" % (h, w, tag), "fold", dict(attrs, height=h, width=w),
+              [randn(2, oh, ow, 2, kernel[0], kernel[1])], fold)
+
     return c.cases
 
 
@@ -412,6 +443,53 @@ def build_window():
     }
 
 
+def build_conv():
+    """A small CNN's pieces as torch.nn.functional computes them: conv2d (padding 1) -> relu ->
+    max_pool2d 2 -> conv2d (stride 2, dilation 2, no padding, no bias) -> avg_pool2d (3, stride
+    1, padding 1), with ties in the max pool (equal values in a window), the output, and the
+    gradients of sum(output * upstream) for the input and every weight."""
+    torch.manual_seed(5)
+    x = randn(2, 3, 9, 8)
+    x[0, 0, 0:2, 0:2] = 0.75          # a window of four equal values: the first gets the gradient
+    w1, b1 = randn(4, 3, 3, 3) * 0.3, randn(4) * 0.1
+    w2 = randn(5, 4, 2, 2) * 0.3
+    leaves = [t.clone().requires_grad_(True) for t in (x, w1, b1, w2)]
+    xl, w1l, b1l, w2l = leaves
+    h = F.max_pool2d(F.relu(F.conv2d(xl, w1l, b1l, padding=1)), 2)
+    y = F.avg_pool2d(F.conv2d(h, w2l, stride=2, dilation=2), 3, stride=1, padding=1)
+    upstream = randn(*y.shape)
+    grads = torch.autograd.grad(y, leaves, grad_outputs=upstream)
+    # Without the relu, the tie in the first max-pool window reaches the input.
+    xt = x.clone().requires_grad_(True)
+    pooled = F.max_pool2d(xt, 2, padding=1)
+    up2 = randn(*pooled.shape)
+    (gt,) = torch.autograd.grad(pooled, [xt], grad_outputs=up2)
+    # Batch norm (nn.BatchNorm2d, momentum 0.1): a training step's output and gradients and
+    # the running statistics after it, then evaluation with them.
+    bn = torch.nn.BatchNorm2d(3).double()
+    with torch.no_grad():
+        bn.weight.copy_(randn(3) * 0.5 + 1)
+        bn.bias.copy_(randn(3) * 0.5)
+    xb = (randn(4, 3, 5, 5) * 2 + 1).requires_grad_(True)
+    yb = bn(xb)
+    upb = randn(*yb.shape)
+    gb = torch.autograd.grad(yb, [xb, bn.weight, bn.bias], grad_outputs=upb)
+    bn.eval()
+    xe = randn(2, 3, 5, 5)
+    with torch.no_grad():
+        ye = bn(xe)
+    batch_norm = {
+        "bn_x": tj(xb), "bn_weight": tj(bn.weight), "bn_bias": tj(bn.bias), "bn_output": tj(yb), "bn_upstream": tj(upb),
+        "bn_grad_x": tj(gb[0]), "bn_grad_weight": tj(gb[1]), "bn_grad_bias": tj(gb[2]),
+        "bn_running_mean": tj(bn.running_mean), "bn_running_var": tj(bn.running_var), "bn_eval_x": tj(xe), "bn_eval_output": tj(ye),
+    }
+    return batch_norm | {
+        "x": tj(x), "w1": tj(w1), "b1": tj(b1), "w2": tj(w2), "output": tj(y), "upstream": tj(upstream),
+        "grad_x": tj(grads[0]), "grad_w1": tj(grads[1]), "grad_b1": tj(grads[2]), "grad_w2": tj(grads[3]),
+        "maxpool_pad1": tj(pooled), "maxpool_upstream": tj(up2), "maxpool_grad_x": tj(gt),
+    }
+
+
 def main():
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     cases = build_ops()
@@ -420,7 +498,8 @@ def main():
     assert (h > 0).any() and (h == 0).any(), "MLP fixture should exercise both relu branches"
     write_dict(OUT_DIR / "mlp.json", mlp)
     write_dict(OUT_DIR / "window.json", build_window())
-    for name in ("ops.json", "mlp.json", "window.json"):
+    write_dict(OUT_DIR / "conv.json", build_conv())
+    for name in ("ops.json", "mlp.json", "window.json", "conv.json"):
         p = OUT_DIR / name
         print(f"wrote {p.relative_to(ROOT)} ({p.stat().st_size} bytes)")
     print(f"{len(cases)} op cases, torch {torch.__version__}")

@@ -141,6 +141,68 @@ struct CPUStep<T: KilnFloat> {
                 }
             }
 
+        case let .node(.unfold(w, padValue)):
+            let x = real(ins[0]), out = real(outs[0])
+            let (n, c, h, wd) = (ins[0].shape[0], ins[0].shape[1], ins[0].shape[2], ins[0].shape[3])
+            let (oh, ow, kh, kw) = (outs[0].shape[1], outs[0].shape[2], w.kernel[0], w.kernel[1])
+            let pad = T(padValue)
+            run = {
+                var o = out
+                for b in 0..<n {
+                    for i in 0..<oh {
+                        for j in 0..<ow {
+                            for ch in 0..<c {
+                                let plane = x + (b * c + ch) * h * wd
+                                for p in 0..<kh {
+                                    let r = w.source(i, p, axis: 0)
+                                    for q in 0..<kw {
+                                        let col = w.source(j, q, axis: 1)
+                                        o.pointee = r >= 0 && r < h && col >= 0 && col < wd ? plane[r * wd + col] : pad
+                                        o += 1
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+
+        case let .node(.uniform(seed, stream)):
+            let counter = int(ins[0]), out = real(outs[0]), count = outs[0].shape.count
+            run = {
+                let c = UInt32(bitPattern: counter[0])
+                for i in 0..<count { out[i] = T(Philox.uniform(index: UInt32(i), counter: c, seed: seed, stream: stream)) }
+            }
+
+        case let .node(.fold(w, h, wd)):
+            // A gather per pixel over the patch entries that read it (kh, then kw ascending), as
+            // the OpenCL kernel sums them: no two threads write one pixel, and the order is fixed.
+            let cols = real(ins[0]), out = real(outs[0])
+            let (n, oh, ow, c) = (ins[0].shape[0], ins[0].shape[1], ins[0].shape[2], ins[0].shape[3])
+            let (kh, kw) = (w.kernel[0], w.kernel[1])
+            run = {
+                for b in 0..<n {
+                    for ch in 0..<c {
+                        for r in 0..<h {
+                            for col in 0..<wd {
+                                var sum: T = 0
+                                for p in 0..<kh {
+                                    let t = r + w.padding[0] - p * w.dilation[0]
+                                    guard t >= 0, t % w.stride[0] == 0, t / w.stride[0] < oh else { continue }
+                                    let i = t / w.stride[0]
+                                    for q in 0..<kw {
+                                        let u = col + w.padding[1] - q * w.dilation[1]
+                                        guard u >= 0, u % w.stride[1] == 0, u / w.stride[1] < ow else { continue }
+                                        sum += cols[((((b * oh + i) * ow + u / w.stride[1]) * c + ch) * kh + p) * kw + q]
+                                    }
+                                }
+                                out[((b * c + ch) * h + r) * wd + col] = sum
+                            }
+                        }
+                    }
+                }
+            }
+
         case .node(.softmaxCrossEntropy), .node(.softmaxCrossEntropyGrad), .node(.accuracy):
             let logits = real(ins[0]), labels = int(ins[1]), out = real(outs[0])
             let batch = ins[0].shape[0], classes = ins[0].shape[1]

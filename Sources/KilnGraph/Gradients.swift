@@ -86,8 +86,16 @@ extension Graph {
         case .scatterAdd:
             return [nil, try gather(g, ids: x[0])]
 
-        case .oneHot:
-            return [nil]                                                   // its input is int32 labels
+        case .oneHot, .uniform:
+            return [nil]                                                   // its input is int32 (labels, a counter)
+
+        case let .unfold(w, _):
+            // Each pixel receives the gradient of every patch entry that read it; padding has no pixel.
+            return [try fold(g, window: w, height: x[0].shape[2], width: x[0].shape[3])]
+
+        case let .fold(w, _, _):
+            // fold is linear and unfold (with zero padding) is its adjoint.
+            return [try unfold(g, window: w)]
 
         case .softmaxCrossEntropy:
             // d/dlogits = (softmax(logits) - onehot(labels)) / B, times the upstream scalar.

@@ -13,6 +13,10 @@ public final class Graph: @unchecked Sendable {
     /// For each gradient tensor autodiff made: the forward node it is the gradient of (what a
     /// drawing of the graph labels ∂loss/∂node).
     public internal(set) var gradientOf: [Int: Int] = [:]
+    /// Whether this graph is a training step: layers that act differently while training (batch
+    /// statistics and their running averages, dropout) read it. Default false (evaluation and
+    /// inference); `ModelStep` sets it for the programs that train.
+    public var training = false
 
     public init() {}
 
@@ -290,7 +294,7 @@ public final class Graph: @unchecked Sendable {
         }
     }
 
-    private func requireFloat(_ op: String, _ ts: Tensor...) throws {
+    func requireFloat(_ op: String, _ ts: Tensor...) throws {
         for t in ts where !t.dtype.isFloatingPoint {
             throw KilnError.shapeMismatch(op: op, message: "needs float tensors, got \(t.dtype) \(t.shape)")
         }

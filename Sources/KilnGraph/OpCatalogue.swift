@@ -121,6 +121,19 @@ public enum Op: Sendable, Hashable {
     /// to `ignoreIndex` gives a row of zeros (PyTorch's ignore_index), any other label outside
     /// `[0, classes)` is an error when run.
     case oneHot(classes: Int, ignoreIndex: Int?)
+    /// A sliding window's patches (im2col): `[N, C, H, W]` gives `[N, OH, OW, C, KH, KW]`, the
+    /// window at output position (oh, ow) over channel c; positions in the padding read
+    /// `padValue`. Convolution is a matmul of its rows with the weights, pooling a reduction
+    /// over its last two axes.
+    case unfold(Window2D, padValue: Double)
+    /// The gradient of `unfold` (col2im): `[N, OH, OW, C, KH, KW]` gives `[N, C, height,
+    /// width]`, each pixel the sum of the patch entries that read it (the padding's dropped).
+    case fold(Window2D, height: Int, width: Int)
+    /// Uniform random values in [0, 1) of the node's shape, from the int32 scalar input (a step
+    /// counter): element i is Philox4x32-10 with key (seed, stream) and counter (i, counter, 0, 0),
+    /// its first word's top 24 bits over 2^24, so every backend draws the same values and a
+    /// run is repeatable from its counter alone.
+    case uniform(seed: UInt32, stream: UInt32)
 
     /// A short name for messages, schedules and graph drawings.
     public var name: String {
@@ -143,6 +156,9 @@ public enum Op: Sendable, Hashable {
         case .allReduce: return "allReduce"
         case let .oneHot(classes, ignoreIndex):
             return "oneHot(classes: \(classes)\(ignoreIndex.map { ", ignoreIndex: \($0)" } ?? ""))"
+        case let .unfold(w, padValue): return "unfold(\(w)\(padValue == 0 ? "" : ", pad value \(padValue)"))"
+        case let .fold(w, height, width): return "fold(\(w), to \(height)x\(width))"
+        case let .uniform(seed, stream): return "uniform(seed: \(seed), stream: \(stream))"
         }
     }
 }
@@ -164,6 +180,8 @@ public enum OpKind: String, CaseIterable, Sendable, Hashable {
     case softmaxCrossEntropy, softmaxCrossEntropyGrad, argmax, accuracy
     case allReduce
     case oneHot
+    case unfold, fold
+    case uniform
 
     /// How the compiler places an op's nodes into kernels.
     public enum Fusion: Sendable, Hashable {
@@ -229,6 +247,10 @@ public enum OpKind: String, CaseIterable, Sendable, Hashable {
         case .allReduce: return t(.collective, .rule, golden: false, parity: false)
         // Its only input is int32 labels: no gradient flows.
         case .oneHot: return t(.kernel, .none)
+        case .unfold, .fold: return t(.kernel, .rule)
+        // Its input is an int32 counter. PyTorch draws other numbers: Philox's published
+        // answers check it instead (PhiloxTests).
+        case .uniform: return t(.kernel, .none, golden: false)
         }
     }
 }
@@ -298,6 +320,9 @@ extension Op {
         case .accuracy: return .accuracy
         case .allReduce: return .allReduce
         case .oneHot: return .oneHot
+        case .unfold: return .unfold
+        case .fold: return .fold
+        case .uniform: return .uniform
         }
     }
 }
@@ -318,14 +343,15 @@ extension OpKind {
     /// The inputs that are int32 (ids and labels).
     public var intInputs: Set<Int> {
         switch self {
-        case .gather, .scatterAdd, .oneHot: return [0]
+        case .gather, .scatterAdd, .oneHot, .uniform: return [0]
         case .softmaxCrossEntropy, .softmaxCrossEntropyGrad, .accuracy: return [1]
         default: return []
         }
     }
 
     /// Makes this op's node from its inputs and named attributes (`axes`, `keepDims`, `perm`,
-    /// `shape`, `axis`, `rows`, `transposeA`, `transposeB`, `value`, `classes`, `ignoreIndex`):
+    /// `shape`, `axis`, `rows`, `transposeA`, `transposeB`, `value`, `classes`, `ignoreIndex`;
+    /// for windows `kernel`, `stride`, `padding`, `dilation` (pairs), `height`, `width`):
     /// how golden fixtures, written by name, become graphs. A oneHot made here is float32.
     /// `dtype` is the float type of an op whose inputs do not fix it (oneHot).
     public func make(_ g: Graph, _ x: [Tensor], _ attrs: [String: OpAttribute] = [:], dtype: DType = .float32) throws -> Tensor {
@@ -342,7 +368,7 @@ extension OpKind {
         switch self {
         case .feed, .parameter, .state, .constant: arity = 0
         case .neg, .exp, .log, .sqrt, .tanh, .sigmoid, .relu, .sum, .mean, .max, .transpose, .reshape, .broadcastTo,
-             .argmax, .allReduce, .oneHot: arity = 1
+             .argmax, .allReduce, .oneHot, .unfold, .fold, .uniform: arity = 1
         case .add, .sub, .mul, .div, .maximum, .minimum, .greater, .equal, .matmul, .gather, .scatterAdd,
              .softmaxCrossEntropy, .accuracy: arity = 2
         case .softmaxCrossEntropyGrad: arity = 3
@@ -375,6 +401,13 @@ extension OpKind {
         case .allReduce: return try g.allReduce(x[0])
         case .oneHot:
             return try g.oneHot(x[0], classes: try attr("classes", int), ignoreIndex: attrs["ignoreIndex"].flatMap(int), dtype: dtype)
+        case .unfold, .fold:
+            let w = try Window2D(kernel: try attr("kernel", ints), stride: attrs["stride"].flatMap(ints) ?? [1, 1],
+                                 padding: attrs["padding"].flatMap(ints) ?? [0, 0], dilation: attrs["dilation"].flatMap(ints) ?? [1, 1])
+            if self == .unfold { return try g.unfold(x[0], window: w) }
+            return try g.fold(x[0], window: w, height: try attr("height", int), width: try attr("width", int))
+        case .uniform:
+            return try g.uniform(Shape(try attr("shape", ints)), counter: x[0], seed: UInt32(truncatingIfNeeded: attrs["seed"].flatMap(int) ?? 0), dtype: dtype)
         }
     }
 }
@@ -401,7 +434,8 @@ extension Op {
         case .softmaxCrossEntropy, .softmaxCrossEntropyGrad, .accuracy:
             return [IndexInput(input: 1, limit: inputs[0][1], ignore: nil, what: "label")]
         case let .oneHot(classes, ignoreIndex): return [IndexInput(input: 0, limit: classes, ignore: ignoreIndex, what: "label")]
-        case .input, .constant, .unary, .binary, .reduce, .matmul, .transpose, .reshape, .broadcastTo, .argmax, .allReduce:
+        case .input, .constant, .unary, .binary, .reduce, .matmul, .transpose, .reshape, .broadcastTo, .argmax, .allReduce,
+             .unfold, .fold, .uniform:
             return []
         }
     }

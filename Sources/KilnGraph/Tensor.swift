@@ -11,7 +11,8 @@ public struct Tensor: Hashable, @unchecked Sendable, CustomStringConvertible {
     public static func == (a: Tensor, b: Tensor) -> Bool { a.graph === b.graph && a.id == b.id }
     public func hash(into h: inout Hasher) { h.combine(ObjectIdentifier(graph)); h.combine(id) }
 
-    func scalar(_ v: Double) -> Tensor { graph.constant(v, dtype) }
+    /// A scalar constant of this tensor's dtype, in its graph.
+    public func scalar(_ v: Double) -> Tensor { graph.constant(v, dtype) }
 
     public static func + (a: Tensor, b: Tensor) throws -> Tensor { try a.graph.binary(.add, a, b) }
     public static func - (a: Tensor, b: Tensor) throws -> Tensor { try a.graph.binary(.sub, a, b) }

@@ -59,6 +59,11 @@ enum MatmulTuner {
     /// has wide vectors, else tiled.
     static func defaultFamily(_ device: CLDeviceInfo) -> OpenCLCodegen.MatmulFamily { wideVectors(device) ? .vector : .tiled }
 
+    /// Products of fewer multiply-adds (m·n·k) than this (64³) are not measured: launch costs
+    /// dominate them, so any candidate is as good and timing them only measures noise. They
+    /// take the default family (`defaultFamily`).
+    static let minimumWork = 1 << 18
+
     /// A candidate that lost by this factor or more at every one of at least `pruneAfter` shapes
     /// measured on a device is not measured at new shapes there (the tiled family on a CPU
     /// device, the vector family on a GPU): measuring it would only cost driver builds.
@@ -67,19 +72,20 @@ enum MatmulTuner {
     /// The measured choice for every matmul kernel of `program` (by index in its schedule),
     /// measuring the shapes `cache` does not hold yet.
     ///
-    /// Shapes are measured smallest first, in batches of one program each: `pruneAfter` shapes
-    /// with every candidate while the device has fewer measured, then all the rest with the
-    /// candidates not pruned; a shape left with one candidate takes it unmeasured.
+    /// Shapes are measured largest first (where the candidates differ most), in batches of one
+    /// program each: `pruneAfter` shapes with every candidate while the device has fewer
+    /// measured, then all the rest with the candidates not pruned; a shape left with one
+    /// candidate takes it unmeasured.
     static func choices(for program: Program, context: CLContext, options: OpenCLOptions, cache: KernelChoiceCache) throws -> [Int: Choice] {
         let device = context.device
         var shapes: [Int: MatmulShape] = [:]
         for (i, k) in program.kernels.enumerated() {
-            if let s = MatmulShape(k, realType: program.realType), s.m > 0, s.n > 0 { shapes[i] = s }
+            if let s = MatmulShape(k, realType: program.realType), s.m * s.n * s.k >= minimumWork { shapes[i] = s }
         }
         var known: [MatmulShape: Choice] = [:]
         var unknown: [MatmulShape] = []
         var measured = cache.entries(device: device)
-        for s in Set(shapes.values).sorted(by: { ($0.m * $0.n * $0.k, $0.key) < ($1.m * $1.n * $1.k, $1.key) }) {
+        for s in Set(shapes.values).sorted(by: { ($0.m * $0.n * $0.k, $1.key) > ($1.m * $1.n * $1.k, $0.key) }) {
             if let e = measured[s.key], let c = try? Choice(e.choice), candidates(s, device: device).contains(c) {
                 known[s] = c
             } else {
@@ -131,7 +137,9 @@ enum MatmulTuner {
 
     /// Seconds per run of the given candidates at each shape: one program per float type holding
     /// a matmul kernel per shape and candidate, its operands zero.
-    static func measure(_ shapes: [(MatmulShape, [Choice])], context: CLContext, options: OpenCLOptions) throws -> [MatmulShape: [Choice: Double]] {
+    static func measure(_ shapes: [(MatmulShape, [Choice])], context shared: CLContext, options: OpenCLOptions) throws -> [MatmulShape: [Choice: Double]] {
+        // A queue of its own: the caller's may hold other work, which a finish would wait for.
+        let context = try CLContext(device: shared.device)
         var result: [MatmulShape: [Choice: Double]] = [:]
         for realType in Set(shapes.map(\.0.realType)).sorted(by: { $0.byteSize < $1.byteSize }) {
             let g = Graph()

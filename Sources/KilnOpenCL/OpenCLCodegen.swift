@@ -170,7 +170,8 @@ struct OpenCLCodegen {
         case .elementwise, .reduce, .matmul, .allReduceStart, .allReduceFinish: return []
         case .node(let op):
             switch op {
-            case .transpose, .oneHot: return []
+            case .transpose, .oneHot, .unfold, .fold: return []
+            case .uniform: return [Philox.openCL]
             case .gather, .scatterAdd: return [KernelSources.embedding]
             case .softmaxCrossEntropy, .softmaxCrossEntropyGrad, .accuracy: return [KernelSources.softmaxCrossEntropy]
             case .argmax: return [KernelSources.argmax]
@@ -459,6 +460,65 @@ struct OpenCLCodegen {
             }
             """)
             launchRows(name, [.buffer(ins[0].location.buffer), .buffer(outs[0].location.buffer)], rows: count, columns: classes, kernel: index)
+        case let .node(.unfold(w, padValue)):
+            // A work-item per patch entry (n, oh, ow, c, kh, kw), in the output's order: a
+            // work-group writes a contiguous run and reads neighbouring pixels.
+            let (c, h, wd) = (ins[0].shape[1], ins[0].shape[2], ins[0].shape[3])
+            let (oh, ow, kh, kw) = (outs[0].shape[1], outs[0].shape[2], w.kernel[0], w.kernel[1])
+            let count = outs[0].shape.count
+            generated.append("""
+            __kernel void \(name)(\(params)int n) {
+                const int gid = get_global_id(0);
+                if (gid >= n) return;
+                const int q = gid % \(kw), p = (gid / \(kw)) % \(kh), ch = (gid / \(kw * kh)) % \(c);
+                const int j = (gid / \(kw * kh * c)) % \(ow), i = (gid / \(kw * kh * c * ow)) % \(oh), b = gid / \(kw * kh * c * ow * oh);
+                const int r = i * \(w.stride[0]) - \(w.padding[0]) + p * \(w.dilation[0]);
+                const int col = j * \(w.stride[1]) - \(w.padding[1]) + q * \(w.dilation[1]);
+                b\(outs[0].location.buffer)[\(offset(outs[0])) + gid] = (r >= 0 && r < \(h) && col >= 0 && col < \(wd))
+                    ? b\(ins[0].location.buffer)[\(offset(ins[0])) + ((b * \(c) + ch) * \(h) + r) * \(wd) + col] : \(Self.literal(padValue));
+            }
+            """)
+            launch(name, bufferArgs + [.int(count)], items: count, local: min(256, maxWorkGroupSize), kernel: index)
+
+        case let .node(.uniform(seed, stream)):
+            let count = outs[0].shape.count
+            generated.append("""
+            __kernel void \(name)(__global const int* counter, __global real* out, int n) {
+                const int gid = get_global_id(0);
+                if (gid >= n) return;
+                out[\(offset(outs[0])) + gid] = kiln_uniform((uint)gid, (uint)counter[\(offset(ins[0]))], \(seed)u, \(stream)u);
+            }
+            """)
+            launch(name, [.buffer(ins[0].location.buffer), .buffer(outs[0].location.buffer), .int(count)], items: count,
+                   local: min(256, maxWorkGroupSize), kernel: index)
+
+        case let .node(.fold(w, h, wd)):
+            // A work-item per pixel, summing the patch entries that read it (kh, then kw
+            // ascending, as the CPU backend): no atomics, and a fixed order.
+            let (oh, ow, c) = (ins[0].shape[1], ins[0].shape[2], ins[0].shape[3])
+            let (kh, kw) = (w.kernel[0], w.kernel[1])
+            let count = outs[0].shape.count
+            let cols = "b\(ins[0].location.buffer)[\(offset(ins[0])) + (((b * \(oh) + t / \(w.stride[0])) * \(ow) + u / \(w.stride[1])) * \(c) + ch) * \(kh * kw) + p * \(kw) + q]"
+            generated.append("""
+            __kernel void \(name)(\(params)int n) {
+                const int gid = get_global_id(0);
+                if (gid >= n) return;
+                const int col = gid % \(wd), r = (gid / \(wd)) % \(h), ch = (gid / \(wd * h)) % \(c), b = gid / \(wd * h * c);
+                real sum = (real)0;
+                for (int p = 0; p < \(kh); p++) {
+                    const int t = r + \(w.padding[0]) - p * \(w.dilation[0]);
+                    if (t < 0 || t % \(w.stride[0]) != 0 || t / \(w.stride[0]) >= \(oh)) continue;
+                    for (int q = 0; q < \(kw); q++) {
+                        const int u = col + \(w.padding[1]) - q * \(w.dilation[1]);
+                        if (u < 0 || u % \(w.stride[1]) != 0 || u / \(w.stride[1]) >= \(ow)) continue;
+                        sum += \(cols);
+                    }
+                }
+                b\(outs[0].location.buffer)[\(offset(outs[0])) + gid] = sum;
+            }
+            """)
+            launch(name, bufferArgs + [.int(count)], items: count, local: min(256, maxWorkGroupSize), kernel: index)
+
         case .node(.input), .node(.constant), .node(.unary), .node(.binary), .node(.reduce), .node(.matmul), .node(.reshape),
              .node(.broadcastTo), .node(.allReduce):
             throw KilnError.invalidArgument(op: name, message: "\(k.kind) is not a kernel of its own (its fusion class is not .kernel)")

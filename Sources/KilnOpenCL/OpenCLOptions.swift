@@ -33,13 +33,12 @@ public struct OpenCLOptions: Sendable, Equatable {
     /// shape is loaded (`KILN_TUNE=0` turns it off: the family then follows the device type).
     /// `matmul` overrides it. Default: on.
     public var tune = true
-    /// Where measured kernel choices are kept (`KILN_CACHE_DIR`). Default: `$XDG_CACHE_HOME/kiln`,
-    /// else `~/.cache/kiln`; nil keeps them in memory for the process only.
+    /// Where measured kernel choices are kept (`KILN_CACHE_DIR`; unset: `$XDG_CACHE_HOME/kiln`,
+    /// else `~/.cache/kiln`). nil (the default of values made in code) keeps them in memory for
+    /// the process only.
     public var cacheDirectory: String?
 
-    public init() {
-        cacheDirectory = Self.defaultCacheDirectory(ProcessInfo.processInfo.environment)
-    }
+    public init() {}
 
     static func defaultCacheDirectory(_ env: [String: String]) -> String? {
         if let xdg = env["XDG_CACHE_HOME"], !xdg.isEmpty { return xdg + "/kiln" }

@@ -18,7 +18,10 @@ struct CompileCommand: ParsableCommand {
     @Option(name: .customLong("batch-size"), help: "Examples per step.")
     var batchSize = 128
 
-    @Option(help: "Hidden layer sizes (default 256,128 for fashion-mnist, 128 for ner).")
+    @Option(help: "fashion-mnist: mlp or cnn.")
+    var model: ModelName = .mlp
+
+    @Option(help: "Hidden layer sizes (default 256,128 for fashion-mnist, 128 for ner and the CNN).")
     var hidden: String?
 
     @Option(help: "NER: vocabulary size, vector dimension and classes.")
@@ -57,10 +60,11 @@ struct CompileCommand: ParsableCommand {
             var options = TaskOptions()
             options.task = task == .ner ? .ner : .fashionMNIST
             options.hidden = hidden
+            options.model = model
             let sizes = try options.hiddenSizes()
             let spec: ModelSpec = task == .ner
                 ? .wordWindow(vocabulary: vocabulary, dim: dim, window: 5, hidden: sizes[0], classes: classes)
-                : .mlp(sizes: [784] + sizes + [10])
+                : model == .cnn ? .cnn(hidden: sizes[0]) : .mlp(sizes: [784] + sizes + [10])
             let model = try spec.build(batch: batchSize)
             _ = try TrainingStep.appendStep(to: model, optimizer: optimizer.optimizer(), dataParallel: dataParallel)
             graph = model.graph

@@ -33,6 +33,9 @@ struct EvalCommand: ParsableCommand {
         var vocabulary: Vocabulary?, tags: TagSet?
         switch spec.kind {
         case .mlp: taskOptions.hidden = spec.sizes.dropFirst().dropLast().map(String.init).joined(separator: ",")
+        case .cnn:
+            taskOptions.model = .cnn
+            taskOptions.hidden = "\(spec.hidden)"
         case .wordWindow:
             taskOptions.hidden = "\(spec.hidden)"
             taskOptions.dim = spec.dim

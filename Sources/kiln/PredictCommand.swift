@@ -42,18 +42,25 @@ struct PredictCommand: ParsableCommand {
         }
         let spec = try ModelSpec.from(json: modelJSON)
         switch spec.kind {
-        case .mlp: try predictImages(spec, file)
+        case .mlp, .cnn: try predictImages(spec, file)
         case .wordWindow: try predictTags(spec, file)
         }
     }
 
     /// The logits of `rows` inputs (features or id windows) from the checkpoint's parameters.
     func logits(_ spec: ModelSpec, _ file: SafeTensorsFile, input: HostTensor) throws -> [[Double]] {
-        let model = try spec.build(batch: input.shape[0])
+        let model = try spec.build(batch: input.shape[0], training: false)
         let exe = try Devices.load(model.graph, fetch: [model.logits], on: device)
         for t in model.parameters.tensors {
             guard let v = file.tensors[t.node.label] else {
                 throw KilnError.file(path: checkpoint, message: "the checkpoint has no parameter '\(t.node.label)'")
+            }
+            do { try exe.write(t, v) } catch let e as KilnError { throw KilnError.file(path: checkpoint, message: "\(e)") }
+        }
+        // Running statistics (batch norm), saved with the optimizer's state.
+        for t in model.graph.inputs(.state) {
+            guard let v = file.tensors[SafeTensorsFile.optimizerPrefix + t.node.label] else {
+                throw KilnError.file(path: checkpoint, message: "the checkpoint has no state '\(t.node.label)' (batch norm's running statistics are saved with the optimizer's state)")
             }
             do { try exe.write(t, v) } catch let e as KilnError { throw KilnError.file(path: checkpoint, message: "\(e)") }
         }
@@ -70,7 +77,7 @@ struct PredictCommand: ParsableCommand {
     }
 
     func predictImages(_ spec: ModelSpec, _ file: SafeTensorsFile) throws {
-        let features = spec.sizes[0]
+        let features = spec.inputFeatures
         var names: [String] = [], pixels: [Float] = []
         if !index.isEmpty {
             let test = try ImageDataset.load(directory: data ?? ImageDataset.defaultFashionMNISTDirectory, split: .test)

@@ -10,9 +10,10 @@ import Kiln
     /// folder and tuning on.
     func setup() throws -> (Program, OpenCLOptions, URL) {
         let g = Graph()
-        let x = try g.placeholder("x", [40, 24]), w = try g.placeholder("w", [24, 33]), v = try g.placeholder("v", [33, 24])
+        // Over MatmulTuner.minimumWork (64³ multiply-adds), and at the edges of the tiles.
+        let x = try g.placeholder("x", [80, 64]), w = try g.placeholder("w", [64, 65]), v = try g.placeholder("v", [65, 64])
         let h = try x.matmul(w)
-        let y = try (h.matmul(v) + x).matmul(w)   // 40x24x33 again, as h
+        let y = try (h.matmul(v) + x).matmul(w)   // 80x64x65 again, as h
         let program = try Compiler.compile(g, fetch: [y], options: CompileOptions(fusion: true, realType: .float32))
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-choices-\(UUID().uuidString)")
         var options = try OpenCLOptions.fromEnvironment()
@@ -28,8 +29,8 @@ import Kiln
         defer { try? FileManager.default.removeItem(at: folder) }
         let exe = try OpenCLExecutable(program: program, context: ctx, options: options)
         let entries = KernelChoiceCache.shared(options).entries(device: ctx.device)
-        // Two distinct shapes: 40x24x33 and 40x33x24 (m x k x n).
-        #expect(Set(entries.keys) == ["float32 40x24x33 A.B", "float32 40x33x24 A.B"])
+        // Two distinct shapes: 80x64x65 and 80x65x64 (m x k x n).
+        #expect(Set(entries.keys) == ["float32 80x64x65 A.B", "float32 80x65x64 A.B"])
         for (shape, e) in entries {
             let candidates = MatmulTuner.candidates(try #require(MatmulShape(m: shape), "\(shape)"), device: ctx.device)
             #expect(Set(e.milliseconds.keys) == Set(candidates.map(\.description)), "\(shape): \(e.milliseconds)")
@@ -45,11 +46,11 @@ import Kiln
         }
         // On disk, for the next process.
         let text = try String(contentsOf: folder.appendingPathComponent("kernel-choices.json"), encoding: .utf8)
-        #expect(text.contains("40x24x33") && text.contains(KernelChoiceCache.key(ctx.device)))
+        #expect(text.contains("80x64x65") && text.contains(KernelChoiceCache.key(ctx.device)))
     }
 
     /// A cached choice is used as it is, without measuring: here one the measurement would
-    /// hardly pick (the large tile for a 40-row product), written into the file beforehand.
+    /// hardly pick (the large tile for an 80-row product), written into the file beforehand.
     @Test func aLaterLoadTakesTheCachedChoice() throws {
         guard let ctx = OpenCLSupport.context else { return }
         let (program, options, folder) = try setup()
@@ -57,7 +58,7 @@ import Kiln
         let large = "tiled:128x128x16:8x8"
         let seeded = KernelChoiceCache(file: folder.appendingPathComponent("kernel-choices.json"))
         let entry = KernelChoiceCache.Entry(choice: large, milliseconds: [large: 1, "tiled:64x64x16:4x4": 2])
-        seeded.store(device: ctx.device, ["float32 40x24x33 A.B": entry, "float32 40x33x24 A.B": entry])
+        seeded.store(device: ctx.device, ["float32 80x64x65 A.B": entry, "float32 80x65x64 A.B": entry])
         let exe = try OpenCLExecutable(program: program, context: ctx, options: options)
         #expect(Set(exe.matmulKernels.values) == [large])
         #expect(KernelChoiceCache.shared(options).entries(device: ctx.device).values.allSatisfy { $0 == entry })
@@ -75,6 +76,21 @@ import Kiln
         #expect(exe.matmulKernels.count == 3)
         let object = try JSONSerialization.jsonObject(with: Data(contentsOf: file)) as? [String: Any]
         #expect(object?["version"] as? Int == 1)
+    }
+
+    /// A product under `minimumWork` is not measured: it takes the default family.
+    @Test func smallProductsAreNotMeasured() throws {
+        guard let ctx = OpenCLSupport.context else { return }
+        var (_, options, folder) = try setup()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        options.cacheDirectory = folder.path
+        let g = Graph()
+        let y = try g.placeholder("a", [16, 16]).matmul(try g.placeholder("b", [16, 16]))
+        let program = try Compiler.compile(g, fetch: [y], options: CompileOptions(realType: .float32))
+        let exe = try OpenCLExecutable(program: program, context: ctx, options: options)
+        let expected = MatmulTuner.defaultFamily(ctx.device) == .vector ? "vector" : "tiled:64x64x16:4x4"
+        #expect(Array(exe.matmulKernels.values) == [expected])
+        #expect(KernelChoiceCache.shared(options).entries(device: ctx.device).isEmpty)
     }
 
     /// KILN_MATMUL fixes every matmul's kernel and measures nothing.

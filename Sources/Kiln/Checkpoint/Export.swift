@@ -35,10 +35,11 @@ extension ModelSpec {
                         throw KilnError.invalidValue(op: "export", message: "unexpected MLP parameter '\(name)'")
                     }
                     torchModule = "\(2 * (i - 1))"
-                case .wordWindow: torchModule = module
+                case .wordWindow, .cnn: torchModule = module
                 }
                 switch field {
-                case "weight": out["\(torchModule).weight"] = try v.transposed2D()
+                // Linear weights are [in, out] here, [out, in] in torch; convolutions' are alike.
+                case "weight" where v.shape.rank == 2: out["\(torchModule).weight"] = try v.transposed2D()
                 case "table": out["\(torchModule).weight"] = v
                 default: out["\(torchModule).\(field)"] = v
                 }

@@ -110,6 +110,8 @@ extension DeviceCheck {
                 let b = try m.randomBatch(seed: 11 + UInt64(i))
                 return (b[m.input]!, b[m.labels]!)
             }
+            // Dropout's step counter, where the model has one.
+            let counter = m.graph.inputs(.feed).first { $0.node.name == Graph.stepCounterName }
             func train(_ e: Executable) throws -> [HostTensor] {
                 for (t, v) in try m.parameters.initialValues(seed: 7) { try e.write(t, v) }
                 var out: [HostTensor] = []
@@ -117,6 +119,7 @@ extension DeviceCheck {
                     var f = try feeds.values(step: i + 1, learningRate: 0.05)
                     f[m.input] = x
                     f[m.labels] = y
+                    if let counter = counter { f[counter] = try HostTensor([Int32(i + 1)], shape: .scalar) }
                     out += try e.run(feeds: f)
                 }
                 return out
@@ -141,6 +144,9 @@ extension DeviceCheck {
         },
         .step("step: MLP 784-256-128-10 relu, batch 128, momentum", optimizer: Optimizer(.momentum(0.9))) {
             try ModelSpec.mlp(sizes: [784, 256, 128, 10]).build(batch: 128)
+        },
+        .step("step: CNN 1-4-8 on 8x8, batch norm, dropout, batch 4, adam", optimizer: .adam()) {
+            try ModelSpec.cnn(channels: [1, 4, 8], image: [8, 8], hidden: 16, classes: 5, dropout: 0.25).build(batch: 4)
         },
         .step("step: word window V30 d4 h7, batch 8, momentum", optimizer: Optimizer(.momentum(0.9))) {
             try .wordWindow(batch: 8, vocabulary: 30, dim: 4, hidden: 7, classes: 5)

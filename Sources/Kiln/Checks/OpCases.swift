@@ -164,6 +164,29 @@ public enum OpCases {
             let scores = try g.input("scores", [33, 7])
             g.output("oneHot of an argmax", try g.graph.oneHot(try g.graph.argmax(scores, axis: 1), classes: 7, dtype: g.dtype))
         })
+        let (wn, wc, wh, ww) = (d(2, 1), d(3, 2), d(11, 6), d(9, 5))
+        cases.append(OpCase("window: unfold and fold [\(wn),\(wc),\(wh),\(ww)], 3 windows, padding of -inf", seed: 700) { g in
+            let x = try g.input("x", [wn, wc, wh, ww])
+            let windows = [try Window2D(3, stride: 2, padding: 1), try Window2D(kernel: [2, 3], stride: [1, 2], padding: [0, 1], dilation: [2, 1]),
+                           try Window2D(2, stride: 2)]
+            for w in windows {
+                let patches = try g.graph.unfold(x, window: w)
+                g.output("unfold \(w)", patches)
+                // fold of other values: its own kernel forward, unfold in the gradient.
+                g.output("fold \(w)", try g.graph.fold(try g.input("columns \(w)", patches.shape), window: w, height: wh, width: ww))
+            }
+            // Max pooling's padding.
+            g.output("unfold with -inf padding", try g.graph.unfold(x, window: windows[0], padValue: -.infinity), differentiable: false)
+        })
+        // Bit for bit the same draws: Philox in Swift and in OpenCL C, two streams, a dropout mask.
+        let draws = d(70000, 1000)
+        cases.append(OpCase("random: uniform [\(draws)] and [3,5,7] from a counter, a dropout mask", seed: 800, gradients: false) { g in
+            let counter = try g.ids("counter", [], values: [123_457])
+            let u = try g.graph.uniform([draws], counter: counter, seed: 42, dtype: g.dtype)
+            g.output("uniform [\(draws)]", u)
+            g.output("uniform [3,5,7], stream 1", try g.graph.uniform([3, 5, 7], counter: counter, seed: 42, dtype: g.dtype))
+            g.output("mask x·(u ≥ 0.25)/0.75", try g.input("x", [draws]) * g.graph.binary(.greater, u, u.scalar(0.25)) * (1 / 0.75))
+        })
         return cases
     }
 
@@ -229,6 +252,16 @@ public enum OpCases {
             let labels = try g.ids("labels", [4], values: [2, 0, 4, 2])
             g.output("loss", try g.graph.softmaxCrossEntropy(logits: g.input("logits", [4, 5], -3...3), labels: labels))
         })
+        // Windows that overlap (stride 1), skip pixels (stride 3), pad and dilate.
+        for (k, s, p, d) in [([3, 3], [1, 1], [1, 1], [1, 1]), ([2, 3], [3, 2], [1, 0], [1, 2])] {
+            cases.append(OpCase("unfold and fold [2,2,5,6] kernel \(k) stride \(s) padding \(p) dilation \(d)", seed: 1) { g in
+                let w = try Window2D(kernel: k, stride: s, padding: p, dilation: d)
+                let x = try g.input("x", [2, 2, 5, 6])
+                let patches = try g.graph.unfold(x, window: w)
+                g.output("unfold", patches)
+                g.output("fold", try g.graph.fold(try g.input("columns", patches.shape), window: w, height: 5, width: 6))
+            })
+        }
         // In one process the sum over processes is the identity, and so is its gradient.
         cases.append(OpCase("allReduce in one process", seed: 1) { g in
             g.output("allReduce", try g.graph.allReduce(g.input("x", [3, 4])))

@@ -13,6 +13,8 @@ public enum Initializer: Sendable, Hashable {
     case pytorchDefault(fanIn: Int)
     /// Normal with this standard deviation.
     case normal(Double)
+    /// Every value the same (batch norm's scale 1 and shift 0).
+    case constant(Double)
 
     /// `count` values for a tensor of `shape` (fan-in is `shape[0]`, fan-out `shape[1]` for
     /// our `[in, out]` weights).
@@ -35,6 +37,7 @@ public enum Initializer: Sendable, Hashable {
         case .heNormal: return normal((2 / fanIn).squareRoot())
         case .pytorchDefault(let f): return uniform(1 / Double(max(f, 1)).squareRoot())
         case .normal(let sd): return normal(sd)
+        case .constant(let v): return [Float](repeating: Float(v), count: n)
         }
     }
 }

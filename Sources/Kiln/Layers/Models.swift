@@ -45,11 +45,13 @@ public struct ClassifierGraph {
     }
 
     /// The graph of `model` for a batch size: placeholders `x` (or `ids`) and `labels`.
-    static func build(_ model: ClassifierModel, batch: Int) throws -> ClassifierGraph {
+    static func build(_ model: ClassifierModel, batch: Int, training: Bool = true) throws -> ClassifierGraph {
         let g = Graph()
         let params = ParameterSet(graph: g, dtype: model.dtype)
+        // A training step's graph: batch statistics and dropout as while training.
+        g.training = training
         let input = model.spec.kind == .wordWindow ? try g.placeholder("ids", [batch, model.spec.window], .int32)
-                                                  : try g.placeholder("x", [batch, model.spec.sizes[0]], model.dtype)
+                                                  : try g.placeholder("x", [batch, model.spec.inputFeatures], model.dtype)
         let labels = try g.placeholder("labels", [batch], .int32)
         let logits = try model(input)
         try params.add(model)
@@ -112,11 +114,35 @@ public final class ClassifierModel: Module {
             }
             embedding = Embedding(vocabulary: v, dim: d, dtype: dtype, name: "words")
             layers = Sequential(Linear(w * d, h, dtype: dtype, name: "hidden"), Activation.tanh, Linear(h, c, dtype: dtype, name: "out"))
+        case .cnn:
+            let channels = spec.channels ?? [], image = spec.image ?? []
+            guard channels.count >= 2, channels.allSatisfy({ $0 > 0 }), image.count == 2, spec.hidden > 0, spec.classes > 0 else {
+                throw KilnError.invalidArgument(op: "cnn", message: "needs image channels and at least one convolution's, an image height and width, and positive Linear sizes (channels \(channels), image \(image), hidden \(spec.hidden), classes \(spec.classes))")
+            }
+            var layers: [any Layer] = []
+            var (h, w) = (image[0], image[1])
+            for i in 1..<channels.count {
+                layers += [try Conv2d(channels[i - 1], channels[i], kernel: 3, padding: 1, dtype: dtype, name: "conv\(i)"),
+                           try BatchNorm2d(channels[i], dtype: dtype, name: "bn\(i)"), Activation.relu, try MaxPool2d(2)]
+                (h, w) = (h / 2, w / 2)
+            }
+            guard h > 0, w > 0 else {
+                throw KilnError.invalidArgument(op: "cnn", message: "image \(image) is too small for \(channels.count - 1) max-pools of 2")
+            }
+            let p = spec.dropout ?? 0
+            layers += [Flatten(), try Dropout(p, seed: 1), Linear(channels.last! * h * w, spec.hidden, dtype: dtype, name: "fc1"), Activation.relu,
+                       try Dropout(p, seed: 2), Linear(spec.hidden, spec.classes, dtype: dtype, name: "fc2")]
+            embedding = nil
+            self.layers = Sequential(layers)
         }
     }
 
     /// Logits `[B, classes]` of features `[B, F]` or of id windows `[B, window]`.
     public func callAsFunction(_ input: Tensor) throws -> Tensor {
+        if spec.kind == .cnn, let c = spec.channels?.first, let image = spec.image {
+            // Rows of flat pixels, as the data feeds them, are images [B, C, H, W].
+            return try layers(input.reshaped([input.shape[0], c, image[0], image[1]]))
+        }
         guard let embedding else { return try layers(input) }
         let b = input.shape[0]
         return try layers(embedding(input).reshaped([b, spec.window * spec.dim]))

@@ -52,6 +52,9 @@ public final class ModelStep<M: Module> {
     public var checkNumerics: Bool?
     /// The model's parameters by name, in declaration order.
     public let namedParameters: [(name: String, parameter: Parameter)]
+    /// The model's state buffers (running statistics) by name; they are kept, saved and restored
+    /// with the optimizer's state.
+    public let namedBuffers: [(name: String, buffer: StateBuffer)]
 
     private let objective: (M, Batch) throws -> Objective
     private var training: [FeedSignature: Compiled] = [:]
@@ -80,9 +83,10 @@ public final class ModelStep<M: Module> {
         guard !namedParameters.isEmpty else {
             throw KilnError.invalidArgument(op: "ModelStep", message: "the model has no parameters (a Module's stored properties of type Parameter, or modules holding them)")
         }
+        namedBuffers = model.namedBuffers()
         var names = Set<String>()
-        for (name, _) in namedParameters where !names.insert(name).inserted {
-            throw KilnError.invalidArgument(op: "ModelStep", message: "two parameters are named '\(name)'")
+        for name in namedParameters.map(\.name) + namedBuffers.map(\.name) where !names.insert(name).inserted {
+            throw KilnError.invalidArgument(op: "ModelStep", message: "two parameters or state buffers are named '\(name)'")
         }
         var values: [String: HostTensor] = [:]
         for (i, (name, p)) in namedParameters.enumerated() {
@@ -94,6 +98,11 @@ public final class ModelStep<M: Module> {
             for name in values.keys.sorted() { values[name] = try job.broadcast(values[name]!) }
         }
         hostParameters = values
+        hostState = try Self.initialState(namedBuffers)
+    }
+
+    private static func initialState(_ buffers: [(name: String, buffer: StateBuffer)]) throws -> [String: HostTensor] {
+        try buffers.reduce(into: [:]) { $0[$1.name] = try $1.buffer.initialTensor }
     }
 
     /// A step whose objective is the loss alone.
@@ -117,7 +126,7 @@ public final class ModelStep<M: Module> {
         let c = try training[signature] ?? compile(signature, mode: .training)
         training[signature] = c
         try synchronize(c)
-        var f = try c.feeds(feeds)
+        var f = try c.feeds(feeds, step: steps + 1)
         for (t, v) in try c.optimizerFeeds!.values(step: steps + 1, learningRate: learningRate) { f[t] = v }
         if let scale = c.gradientScale {
             let s = share ?? 1 / Double(job?.size ?? 1)
@@ -137,7 +146,7 @@ public final class ModelStep<M: Module> {
         let c = try evaluation[signature] ?? compile(signature, mode: .evaluation)
         evaluation[signature] = c
         try synchronize(c)
-        return c.result(try c.executable.run(feeds: c.feeds(feeds)))
+        return c.result(try c.executable.run(feeds: c.feeds(feeds, step: steps)))
     }
 
     /// Forward-only outputs (predictions, embeddings) that `build` makes from the model and the
@@ -149,7 +158,7 @@ public final class ModelStep<M: Module> {
         let c = try inference[name]?[signature] ?? compile(signature, mode: .inference(build))
         inference[name, default: [:]][signature] = c
         try synchronize(c)
-        let out = try c.executable.run(feeds: c.feeds(feeds))
+        let out = try c.executable.run(feeds: c.feeds(feeds, step: steps))
         return Dictionary(uniqueKeysWithValues: zip(c.fetchNames, out))
     }
 
@@ -170,8 +179,8 @@ public final class ModelStep<M: Module> {
         return try namedParameters.reduce(into: [:]) { out, p in out[p.name] = try newest.read(p.name) }
     }
 
-    /// The optimizer's state (momenta, moments) by name (`<parameter>.v`, `.m`); empty before
-    /// the first step.
+    /// The optimizer's state (momenta, moments) by name (`<parameter>.v`, `.m`), and the model's
+    /// state buffers (running statistics); before the first step, only the buffers.
     public func optimizerState() throws -> [String: HostTensor] {
         guard let newest else { return hostState }
         return try newest.stateTensors.keys.reduce(into: [:]) { out, name in out[name] = try newest.executable.read(newest.stateTensors[name]!) }
@@ -198,7 +207,8 @@ public final class ModelStep<M: Module> {
         var converted: [String: HostTensor] = [:]
         for (name, p) in namedParameters { converted[name] = try parameters[name]!.converted(to: p.dtype) }
         hostParameters = converted
-        hostState = optimizerState
+        // State buffers not given start over (running statistics at their initial values).
+        hostState = try Self.initialState(namedBuffers).merging(optimizerState) { _, given in given }
         newest = nil
         version += 1
     }
@@ -235,9 +245,13 @@ public final class ModelStep<M: Module> {
 
         func read(_ name: String) throws -> HostTensor { try executable.read(parameterTensors[name]!) }
 
-        func feeds(_ values: [String: HostTensor]) throws -> [Tensor: HostTensor] {
+        /// The batch's feeds, and the step counter (`Graph.stepCounter`) where the model reads it.
+        func feeds(_ values: [String: HostTensor], step: Int) throws -> [Tensor: HostTensor] {
             var out: [Tensor: HostTensor] = [:]
             for (name, v) in values { out[try batch[name]] = v }
+            if let counter = batch.graph.inputs(.feed).first(where: { $0.node.name == Graph.stepCounterName }) {
+                out[counter] = try HostTensor([Int32(truncatingIfNeeded: step)], shape: .scalar)
+            }
             return out
         }
 
@@ -251,6 +265,7 @@ public final class ModelStep<M: Module> {
     private func compile(_ signature: FeedSignature, mode: Mode) throws -> Compiled {
         let batch = try Batch(signature: signature)
         let graph = batch.graph
+        if case .training = mode { graph.training = true }
         var fetch: [(String, Tensor)] = []
         var optimizerFeeds: Optimizer.Feeds?, gradientScale: Tensor?
         switch mode {
@@ -324,7 +339,7 @@ public final class ModelStep<M: Module> {
         } else {
             for (name, t) in c.parameterTensors { try c.executable.write(t, hostParameters[name]!) }
             for (name, t) in c.stateTensors {
-                try c.executable.write(t, try hostState[name] ?? HostTensor.zeros(t.shape, t.dtype))
+                try c.executable.write(t, try hostState[name]?.converted(to: t.dtype) ?? HostTensor.zeros(t.shape, t.dtype))
             }
         }
         c.version = version

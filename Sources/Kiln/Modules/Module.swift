@@ -32,6 +32,44 @@ public final class Parameter: @unchecked Sendable {
     }
 }
 
+/// A non-trainable tensor a module keeps between steps and updates inside the compiled step
+/// (batch norm's running statistics): saved with the optimizer's state, the same in every
+/// program of a `ModelStep`, and starting at `initialValue` everywhere.
+public final class StateBuffer: @unchecked Sendable {
+    public let shape: Shape
+    public let dtype: DType
+    public let initialValue: Double
+    /// Its path from the model (`bn1.runningMean`), set when the model's state is collected.
+    public internal(set) var name: String?
+    private var nodes: [ObjectIdentifier: Tensor] = [:]
+
+    public init(_ shape: Shape, dtype: DType = .float32, initialValue: Double = 0, name: String? = nil) {
+        self.shape = shape
+        self.dtype = dtype
+        self.initialValue = initialValue
+        self.name = name
+    }
+
+    /// Its node in `graph` (a state tensor), made on first use.
+    public func tensor(in graph: Graph) throws -> Tensor {
+        if let t = nodes[ObjectIdentifier(graph)] { return t }
+        guard let name else {
+            throw KilnError.invalidArgument(op: "StateBuffer \(shape)", message: "has no name: a model's state is named by collecting it (Module.namedBuffers) before its graph is built")
+        }
+        let t = try graph.state(name, shape, dtype)
+        nodes[ObjectIdentifier(graph)] = t
+        return t
+    }
+
+    /// Its first value.
+    public var initialTensor: HostTensor {
+        get throws {
+            dtype == .float64 ? try HostTensor([Double](repeating: initialValue, count: shape.count), shape: shape)
+                : try HostTensor([Float](repeating: Float(initialValue), count: shape.count), shape: shape)
+        }
+    }
+}
+
 /// A piece of a model that owns parameters: a user's model is a type of their own whose stored
 /// properties are parameters, modules, arrays or optionals of them. The parameters are found
 /// (and named by their property paths) by reflection; nothing has to list them.
@@ -48,7 +86,17 @@ extension Module {
     /// name is given its path; one named already (made with a name, or reached before by
     /// another path) keeps its name.
     public func namedParameters() -> [(name: String, parameter: Parameter)] {
-        var seen = Set<ObjectIdentifier>(), out: [(String, Parameter)] = []
+        collect().parameters
+    }
+
+    /// Every state buffer reachable through stored properties (batch norm's running
+    /// statistics), named by path as parameters are.
+    public func namedBuffers() -> [(name: String, buffer: StateBuffer)] {
+        collect().buffers
+    }
+
+    private func collect() -> (parameters: [(name: String, parameter: Parameter)], buffers: [(name: String, buffer: StateBuffer)]) {
+        var seen = Set<ObjectIdentifier>(), out: [(String, Parameter)] = [], buffers: [(String, StateBuffer)] = []
         var visited = Set<ObjectIdentifier>()
         func walk(_ value: Any, _ path: String) {
             switch value {
@@ -56,6 +104,10 @@ extension Module {
                 guard seen.insert(ObjectIdentifier(p)).inserted else { return }
                 if p.name == nil { p.name = path }
                 out.append((p.name!, p))
+            case let b as StateBuffer:
+                guard seen.insert(ObjectIdentifier(b)).inserted else { return }
+                if b.name == nil { b.name = path }
+                buffers.append((b.name!, b))
             case let m as Module:
                 guard visited.insert(ObjectIdentifier(m)).inserted else { return }
                 for child in Mirror(reflecting: m).children {
@@ -74,7 +126,7 @@ extension Module {
             }
         }
         walk(self, "")
-        return out
+        return (out, buffers)
     }
 
     /// The parameters, in the order of `namedParameters`.

@@ -82,14 +82,23 @@ public struct TaskData: Sendable {
     }
 
     /// Fashion-MNIST (or MNIST: the same file names) from an IDX directory.
-    public static func images(directory: String, hidden: [Int], activation: UnaryOp = .relu) throws -> TaskData {
+    /// `cnn`: the convolutional network (`ModelSpec.cnn`) instead of the MLP; `hidden`'s first
+    /// size is then its Linear layer's.
+    public static func images(directory: String, hidden: [Int], activation: UnaryOp = .relu, cnn: Bool = false) throws -> TaskData {
         let train = try ImageDataset.load(directory: directory, split: .train)
         let test = try ImageDataset.load(directory: directory, split: .test)
         let classes = Int((train.labels.max() ?? 0) + 1)
+        // The files' images are square (28 x 28 in MNIST's layout); rows of pixels feed both models.
+        let side = Int(Double(train.features).squareRoot().rounded())
+        if cnn && side * side != train.features {
+            throw KilnError.invalidArgument(op: "--model cnn", message: "needs square images; \(directory) has \(train.features) pixels per image")
+        }
         return TaskData(name: "fashion-mnist",
                         train: LabeledData(rows: .pixels(train.pixels), width: train.features, labels: train.labels),
                         test: LabeledData(rows: .pixels(test.pixels), width: test.features, labels: test.labels),
-                        spec: .mlp(sizes: [train.features] + hidden + [max(classes, ImageDataset.classCount)], activation: activation),
+                        spec: cnn ? .cnn(channels: [1, 32, 64], image: [side, side], hidden: hidden.first ?? 128,
+                                         classes: max(classes, ImageDataset.classCount))
+                            : .mlp(sizes: [train.features] + hidden + [max(classes, ImageDataset.classCount)], activation: activation),
                         vocabulary: nil, tags: nil, testSentences: [], pretrained: [:])
     }
 

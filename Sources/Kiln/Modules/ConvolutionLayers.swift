@@ -1,0 +1,127 @@
+/// Layers over `[N, C, H, W]` images, built from the sliding-window ops (`Graph.unfold`, whose
+/// gradient is `Graph.fold`), matmuls and reductions, so that each is differentiated, fused
+/// and run on every backend as those are.
+
+/// 2-D convolution (cross-correlation, as PyTorch's nn.Conv2d) with weights `[out, in, kh, kw]`,
+/// initialized as PyTorch's (uniform ±1/√fan-in, fan-in = in x kh x kw, for weights and bias).
+///
+/// Computed as one matmul: the input's patches `[N·OH·OW, in·kh·kw]` times the weights' rows,
+/// the bias in its epilogue, then moved to `[N, out, OH, OW]`.
+public final class Conv2d: Layer {
+    public let weight: Parameter
+    public let bias: Parameter?
+    public let window: Window2D
+
+    /// - Parameters: `kernel`, `stride`, `padding`, `dilation` are (height, width) pairs.
+    public init(_ inChannels: Int, _ outChannels: Int, kernel: [Int], stride: [Int] = [1, 1], padding: [Int] = [0, 0],
+                dilation: [Int] = [1, 1], bias: Bool = true, dtype: DType = .float32, name: String? = nil) throws {
+        guard inChannels >= 1, outChannels >= 1 else {
+            throw KilnError.invalidArgument(op: "Conv2d", message: "channels \(inChannels) -> \(outChannels) must be at least 1")
+        }
+        window = try Window2D(kernel: kernel, stride: stride, padding: padding, dilation: dilation)
+        let fanIn = inChannels * kernel[0] * kernel[1]
+        weight = Parameter([outChannels, inChannels, kernel[0], kernel[1]], dtype: dtype, initializer: .pytorchDefault(fanIn: fanIn),
+                           name: name.map { "\($0).weight" })
+        self.bias = bias ? Parameter([outChannels], dtype: dtype, initializer: .pytorchDefault(fanIn: fanIn), name: name.map { "\($0).bias" }) : nil
+    }
+
+    /// A square kernel with the same stride, padding and dilation both ways.
+    public convenience init(_ inChannels: Int, _ outChannels: Int, kernel: Int, stride: Int = 1, padding: Int = 0, dilation: Int = 1,
+                            bias: Bool = true, dtype: DType = .float32, name: String? = nil) throws {
+        try self.init(inChannels, outChannels, kernel: [kernel, kernel], stride: [stride, stride], padding: [padding, padding],
+                      dilation: [dilation, dilation], bias: bias, dtype: dtype, name: name)
+    }
+
+    public func callAsFunction(_ x: Tensor) throws -> Tensor {
+        let g = x.graph, w = try weight.tensor(in: g)
+        let (out, inChannels) = (w.shape[0], w.shape[1])
+        guard x.shape.rank == 4, x.shape[1] == inChannels else {
+            throw KilnError.shapeMismatch(op: "Conv2d", message: "input \(x.shape) does not fit weight \(w.shape): expected [N, \(inChannels), H, W]")
+        }
+        let patches = try g.unfold(x, window: window)
+        let (n, oh, ow) = (x.shape[0], patches.shape[1], patches.shape[2])
+        let rows = try patches.reshaped([n * oh * ow, inChannels * window.kernel[0] * window.kernel[1]])
+        var y = try rows.matmul(w.reshaped([out, -1]), transposeB: true)
+        if let bias { y = try y + bias.tensor(in: g) }
+        return try y.reshaped([n, oh, ow, out]).transposed([0, 3, 1, 2])
+    }
+}
+
+/// Max pooling over windows (nn.MaxPool2d; the stride defaults to the kernel). The gradient goes
+/// to the first largest value of each window in row-major order, as PyTorch routes it; the
+/// padding never wins.
+public final class MaxPool2d: Layer {
+    public let window: Window2D
+
+    public init(kernel: [Int], stride: [Int]? = nil, padding: [Int] = [0, 0], dilation: [Int] = [1, 1]) throws {
+        window = try Window2D(kernel: kernel, stride: stride ?? kernel, padding: padding, dilation: dilation)
+        try Self.checkPadding(window, op: "MaxPool2d")
+    }
+
+    public convenience init(_ kernel: Int, stride: Int? = nil, padding: Int = 0) throws {
+        try self.init(kernel: [kernel, kernel], stride: stride.map { [$0, $0] }, padding: [padding, padding])
+    }
+
+    /// PyTorch's rule: padding at most half the kernel, so that no window is all padding.
+    static func checkPadding(_ w: Window2D, op: String) throws {
+        guard w.padding[0] * 2 <= w.kernel[0], w.padding[1] * 2 <= w.kernel[1] else {
+            throw KilnError.invalidArgument(op: op, message: "padding \(w.padding) must be at most half the kernel \(w.kernel)")
+        }
+    }
+
+    public func callAsFunction(_ x: Tensor) throws -> Tensor {
+        let g = x.graph
+        // The padding reads the lowest finite float, not -infinity: it is multiplied by the
+        // routing mask's zeros below, and -infinity times 0 is NaN.
+        let patches = try g.unfold(x, window: window, padValue: -Double(Float.greatestFiniteMagnitude))
+        let s = patches.shape, k = window.kernel[0] * window.kernel[1]
+        let flat = try patches.reshaped([s[0], s[1], s[2], s[3], k])
+        // The value at the first maximum (argmax takes the first on ties): its one-hot mask
+        // routes the gradient there, where a max reduction would share it among ties.
+        let first = try g.oneHot(g.argmax(flat, axis: 4), classes: k, dtype: x.dtype)
+        return try (flat * first).sum(axes: [4]).transposed([0, 3, 1, 2])
+    }
+}
+
+/// Average pooling over windows (nn.AvgPool2d with count_include_pad: the padding counts as
+/// zeros; the stride defaults to the kernel).
+public final class AvgPool2d: Layer {
+    public let window: Window2D
+
+    public init(kernel: [Int], stride: [Int]? = nil, padding: [Int] = [0, 0]) throws {
+        window = try Window2D(kernel: kernel, stride: stride ?? kernel, padding: padding)
+        try MaxPool2d.checkPadding(window, op: "AvgPool2d")
+    }
+
+    public convenience init(_ kernel: Int, stride: Int? = nil, padding: Int = 0) throws {
+        try self.init(kernel: [kernel, kernel], stride: stride.map { [$0, $0] }, padding: [padding, padding])
+    }
+
+    public func callAsFunction(_ x: Tensor) throws -> Tensor {
+        try x.graph.unfold(x, window: window).mean(axes: [4, 5]).transposed([0, 3, 1, 2])
+    }
+}
+
+/// The mean of each channel over its image: `[N, C, H, W]` gives `[N, C]`.
+public final class GlobalAvgPool2d: Layer {
+    public init() {}
+
+    public func callAsFunction(_ x: Tensor) throws -> Tensor {
+        guard x.shape.rank == 4 else {
+            throw KilnError.shapeMismatch(op: "GlobalAvgPool2d", message: "input must be [N, C, H, W], got \(x.shape)")
+        }
+        return try x.mean(axes: [2, 3])
+    }
+}
+
+/// `[N, ...]` as `[N, product of the rest]`.
+public final class Flatten: Layer {
+    public init() {}
+
+    public func callAsFunction(_ x: Tensor) throws -> Tensor {
+        guard x.shape.rank >= 1 else {
+            throw KilnError.shapeMismatch(op: "Flatten", message: "input must have a batch axis, got a scalar")
+        }
+        return try x.reshaped([x.shape[0], x.shape.dims.dropFirst().reduce(1, *)])
+    }
+}

@@ -1,0 +1,84 @@
+/// A 2-D sliding window over the last two axes of an `[N, C, H, W]` tensor, as convolution and
+/// pooling slide it: each pair is (height, width).
+public struct Window2D: Sendable, Hashable, CustomStringConvertible {
+    public let kernel: [Int]
+    public let stride: [Int]
+    public let padding: [Int]
+    public let dilation: [Int]
+
+    /// Each argument is a pair (height, width): kernel, stride and dilation at least 1, padding
+    /// at least 0.
+    public init(kernel: [Int], stride: [Int] = [1, 1], padding: [Int] = [0, 0], dilation: [Int] = [1, 1]) throws {
+        for (name, pair, least) in [("kernel", kernel, 1), ("stride", stride, 1), ("padding", padding, 0), ("dilation", dilation, 1)] {
+            guard pair.count == 2, pair.allSatisfy({ $0 >= least }) else {
+                throw KilnError.invalidArgument(op: "window", message: "\(name) \(pair) must be two sizes (height, width) of at least \(least)")
+            }
+        }
+        self.kernel = kernel
+        self.stride = stride
+        self.padding = padding
+        self.dilation = dilation
+    }
+
+    /// A square window: `kernel` x `kernel`, the same stride, padding and dilation both ways.
+    public init(_ kernel: Int, stride: Int = 1, padding: Int = 0, dilation: Int = 1) throws {
+        try self.init(kernel: [kernel, kernel], stride: [stride, stride], padding: [padding, padding], dilation: [dilation, dilation])
+    }
+
+    public var description: String {
+        func pair(_ p: [Int]) -> String { p[0] == p[1] ? "\(p[0])" : "\(p[0])x\(p[1])" }
+        return "kernel \(pair(kernel)), stride \(pair(stride)), padding \(pair(padding)), dilation \(pair(dilation))"
+    }
+
+    /// Output positions along an axis of `size` (0: height, 1: width), as PyTorch computes
+    /// them: floor((size + 2 padding - dilation (kernel - 1) - 1) / stride) + 1; nil where the
+    /// dilated kernel is larger than the padded input.
+    public func outputSize(_ size: Int, axis: Int) -> Int? {
+        let span = dilation[axis] * (kernel[axis] - 1) + 1, padded = size + 2 * padding[axis]
+        return padded >= span ? (padded - span) / stride[axis] + 1 : nil
+    }
+
+    /// The input row (axis 0) or column (axis 1) that output position `o` reads at kernel
+    /// offset `k`; outside `0..<size` it is padding.
+    public func source(_ o: Int, _ k: Int, axis: Int) -> Int { o * stride[axis] - padding[axis] + k * dilation[axis] }
+
+    /// The output sizes for an input of `height` x `width`, or an error naming `op` and the shapes.
+    func outputSizes(_ op: String, height: Int, width: Int, shape: Shape) throws -> (Int, Int) {
+        guard let oh = outputSize(height, axis: 0), let ow = outputSize(width, axis: 1) else {
+            throw KilnError.shapeMismatch(op: op, message: "window (\(self)) is larger than the padded input \(height)x\(width) of \(shape)")
+        }
+        return (oh, ow)
+    }
+}
+
+extension Graph {
+    /// A sliding window's patches (im2col): `x [N, C, H, W]` gives `[N, OH, OW, C, KH, KW]`,
+    /// where entry (n, oh, ow, c, kh, kw) is `x[n, c, oh·stride - padding + kh·dilation, ...]`,
+    /// or `padValue` where that lies in the padding (0 for convolution and average pooling,
+    /// -infinity for max pooling).
+    public func unfold(_ x: Tensor, window: Window2D, padValue: Double = 0) throws -> Tensor {
+        try requireFloat("unfold", x)
+        guard x.shape.rank == 4 else {
+            throw KilnError.shapeMismatch(op: "unfold", message: "input must be [N, C, H, W], got \(x.shape)")
+        }
+        let (oh, ow) = try window.outputSizes("unfold", height: x.shape[2], width: x.shape[3], shape: x.shape)
+        return try append(.unfold(window, padValue: padValue), [x],
+                          [x.shape[0], oh, ow, x.shape[1], window.kernel[0], window.kernel[1]], x.dtype)
+    }
+
+    /// The gradient of `unfold` (col2im): `columns [N, OH, OW, C, KH, KW]` gives `[N, C,
+    /// height, width]`, each pixel the sum of the entries that an unfold of that size reads from
+    /// it.
+    public func fold(_ columns: Tensor, window: Window2D, height: Int, width: Int) throws -> Tensor {
+        try requireFloat("fold", columns)
+        let s = columns.shape
+        guard height >= 0, width >= 0 else {
+            throw KilnError.invalidArgument(op: "fold", message: "output size \(height)x\(width) is negative")
+        }
+        let (oh, ow) = try window.outputSizes("fold", height: height, width: width, shape: [height, width])
+        guard s.rank == 6, s[1] == oh, s[2] == ow, s[4] == window.kernel[0], s[5] == window.kernel[1] else {
+            throw KilnError.shapeMismatch(op: "fold", message: "columns must be [N, \(oh), \(ow), C, \(window.kernel[0]), \(window.kernel[1])] for \(height)x\(width) with window (\(window)), got \(s)")
+        }
+        return try append(.fold(window, height: height, width: width), [columns], [s[0], s[3], height, width], columns.dtype)
+    }
+}

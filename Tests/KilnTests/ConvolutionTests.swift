@@ -1,0 +1,157 @@
+import Foundation
+import Testing
+import Kiln
+
+/// Convolution and pooling layers against PyTorch's torch.nn.functional (Tests/Fixtures/conv.json,
+/// from scripts/make_golden.py), on OpenCL against the oracle, and their errors.
+@Suite struct ConvolutionTests {
+    struct ConvFixture: Decodable {
+        let x, w1, b1, w2, output, upstream: FixtureTensor
+        let grad_x, grad_w1, grad_b1, grad_w2: FixtureTensor
+        let maxpool_pad1, maxpool_upstream, maxpool_grad_x: FixtureTensor
+        let bn_x, bn_weight, bn_bias, bn_output, bn_upstream, bn_grad_x, bn_grad_weight, bn_grad_bias: FixtureTensor
+        let bn_running_mean, bn_running_var, bn_eval_x, bn_eval_output: FixtureTensor
+    }
+
+    /// conv2d (padding 1) -> relu -> max_pool2d 2 -> conv2d (stride 2, dilation 2, no bias) ->
+    /// avg_pool2d (3, stride 1, padding 1): the output, and sum(output · upstream)'s gradients.
+    func network(_ dtype: DType) throws -> (Graph, x: Tensor, upstream: Tensor, y: Tensor, loss: Tensor, params: [Tensor]) {
+        let g = Graph()
+        let x = try g.placeholder("x", [2, 3, 9, 8], dtype)
+        let conv1 = try Conv2d(3, 4, kernel: 3, padding: 1, dtype: dtype, name: "conv1")
+        let conv2 = try Conv2d(4, 5, kernel: 2, stride: 2, dilation: 2, bias: false, dtype: dtype, name: "conv2")
+        let net = Sequential(conv1, Activation.relu, try MaxPool2d(2), conv2, try AvgPool2d(3, stride: 1, padding: 1))
+        let y = try net(x)
+        let upstream = try g.placeholder("upstream", y.shape, dtype)
+        let params = try [conv1.weight, conv1.bias!, conv2.weight].map { try $0.tensor(in: g) }
+        return (g, x, upstream, y, try (y * upstream).sum(), params)
+    }
+
+    @Test func layersMatchPyTorch() throws {
+        let f = try Fixtures.load("conv.json", as: ConvFixture.self)
+        let (g, x, upstream, y, loss, params) = try network(.float64)
+        #expect(y.shape == Shape(f.output.shape))
+        let grads = try g.gradients(of: loss, wrt: [x] + params)
+        var feeds: [Tensor: HostTensor] = [x: try f.x.host(.float64), upstream: try f.upstream.host(.float64)]
+        for (t, v) in zip(params, [f.w1, f.b1, f.w2]) { feeds[t] = try v.host(.float64) }
+        let out = try CPUReference<Double>().run(g, feeds: feeds, fetch: [y] + grads)
+        for (got, (want, label)) in zip(out, [(f.output, "output"), (f.grad_x, "dx"), (f.grad_w1, "dw1"), (f.grad_b1, "db1"), (f.grad_w2, "dw2")]) {
+            #expect(got.shape == Shape(want.shape), "\(label)")
+            #expect(maxError(got.doubles, want.data) < 1e-10, "\(label): \(maxError(got.doubles, want.data))")
+        }
+    }
+
+    /// Max pooling with padding, over a window of four equal values: PyTorch gives the whole
+    /// gradient to the first of them, and so does Kiln.
+    @Test func maxPoolRoutesTiesToTheFirst() throws {
+        let f = try Fixtures.load("conv.json", as: ConvFixture.self)
+        let g = Graph()
+        let x = try g.placeholder("x", [2, 3, 9, 8], .float64)
+        let y = try MaxPool2d(2, padding: 1)(x)
+        let upstream = try g.placeholder("upstream", y.shape, .float64)
+        let dx = try g.gradients(of: (y * upstream).sum(), wrt: [x])[0]
+        let out = try CPUReference<Double>().run(g, feeds: [x: try f.x.host(.float64), upstream: try f.maxpool_upstream.host(.float64)],
+                                                 fetch: [y, dx])
+        #expect(maxError(out[0].doubles, f.maxpool_pad1.data) < 1e-12)
+        #expect(maxError(out[1].doubles, f.maxpool_grad_x.data) < 1e-12)
+    }
+
+    /// Batch norm through ModelStep (which computes in float32) as PyTorch's nn.BatchNorm2d: a
+    /// training step's weight gradients (the weights after an SGD step with learning rate 1), the
+    /// running statistics it leaves, and evaluation with them; then the training output and input
+    /// gradient in Double from the graph.
+    @Test func batchNormMatchesPyTorch() throws {
+        let f = try Fixtures.load("conv.json", as: ConvFixture.self)
+        final class Net: Module {
+            let bn: BatchNorm2d
+            init() throws { bn = try BatchNorm2d(3, dtype: .float64) }
+        }
+        let net = try Net()
+        let step = try ModelStep(model: net, optimizer: Optimizer(.sgd), device: .cpu) { net, b in
+            Objective(try (net.bn(b["x"]) * b["upstream"]).sum(), metrics: [:])
+        }
+        try step.restore(parameters: ["bn.weight": try f.bn_weight.host(.float64), "bn.bias": try f.bn_bias.host(.float64)])
+        let outputs = try step.infer(["x": try f.bn_x.host(.float64)], name: "train-mode check") { net, b in ["y": try net.bn(b["x"])] }
+        // Inference runs in evaluation mode: running statistics at their start (mean 0, variance 1).
+        #expect(maxError(outputs["y"]!.doubles, try f.bn_x.data.enumerated().map { i, v in
+            let c = (i / 25) % 3
+            return v / (1 + 1e-5).squareRoot() * f.bn_weight.data[c] + f.bn_bias.data[c]
+        }) < 1e-5)
+        try step.train(["x": try f.bn_x.host(.float64), "upstream": try f.bn_upstream.host(.float64)], learningRate: 1)
+        let p = try step.parameterValues(), state = try step.optimizerState()
+        #expect(maxError(p["bn.weight"]!.doubles, zip(f.bn_weight.data, f.bn_grad_weight.data).map { $0 - $1 }) < 1e-5)
+        #expect(maxError(p["bn.bias"]!.doubles, zip(f.bn_bias.data, f.bn_grad_bias.data).map { $0 - $1 }) < 1e-5)
+        #expect(maxError(state["bn.runningMean"]!.doubles, f.bn_running_mean.data) < 1e-5)
+        #expect(maxError(state["bn.runningVar"]!.doubles, f.bn_running_var.data) < 1e-5)
+        // Evaluation normalizes by the running statistics (the weights restored to PyTorch's).
+        try step.restore(parameters: ["bn.weight": try f.bn_weight.host(.float64), "bn.bias": try f.bn_bias.host(.float64)],
+                         optimizerState: state)
+        let eval = try step.infer(["x": try f.bn_eval_x.host(.float64)], name: "eval") { net, b in ["y": try net.bn(b["x"])] }
+        #expect(maxError(eval["y"]!.doubles, f.bn_eval_output.data) < 1e-5)
+        // The training output and input gradient, from the graph directly.
+        let g = Graph()
+        g.training = true
+        let bn = try BatchNorm2d(3, dtype: .float64, name: "bn")
+        let x = try g.placeholder("x", [4, 3, 5, 5], .float64), up = try g.placeholder("up", [4, 3, 5, 5], .float64)
+        let y = try bn(x)
+        let dx = try g.gradients(of: (y * up).sum(), wrt: [x])[0]
+        let out = try CPUReference<Double>().run(g, feeds: [x: try f.bn_x.host(.float64), up: try f.bn_upstream.host(.float64),
+                                                            try bn.weight!.tensor(in: g): try f.bn_weight.host(.float64),
+                                                            try bn.bias!.tensor(in: g): try f.bn_bias.host(.float64),
+                                                            try bn.runningMean.tensor(in: g): try bn.runningMean.initialTensor,
+                                                            try bn.runningVar.tensor(in: g): try bn.runningVar.initialTensor],
+                                                 fetch: [y, dx])
+        #expect(maxError(out[0].doubles, f.bn_output.data) < 1e-10)
+        #expect(maxError(out[1].doubles, f.bn_grad_x.data) < 1e-10)
+    }
+
+    /// The same network in float32 on OpenCL (fused and not) against the oracle.
+    @Test(arguments: [true, false])
+    func openCLMatchesTheOracle(fusion: Bool) throws {
+        guard let ctx = OpenCLSupport.context else { return }
+        let (g, x, upstream, y, loss, params) = try network(.float32)
+        let grads = try g.gradients(of: loss, wrt: [x] + params)
+        var rng = SeededGenerator(seed: 3)
+        var values: [Tensor: HostTensor] = [:]
+        for t in [x, upstream] + params {
+            values[t] = try HostTensor(rng.uniform(t.shape.count, in: -1...1).map(Float.init), shape: t.shape)
+        }
+        let (device, reference) = try openCLAndReference(g, fetch: [y] + grads, values: values, fusion: fusion, context: ctx)
+        for (i, (d, r)) in zip(device, reference).enumerated() {
+            let (_, rel) = DeviceCheck.errors(d, r)
+            #expect(rel < DeviceCheck.opTolerance, "output \(i), fusion \(fusion): \(rel)")
+        }
+    }
+
+    @Test func badInputIsNamed() throws {
+        let g = Graph()
+        let x = try g.placeholder("x", [2, 3, 5, 5])
+        func message(_ body: () throws -> Any) -> String {
+            do { _ = try body(); return "" } catch { return "\(error)" }
+        }
+        // Channels that do not fit the weight.
+        #expect(message { try Conv2d(4, 8, kernel: 3, name: "c")(x) }.contains("[2, 3, 5, 5] does not fit weight [8, 4, 3, 3]"))
+        // A kernel larger than the padded input.
+        #expect(message { try Conv2d(3, 8, kernel: 7, padding: 0, name: "c")(x) }.contains("larger than the padded input 5x5"))
+        #expect(message { try MaxPool2d(7)(x) }.contains("larger than the padded input"))
+        // Stride or dilation 0, padding over half the kernel, no batch and channels.
+        #expect(message { try Conv2d(3, 8, kernel: 3, stride: 0) }.contains("stride [0, 0] must be two sizes"))
+        #expect(message { try Conv2d(3, 8, kernel: 3, dilation: 0) }.contains("dilation [0, 0]"))
+        #expect(message { try MaxPool2d(2, padding: 2) }.contains("at most half the kernel"))
+        #expect(message { try MaxPool2d(2)(try g.placeholder("flat", [2, 25])) }.contains("[N, C, H, W], got [2, 25]"))
+        // fold's columns must be the shape unfold gives.
+        let w = try Window2D(3)
+        #expect(message { try g.fold(try g.placeholder("c", [2, 3, 3, 3, 3, 3]), window: w, height: 6, width: 5) }
+            .contains("columns must be [N, 4, 3, C, 3, 3]"))
+    }
+
+    /// Output sizes as PyTorch computes them (floor), for pooling windows that do not divide the image.
+    @Test func outputSizesFloorAsPyTorch() throws {
+        let g = Graph()
+        let x = try g.placeholder("x", [1, 2, 7, 5])
+        #expect(try MaxPool2d(2)(x).shape == [1, 2, 3, 2])
+        #expect(try AvgPool2d(3, stride: 2, padding: 1)(x).shape == [1, 2, 4, 3])
+        #expect(try Conv2d(2, 6, kernel: [3, 2], stride: [2, 1], padding: [1, 0], dilation: [1, 2], name: "c")(x).shape == [1, 6, 4, 3])
+        #expect(try Flatten()(GlobalAvgPool2d()(x)).shape == [1, 2])
+    }
+}
