@@ -254,6 +254,36 @@ class W1Torch:
 
 
 # ---------------------------------------------------------------------------
+# W3: the Fashion-MNIST CNN (kiln train --model cnn): conv(1->32, 3x3, pad 1)-BN-ReLU-maxpool 2 ->
+# conv(32->64)-BN-ReLU-maxpool 2 -> flatten -> dropout 0.25 -> Linear 3136->128 -> ReLU ->
+# dropout 0.25 -> Linear 128->10, Adam lr 1e-3, batch 128
+
+
+def cnn_model():
+    return nn.Sequential(
+        nn.Conv2d(1, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Dropout(0.25), nn.Linear(3136, 128), nn.ReLU(), nn.Dropout(0.25), nn.Linear(128, 10))
+
+
+class W3Torch:
+    def __init__(self, data):
+        torch.manual_seed(0)
+        self.model = cnn_model()
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=1e-3)
+        self.data = [(torch.from_numpy(x.copy()).reshape(-1, 1, 28, 28), torch.from_numpy(y.astype(np.int64))) for x, y in data]
+
+    def epoch(self, steps=W1_STEPS):
+        model, opt = self.model, self.opt
+        model.train()
+        for i in range(steps):
+            x, y = self.data[i % 4]
+            opt.zero_grad(set_to_none=True)
+            F.cross_entropy(model(x), y).backward()
+            opt.step()
+
+
+# ---------------------------------------------------------------------------
 # W2: the word-window classifier
 
 
@@ -400,6 +430,18 @@ def build_plan(kiln, cfg):
         "kiln-cpu": w2_kiln("cpu"),
         "kiln-gpu": w2_kiln("gpu"),
     }))
+    if "w3" in cfg:
+        c = cfg["w3"]
+        w3t = W3Torch(w1_data())
+        w3_kiln = lambda device: (lambda: run_kiln(kiln, [  # noqa: E731
+            "step", "--task", "fashion-mnist", "--model", "cnn", "--device", device, "--repeats", str(c["repeats"]),
+            "--warmup", str(c["warmup"])]))
+        plan.append(("w3_epoch", "W3 CNN epoch, 468 steps (s)", "s", 1.0, 468 * 128 * 25.2e6, {
+            "numpy": None,
+            "torch": (lambda: stats_of(time_reps(w3t.epoch, c["warmup"], c["repeats"]))),
+            "kiln-cpu": w3_kiln("cpu"),
+            "kiln-gpu": w3_kiln("gpu"),
+        }))
     return plan
 
 
@@ -461,12 +503,16 @@ def main():
     ap.add_argument("--quick", action="store_true", help="3 rounds, fewer repetitions (about 2 minutes)")
     ap.add_argument("--rounds", type=int, default=None, help="rounds (default 3 with --quick, else 7)")
     ap.add_argument("--kiln", default=str(ROOT / ".build" / "release" / "kiln"), help="the Kiln binary")
+    ap.add_argument("--cnn", action="store_true", help="also W3: an epoch of the Fashion-MNIST CNN (minutes per round)")
+    ap.add_argument("--only-cnn", action="store_true", help="W3 alone")
     args = ap.parse_args()
     rounds = args.rounds or (3 if args.quick else 7)
     kiln = Path(args.kiln)
     if not kiln.is_file() or not os.access(kiln, os.X_OK):
         raise SystemExit(f"{kiln}: no Kiln binary (build it first: swift build -c release --product kiln)")
     cfg = settings(args.quick)
+    if args.cnn or args.only_cnn:
+        cfg["w3"] = dict(warmup=0, repeats=1)
     original = kiln
     kiln, kiln_sha, kiln_mtime = snapshot_kiln(original)
 
@@ -488,6 +534,8 @@ def main():
     t_start = time.perf_counter()
     stat0, own0 = cpu_stat(), own_cpu_seconds()
     plan = build_plan(kiln, cfg)
+    if args.only_cnn:
+        plan = [p for p in plan if p[0] == "w3_epoch"]
     samples = {key: {impl: [] for impl in IMPLS} for key, *_ in plan}  # (median, min, max) per round
     errors = {}
     for r in range(rounds):

@@ -49,10 +49,11 @@ struct CPUStep<T: KilnFloat> {
                     for r in stride(from: 0, to: count, by: w) { let row = x + r; for j in 0..<w where row[j] > out[j] || row[j].isNaN { out[j] = row[j] } }
                 case (.rows(let w), _):
                     for r in stride(from: 0, to: count, by: w) { let row = x + r; for j in 0..<w { out[j] += row[j] } }
-                case (.repeated(let q), .max):
-                    for k in 0..<outCount { for i in k * q..<(k + 1) * q where x[i] > out[k] || x[i].isNaN { out[k] = x[i] } }
-                case (.repeated(let q), _):
-                    for k in 0..<outCount { var s = out[k]; for i in k * q..<(k + 1) * q { s += x[i] }; out[k] = s }
+                case let (.repeated(q, period), .max):
+                    for b in 0..<count / q { let k = b % period; for i in b * q..<(b + 1) * q where x[i] > out[k] || x[i].isNaN { out[k] = x[i] } }
+                case let (.repeated(q, period), _):
+                    // Each run summed on its own, then added to its output (a channel's runs in order).
+                    for b in 0..<count / q { var s: T = 0; for i in b * q..<(b + 1) * q { s += x[i] }; out[b % period] += s }
                 case (.table(let target), .max):
                     for i in target.indices where x[i] > out[target[i]] || x[i].isNaN { out[target[i]] = x[i] }
                 case (.table(let target), _):
@@ -145,6 +146,7 @@ struct CPUStep<T: KilnFloat> {
             let x = real(ins[0]), out = real(outs[0])
             let (n, c, h, wd) = (ins[0].shape[0], ins[0].shape[1], ins[0].shape[2], ins[0].shape[3])
             let (oh, ow, kh, kw) = (outs[0].shape[1], outs[0].shape[2], w.kernel[0], w.kernel[1])
+            let (sh, sw, ph, pw, dh, dw) = (w.stride[0], w.stride[1], w.padding[0], w.padding[1], w.dilation[0], w.dilation[1])
             let pad = T(padValue)
             run = {
                 var o = out
@@ -154,11 +156,14 @@ struct CPUStep<T: KilnFloat> {
                             for ch in 0..<c {
                                 let plane = x + (b * c + ch) * h * wd
                                 for p in 0..<kh {
-                                    let r = w.source(i, p, axis: 0)
-                                    for q in 0..<kw {
-                                        let col = w.source(j, q, axis: 1)
-                                        o.pointee = r >= 0 && r < h && col >= 0 && col < wd ? plane[r * wd + col] : pad
+                                    let r = i * sh - ph + p * dh
+                                    if r < 0 || r >= h { (o).update(repeating: pad, count: kw); o += kw; continue }
+                                    let row = plane + r * wd
+                                    var col = j * sw - pw
+                                    for _ in 0..<kw {
+                                        o.pointee = col >= 0 && col < wd ? row[col] : pad
                                         o += 1
+                                        col += dw
                                     }
                                 }
                             }
@@ -175,28 +180,36 @@ struct CPUStep<T: KilnFloat> {
             }
 
         case let .node(.fold(w, h, wd)):
-            // A gather per pixel over the patch entries that read it (kh, then kw ascending), as
-            // the OpenCL kernel sums them: no two threads write one pixel, and the order is fixed.
+            // Each pixel gathers the patch entries that read it (kh, then kw ascending), as the
+            // OpenCL kernel sums them: no two threads write one pixel, and the order is fixed.
+            // The rows and columns of those entries are listed once, at load.
             let cols = real(ins[0]), out = real(outs[0])
             let (n, oh, ow, c) = (ins[0].shape[0], ins[0].shape[1], ins[0].shape[2], ins[0].shape[3])
             let (kh, kw) = (w.kernel[0], w.kernel[1])
+            func sources(_ size: Int, _ positions: Int, axis: Int) -> [[(o: Int, k: Int)]] {
+                (0..<size).map { x in
+                    (0..<w.kernel[axis]).compactMap { k in
+                        let t = x + w.padding[axis] - k * w.dilation[axis]
+                        return t >= 0 && t % w.stride[axis] == 0 && t / w.stride[axis] < positions ? (t / w.stride[axis], k) : nil
+                    }
+                }
+            }
+            let rows = sources(h, oh, axis: 0), columns = sources(wd, ow, axis: 1)
             run = {
+                var o = out
                 for b in 0..<n {
+                    let image = cols + b * oh * ow * c * kh * kw
                     for ch in 0..<c {
                         for r in 0..<h {
                             for col in 0..<wd {
                                 var sum: T = 0
-                                for p in 0..<kh {
-                                    let t = r + w.padding[0] - p * w.dilation[0]
-                                    guard t >= 0, t % w.stride[0] == 0, t / w.stride[0] < oh else { continue }
-                                    let i = t / w.stride[0]
-                                    for q in 0..<kw {
-                                        let u = col + w.padding[1] - q * w.dilation[1]
-                                        guard u >= 0, u % w.stride[1] == 0, u / w.stride[1] < ow else { continue }
-                                        sum += cols[((((b * oh + i) * ow + u / w.stride[1]) * c + ch) * kh + p) * kw + q]
+                                for (i, p) in rows[r] {
+                                    for (j, q) in columns[col] {
+                                        sum += image[(((i * ow + j) * c + ch) * kh + p) * kw + q]
                                     }
                                 }
-                                out[((b * c + ch) * h + r) * wd + col] = sum
+                                o.pointee = sum
+                                o += 1
                             }
                         }
                     }

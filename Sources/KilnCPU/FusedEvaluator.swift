@@ -43,8 +43,9 @@ final class FusedEvaluator<T: KilnFloat>: @unchecked Sendable {
         case scalar
         /// Broadcast along leading axes (a bias row): element e reads `e % n`.
         case rows(Int)
-        /// Broadcast along trailing axes (a column of per-row values): element e reads `e / n`.
-        case repeated(Int)
+        /// Broadcast along trailing axes, and leading ones (per-channel values of an image batch):
+        /// element e reads `(e / times) % period`.
+        case repeated(Int, period: Int)
         /// Broadcast otherwise: the input's offset of each element.
         case table([Int])
         /// A gradient held as the rows a batch touched (zero elsewhere).
@@ -66,7 +67,7 @@ final class FusedEvaluator<T: KilnFloat>: @unchecked Sendable {
         case accumulator(Int)
         case table(Int, load: Int, [Int])
         case rows(Int, load: Int, Int)
-        case repeated(Int, load: Int, Int)
+        case repeated(Int, load: Int, Int, period: Int)
         case sparse(Int, SparseRows<T>)
         case unary(Int, UnaryOp, Int)
         case binary(Int, BinaryOp, Arg, Arg)
@@ -140,7 +141,7 @@ final class FusedEvaluator<T: KilnFloat>: @unchecked Sendable {
                 case .direct: steps.append(.direct(i, load: j))
                 case .table(let t): steps.append(.table(i, load: j, t))
                 case .rows(let n): steps.append(.rows(i, load: j, n))
-                case .repeated(let n): steps.append(.repeated(i, load: j, n))
+                case let .repeated(n, period): steps.append(.repeated(i, load: j, n, period: period))
                 case .sparse(let rows): steps.append(.sparse(i, rows))
                 case .scalar: break
                 }
@@ -181,7 +182,11 @@ final class FusedEvaluator<T: KilnFloat>: @unchecked Sendable {
     static func broadcast(_ table: [Int], inputCount n: Int) -> Access {
         let count = table.count
         if n > 0, count % n == 0, table.indices.allSatisfy({ table[$0] == $0 % n }) { return .rows(n) }
-        if n > 0, count % n == 0, table.indices.allSatisfy({ table[$0] == $0 / (count / n) }) { return .repeated(count / n) }
+        // Runs of `times` equal offsets, cycling through the input (`times` is the first run's length).
+        let times = table.firstIndex { $0 != table[0] } ?? count
+        if n > 0, times > 0, count % (times * n) == 0, table.indices.allSatisfy({ table[$0] == ($0 / times) % n }) {
+            return .repeated(times, period: n)
+        }
         return .table(table)
     }
 
@@ -201,7 +206,7 @@ final class FusedEvaluator<T: KilnFloat>: @unchecked Sendable {
         var direct = [Int?](repeating: nil, count: code.code.count)
         let computed = Set(steps.compactMap { step -> Int? in
             switch step {
-            case .table(let i, _, _), .rows(let i, _, _), .repeated(let i, _, _), .sparse(let i, _), .unary(let i, _, _), .binary(let i, _, _, _), .scaled(let i, _, _, _, _): return i
+            case .table(let i, _, _), .rows(let i, _, _), .repeated(let i, _, _, _), .sparse(let i, _), .unary(let i, _, _), .binary(let i, _, _, _), .scaled(let i, _, _, _, _): return i
             case .uniform, .direct, .accumulator: return nil
             }
         })
@@ -313,12 +318,12 @@ final class FusedEvaluator<T: KilnFloat>: @unchecked Sendable {
                     e += c
                     k = 0
                 }
-            case let .repeated(i, j, times):
+            case let .repeated(i, j, times, period):
                 let r = out(i), base = loads[j].base
                 var e = 0
                 while e < n {
                     let k = (start + e) / times, c = min((k + 1) * times - start - e, n - e)
-                    (r + e).update(repeating: base[k], count: c)
+                    (r + e).update(repeating: base[k % period], count: c)
                     e += c
                 }
             case let .table(i, j, table):

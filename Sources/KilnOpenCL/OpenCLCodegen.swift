@@ -312,10 +312,14 @@ struct OpenCLCodegen {
                 ("$FINISH", op == .mean ? " / (real)\(count)" : ""),
                 ("$STORE", "b\(outs[0].location.buffer)[\(offset(outs[0])) + o] = result;"),
             ]
-            // Over leading axes, with many outputs or short columns: a work-item per output.
-            if axes == Array(0..<axes.count), outputs > 0, outputs >= 64 || count <= 1024 {
+            // Over leading axes, with many outputs or short columns; or many outputs of a few
+            // elements each (pooling windows): a work-item per output. A work-group per output
+            // would leave most of its work-items idle there.
+            let leading = axes == Array(0..<axes.count)
+            if outputs > 0, (leading && (outputs >= 64 || count <= 1024)) || (count <= 64 && outputs >= 64) {
                 var text = KernelSources.reduceColumns
-                for (key, value) in common + [("$OUTPUTS", "\(outputs)")] { text = text.replacingOccurrences(of: key, with: value) }
+                let at = leading ? "r * \(outputs) + o" : (terms.isEmpty ? "0" : terms.joined(separator: " + "))
+                for (key, value) in common + [("$INDEX", at)] { text = text.replacingOccurrences(of: key, with: value) }
                 generated.append(text)
                 launch(name, bufferArgs + [.int(outputs)], items: outputs, local: 64, kernel: index)
                 break

@@ -79,6 +79,10 @@ struct BenchCommand: ParsableCommand {
         @OptionGroup var common: Common
         @Option(help: "fashion-mnist (W1) or ner (W2).")
         var task: TaskName = .fashionMNIST
+        @Option(help: "fashion-mnist: mlp (W1) or cnn (W3: the CNN of `kiln train --model cnn`, Adam lr 1e-3, batch 128, 468 steps).")
+        var model: ModelName = .mlp
+        @Option(help: "Steps per repetition (default: an epoch of 468 for fashion-mnist, 20 for ner); fewer for a quick profile (KILN_PROFILE=1).")
+        var steps: Int?
 
         func run() throws {
             // Under mpirun: each process runs its share of the global batch and the gradients
@@ -87,18 +91,21 @@ struct BenchCommand: ParsableCommand {
             defer { job?.finalize() }
             if let job { Devices.shareMachine(rank: job.localRank, size: job.localSize) }
             let processes = job?.size ?? 1
-            let momentum = Optimizer(.momentum(0.9))
-            let (spec, globalBatch, steps): (ModelSpec, Int, Int) = task == .fashionMNIST
-                ? (.mlp(sizes: [784, 256, 128, 10]), 128, 468)
+            let cnn = task == .fashionMNIST && model == .cnn
+            let optimizer = cnn ? Optimizer.adam() : Optimizer(.momentum(0.9)), learningRate = cnn ? 1e-3 : 0.01
+            let (spec, globalBatch, defaultSteps): (ModelSpec, Int, Int) = task == .fashionMNIST
+                ? (cnn ? .cnn() : .mlp(sizes: [784, 256, 128, 10]), 128, 468)
                 : (.wordWindow(vocabulary: 20000, dim: 50, window: 5, hidden: 128, classes: 5), 512, 20)
+            let steps = steps ?? defaultSteps
+            guard steps >= 1 else { throw KilnError.invalidArgument(op: "--steps", message: "must be at least 1, got \(steps)") }
             guard globalBatch % processes == 0 else {
                 throw KilnError.invalidArgument(op: "bench", message: "the global batch of \(globalBatch) does not split evenly over \(processes) processes")
             }
-            let (step, batches) = try Benchmarks.step(spec: spec, batch: globalBatch / processes, optimizer: momentum,
+            let (step, batches) = try Benchmarks.step(spec: spec, batch: globalBatch / processes, optimizer: optimizer,
                                                       device: common.device, job: job)
             let t = try Timing.measure(warmup: common.warmup, repeats: common.repeats) {
                 try job?.barrier()   // every process starts each repetition together
-                for i in 0..<steps { try step.train(batches[i % 4], learningRate: 0.01) }
+                for i in 0..<steps { try step.train(batches[i % 4], learningRate: learningRate) }
             }
             guard (job?.rank ?? 0) == 0 else { return }
             let program = try step.trainingProgram(for: batches[0])
@@ -113,10 +120,16 @@ struct BenchCommand: ParsableCommand {
                 suffix = String(format: ", %d processes, all-reduce of %@ a step in %d bucket%@ (ring: %@ sent per process)", job.size,
                                 formatBytes(bytes), program.buckets.count, program.buckets.count == 1 ? "" : "s", formatBytes(Int(ring)))
             }
-            if task == .fashionMNIST {
+            if cnn {
                 extra["epoch_s"] = t.median
-                try common.report("W1 epoch (468 steps)", t, unit: "s", scale: 1,
-                                  rate: { String(format: "%.0f examples/s", 468 * 128 / $0) + suffix }, extra: extra)
+                // 25.2 MFLOP per image for forward and backward (the convolutions' 3 matmuls each, the Linear layers').
+                try common.report("W3 CNN epoch (\(steps) steps)", t, unit: "s", scale: 1,
+                                  rate: { String(format: "%.0f examples/s, %.1f GFLOP/s", Double(steps * 128) / $0, Double(steps * 128) * 25.2e6 / $0 / 1e9) + suffix },
+                                  extra: extra)
+            } else if task == .fashionMNIST {
+                extra["epoch_s"] = t.median
+                try common.report("W1 epoch (\(steps) steps)", t, unit: "s", scale: 1,
+                                  rate: { String(format: "%.0f examples/s", Double(steps * 128) / $0) + suffix }, extra: extra)
             } else {
                 let perStep = Timing(seconds: t.seconds.map { $0 / Double(steps) })
                 extra["step_ms"] = perStep.median * 1e3
