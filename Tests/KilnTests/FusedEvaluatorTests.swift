@@ -127,7 +127,14 @@ import Kiln
         Self.check(Float.self, "middle axis", middle, shapes: [[a, b, c], [a, 1, c]], targets: [nil],
                    index: [1: { ($0 / (b * c)) * c + $0 % c }])
         #expect({ if case .rows(70) = FusedEvaluator<Float>.broadcast((0..<140).map { $0 % 70 }, inputCount: 70) { return true }; return false }())
-        #expect({ if case .repeated(4) = FusedEvaluator<Float>.broadcast((0..<20).map { $0 / 4 }, inputCount: 5) { return true }; return false }())
+        #expect({ if case .repeated(4, 5) = FusedEvaluator<Float>.broadcast((0..<20).map { $0 / 4 }, inputCount: 5) { return true }; return false }())
+        // Per-channel values of an image batch [2, 3, 4]: runs of 4, cycling through 3 channels.
+        #expect({ if case .repeated(4, 3) = FusedEvaluator<Float>.broadcast((0..<24).map { ($0 / 4) % 3 }, inputCount: 3) { return true }; return false }())
+        let (p, q, r) = (2, 5, 6)
+        let channels = FusedCode(shape: [p, q, r], code: [.load(0), .load(1), .binary(.mul, 0, 1)], results: [2],
+                                 nodes: Array(repeating: nil, count: 3))
+        Self.check(Float.self, "per channel", channels, shapes: [[p, q, r], [1, q, 1]], targets: [nil],
+                   index: [1: { ($0 / r) % q }])
         #expect({ if case .table = FusedEvaluator<Float>.broadcast([0, 2, 1, 3], inputCount: 4) { return true }; return false }())
     }
 }
