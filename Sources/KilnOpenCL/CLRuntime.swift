@@ -128,16 +128,6 @@ final class CLKernel {
 
     deinit { clReleaseKernel(kernel) }
 
-    /// The most work-items a work-group of this kernel may have on `device`
-    /// (`CL_KERNEL_WORK_GROUP_SIZE`: at most the device's limit, less where the kernel needs
-    /// many registers or much local memory).
-    func maxWorkGroupSize(on device: CLDeviceInfo) throws -> Int {
-        var size = 0
-        try check(clGetKernelWorkGroupInfo(kernel, device.id, cl_kernel_work_group_info(CL_KERNEL_WORK_GROUP_SIZE), MemoryLayout<Int>.size, &size, nil),
-                  "clGetKernelWorkGroupInfo(\(name), CL_KERNEL_WORK_GROUP_SIZE)")
-        return size
-    }
-
     func set(_ index: Int, _ buffer: CLBuffer) throws {
         var m: cl_mem? = buffer.mem
         try check(clSetKernelArg(kernel, cl_uint(index), MemoryLayout<cl_mem?>.size, &m), "clSetKernelArg(\(name), \(index))")

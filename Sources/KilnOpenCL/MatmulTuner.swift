@@ -109,7 +109,7 @@ enum MatmulTuner {
             guard !batch.isEmpty else { break }
             var entries: [String: KernelChoiceCache.Entry] = [:]
             for (s, all) in try measure(batch, context: context, options: options) {
-                // None could run (every work-group too large for the driver): the load says so.
+                // None could run: the program's own load reports the driver's error.
                 let times = all.filter { $0.value.isFinite }
                 guard let best = times.min(by: { $0.value < $1.value })?.key else { continue }
                 known[s] = best
@@ -161,12 +161,13 @@ enum MatmulTuner {
             }
             var fixed = options
             fixed.profile = false
-            let exe = try OpenCLExecutable(program: program, context: context, options: fixed, collective: nil, matmulChoices: choices, measuring: true)
+            let exe = try OpenCLExecutable(program: program, context: context, options: fixed, collective: nil, matmulChoices: choices)
             try exe.zeroFeeds()
             var best: [MatmulShape: Double] = [:]
             for (i, k) in program.kernels.enumerated() {
                 guard let node = k.nodes.first(where: { wanted[$0] != nil }), let (s, c) = wanted[node] else { continue }
-                let seconds = try exe.secondsPerRun(kernel: i, budget: budgetSeconds, giveUpAfter: 4 * (best[s] ?? .infinity))
+                // A candidate the driver will not launch (a work-group it refuses) never wins.
+                let seconds = (try? exe.secondsPerRun(kernel: i, budget: budgetSeconds, giveUpAfter: 4 * (best[s] ?? .infinity))) ?? .infinity
                 result[s, default: [:]][c] = seconds
                 best[s] = min(best[s] ?? .infinity, seconds)
             }

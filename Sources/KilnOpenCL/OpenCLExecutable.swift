@@ -25,8 +25,6 @@ public final class OpenCLExecutable: Executable {
     private let profiling: Bool
     /// What each matmul kernel (by name) runs as: `vector` or `tiled:<tile>`.
     public let matmulKernels: [String: String]
-    /// Program kernels left out of a measuring executable: a work-group too large for the driver.
-    private let oversized: Set<Int>
     /// Check every kernel's outputs for NaN and Inf (default: `CompilerSettings.checkNumerics`,
     /// `KILN_CHECK_NUMERICS=1`): a debugging mode that synchronizes after every kernel.
     public var checkNumerics: Bool
@@ -54,10 +52,8 @@ public final class OpenCLExecutable: Executable {
 
     /// `matmulChoices` fixes each matmul kernel's choice (by index in the schedule); nil
     /// measures them as `options` says.
-    /// `measuring` (for `MatmulTuner`): a kernel whose work-group is larger than the driver
-    /// allows it is left out (`secondsPerRun` gives infinity) rather than failing the load.
     init(program: Program, context: CLContext, options: OpenCLOptions?, collective: Collective?,
-         matmulChoices: [Int: OpenCLCodegen.MatmulChoice]?, measuring: Bool = false) throws {
+         matmulChoices: [Int: OpenCLCodegen.MatmulChoice]?) throws {
         let options = try options ?? OpenCLOptions.fromEnvironment()
         self.program = program
         self.context = context
@@ -117,20 +113,10 @@ public final class OpenCLExecutable: Executable {
         counters.builds += 1
         var launches: [(CLKernel, LaunchSpec)] = []
         var kernelsByFunction: [String: Int] = [:]
-        var oversized = Set<Int>()
         for spec in codegen.launches {
             let k = try CLKernel(clProgram, name: spec.function)
             kernelsByFunction[spec.function, default: 0] += 1
-            // Work-group sizes are fixed by the code generator within the device's limit; a
-            // driver may allow a kernel less (registers, local memory).
-            let limit = try k.maxWorkGroupSize(on: device), items = spec.local.reduce(1, *)
-            if items > limit {
-                guard measuring else {
-                    throw KilnError.device("kernel \(spec.function) of \(program.kernels[spec.kernel].name) runs work-groups of \(items) work-items (local size \(spec.local)); \(device.name) allows it at most \(limit) (CL_KERNEL_WORK_GROUP_SIZE)"
-                        + (matmulKernels[program.kernels[spec.kernel].name].map { "; its matmul kernel is \($0): another KILN_MATMUL tile may fit" } ?? ""))
-                }
-                oversized.insert(spec.kernel)
-            }
+
             for (i, arg) in spec.args.enumerated() {
                 switch arg {
                 case .buffer(let b): try k.set(i, buffers[b])
@@ -146,7 +132,6 @@ public final class OpenCLExecutable: Executable {
         var launchesOf = [[Int]](repeating: [], count: program.kernels.count)
         for (i, l) in launches.enumerated() { launchesOf[l.1.kernel].append(i) }
         self.launchesOf = launchesOf
-        self.oversized = oversized
         allReduce = try OpenCLAllReduce(program: program, context: context, collective: collective)
         groupings = codegen.groupings.map(IdGrouping.init)
         counters.allocations += groupings.count
@@ -294,7 +279,6 @@ public final class OpenCLExecutable: Executable {
             try context.finish()
             return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 / Double(count)
         }
-        if oversized.contains(k) { return .infinity }
         _ = try runs(1)
         let once = try runs(1)
         if once >= budget / 2 || once > giveUpAfter { return once }
