@@ -245,11 +245,14 @@ public final class ModelStep<M: Module> {
 
         func read(_ name: String) throws -> HostTensor { try executable.read(parameterTensors[name]!) }
 
-        /// The batch's feeds, and the step counter (`Graph.stepCounter`) where the model reads it.
+        /// The step counter (`Graph.stepCounter`), where the model reads it (dropout).
+        lazy var stepCounter: Tensor? = batch.graph.inputs(.feed).first { $0.node.name == Graph.stepCounterName }
+
+        /// The batch's feeds, and the step counter where the model reads it.
         func feeds(_ values: [String: HostTensor], step: Int) throws -> [Tensor: HostTensor] {
             var out: [Tensor: HostTensor] = [:]
             for (name, v) in values { out[try batch[name]] = v }
-            if let counter = batch.graph.inputs(.feed).first(where: { $0.node.name == Graph.stepCounterName }) {
+            if let counter = stepCounter {
                 out[counter] = try HostTensor([Int32(truncatingIfNeeded: step)], shape: .scalar)
             }
             return out
