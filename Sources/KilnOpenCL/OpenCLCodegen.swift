@@ -143,7 +143,7 @@ struct OpenCLCodegen {
         let width = options.vectorWidth ?? nativeFloatWidth
         self.vectorWidth = width >= 16 ? 16 : 8
         self.packAlways = options.packAlways
-        self.matmul = program.realType == .float32 ? matmul : .tiled
+        self.matmul = matmul
         for (i, k) in program.kernels.enumerated() { try emit(k, index: i) }
     }
 
@@ -345,10 +345,10 @@ struct OpenCLCodegen {
             guard m > 0 && n > 0 else { break }
             let (realSize, localMemory, maxGroup) = (self.realSize, localMemoryBytes, maxWorkGroupSize)
             let fits = { (t: Tile) in t.localBytes(realSize: realSize) <= localMemory && t.workItems <= maxGroup }
-            var choice = choices[index] ?? (matmul == .vector ? .vector : .tiled(tile ?? Tile.choose(m: m, n: n, computeUnits: computeUnits, fits: fits)))
-            if choice == .vector && program.realType != .float32 {
-                choice = .tiled(tile ?? Tile.choose(m: m, n: n, computeUnits: computeUnits, fits: fits))
-            }
+            // The vector family is float32 only: a float64 program's matmuls take tiles.
+            let tiled = MatmulChoice.tiled(tile ?? Tile.choose(m: m, n: n, computeUnits: computeUnits, fits: fits))
+            var choice = choices[index] ?? (matmul == .vector ? .vector : tiled)
+            if choice == .vector && program.realType != .float32 { choice = tiled }
             chosen[index] = choice
             if choice == .vector {
                 // B's rows in panels of the block's width: read in place when untransposed, whole panels and within L2 (nothing to pack), else packed first, which pays off when B streams from memory.

@@ -11,7 +11,7 @@ public final class Parameter: @unchecked Sendable {
     /// The path of properties that leads to it from the model (`encoder.fc1.weight`), set when
     /// the model's parameters are collected, or given when it is made.
     public internal(set) var name: String?
-    private var nodes: [ObjectIdentifier: Tensor] = [:]
+    private var nodes = NodePerGraph()
 
     public init(_ shape: Shape, dtype: DType = .float32, initializer: Initializer, name: String? = nil) {
         self.shape = shape
@@ -22,11 +22,25 @@ public final class Parameter: @unchecked Sendable {
 
     /// Its node in `graph`, made on first use.
     public func tensor(in graph: Graph) throws -> Tensor {
+        try nodes.node(in: graph, name: name, what: "Parameter \(shape)", collectedBy: "Module.namedParameters") {
+            try graph.parameter($0, shape, dtype)
+        }
+    }
+}
+
+/// The node a model's declaration (parameter, state buffer) has in each graph built from it.
+struct NodePerGraph {
+    private var nodes: [ObjectIdentifier: Tensor] = [:]
+
+    /// The node in `graph`, made by `make` from the declaration's name on first use; an
+    /// unnamed declaration (one not collected from its model) is an error naming `what`.
+    mutating func node(in graph: Graph, name: String?, what: String, collectedBy: String,
+                       make: (String) throws -> Tensor) throws -> Tensor {
         if let t = nodes[ObjectIdentifier(graph)] { return t }
         guard let name else {
-            throw KilnError.invalidArgument(op: "Parameter \(shape)", message: "has no name: a model's parameters are named by collecting them (Module.namedParameters) before its graph is built")
+            throw KilnError.invalidArgument(op: what, message: "has no name: a model's declarations are named by collecting them (\(collectedBy)) before its graph is built")
         }
-        let t = try graph.parameter(name, shape, dtype)
+        let t = try make(name)
         nodes[ObjectIdentifier(graph)] = t
         return t
     }
@@ -41,7 +55,7 @@ public final class StateBuffer: @unchecked Sendable {
     public let initialValue: Double
     /// Its path from the model (`bn1.runningMean`), set when the model's state is collected.
     public internal(set) var name: String?
-    private var nodes: [ObjectIdentifier: Tensor] = [:]
+    private var nodes = NodePerGraph()
 
     public init(_ shape: Shape, dtype: DType = .float32, initialValue: Double = 0, name: String? = nil) {
         self.shape = shape
@@ -52,13 +66,9 @@ public final class StateBuffer: @unchecked Sendable {
 
     /// Its node in `graph` (a state tensor), made on first use.
     public func tensor(in graph: Graph) throws -> Tensor {
-        if let t = nodes[ObjectIdentifier(graph)] { return t }
-        guard let name else {
-            throw KilnError.invalidArgument(op: "StateBuffer \(shape)", message: "has no name: a model's state is named by collecting it (Module.namedBuffers) before its graph is built")
+        try nodes.node(in: graph, name: name, what: "StateBuffer \(shape)", collectedBy: "Module.namedBuffers") {
+            try graph.state($0, shape, dtype)
         }
-        let t = try graph.state(name, shape, dtype)
-        nodes[ObjectIdentifier(graph)] = t
-        return t
     }
 
     /// Its first value.
