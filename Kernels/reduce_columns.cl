@@ -7,15 +7,16 @@
 // Chosen when there are enough outputs to fill the device, or too few elements per output to
 // need a tree.
 //
-// A template: the host replaces $NAME, $PARAMS, $COUNT (elements reduced into each output),
-// $INDEX (the flat input index `gid` of reduced element `r` of output `o`), $PROLOGUE
-// (statements computing `v` at `gid`), $IDENTITY, $COMBINE, $FINISH and $STORE, as in reduce.cl.
+// A template: the host replaces $NAME, $PARAMS, $KEPT, $LOOPS (nested loops over every
+// reduced axis' coordinate), $COORDS (empty), $PROLOGUE, $IDENTITY, $COMBINE, $FINISH and
+// $STORE, as in reduce.cl.
 __kernel void $NAME($PARAMS int outputs) {
     const int o = get_global_id(0);
     if (o >= outputs) return;
     real acc = $IDENTITY;
-    for (int r = 0; r < $COUNT; r++) {
-        const int gid = $INDEX;
+    $KEPT
+    $LOOPS {
+        $COORDS
         real v;
         $PROLOGUE
         acc = $COMBINE(acc, v);

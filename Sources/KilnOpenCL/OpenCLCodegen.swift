@@ -210,15 +210,16 @@ struct OpenCLCodegen {
         return (buffers.map { "__global real* b\($0), " }.joined(), buffers.map { .buffer($0) })
     }
 
-    /// Statements computing fused code at flat index `gid`, and the name of each result.
-    func statements(_ f: FusedCode, loads: [Operand], gid: String) -> (String, [String]) {
+    /// Statements computing fused code at flat index `gid`, and the name of each result; `at`,
+    /// where given, writes load `j`'s index instead (from coordinates the kernel declares).
+    func statements(_ f: FusedCode, loads: [Operand], gid: String, at: ((Int) -> String)? = nil) -> (String, [String]) {
         var lines: [String] = []
         for (i, instr) in f.code.enumerated() {
             let rhs: String
             switch instr {
             case .load(let j):
                 let o = loads[j]
-                rhs = "b\(o.location.buffer)[\(offset(o)) + \(Self.index(o.shape, in: f.shape, gid: gid))]"
+                rhs = "b\(o.location.buffer)[\(offset(o)) + \(at?(j) ?? Self.index(o.shape, in: f.shape, gid: gid))]"
             case .accumulator: rhs = "acc"
             case .constant(let c): rhs = Self.literal(c)
             case let .unary(op, a): rhs = "k_\(op.rawValue)(v\(a))"
@@ -287,46 +288,77 @@ struct OpenCLCodegen {
             launch(name, bufferArgs + [.int(out.count)], items: out.count, local: 64, kernel: index)
 
         case let .reduce(op, axes, f):
-            let s = f.shape, strides = s.strides
-            let kept = (0..<s.rank).filter { !axes.contains($0) }
-            func digits(_ axesList: [Int], _ v: String) -> [String] {
-                var terms: [String] = []
-                var after = axesList.map { s[$0] }.reduce(1, *)
-                for a in axesList {
-                    after /= s[a]
-                    if s[a] == 1 { continue }
-                    var t = after == 1 ? v : "(\(v) / \(after))"
-                    if a != axesList.first { t = "(\(t) % \(s[a]))" }
-                    terms.append(strides[a] == 1 ? t : "\(t) * \(strides[a])")
-                }
-                return terms
-            }
-            let terms = digits(kept, "o") + digits(axes, "r")
-            let count = axes.map { s[$0] }.reduce(1, *), outputs = outs[0].shape.count
-            let (body, values) = statements(f, loads: ins, gid: "gid")
+            let space = ReductionSpace(shape: f.shape, reduced: axes, loads: ins.map(\.shape))
+            let count = axes.map { f.shape[$0] }.reduce(1, *), outputs = outs[0].shape.count
+            let (body, values) = statements(f, loads: ins, gid: "gid", at: { space.index(operand: $0 + 1) })
             // What both reduction templates share: the prologue, the combination, the store.
             let common = [
-                ("$NAME", name), ("$PARAMS", params), ("$COUNT", "\(count)"),
+                ("$NAME", name), ("$PARAMS", params), ("$KEPT", space.keptCoordinates(output: "o")),
                 ("$PROLOGUE", body + " v = \(values[0]);"),
                 ("$IDENTITY", op == .max ? "(-INFINITY)" : "(real)0"), ("$COMBINE", op == .max ? "red_max" : "red_sum"),
                 ("$FINISH", op == .mean ? " / (real)\(count)" : ""),
                 ("$STORE", "b\(outs[0].location.buffer)[\(offset(outs[0])) + o] = result;"),
             ]
+            let reduced = space.reducedAxes
+            func loop(_ k: Int, from: String = "0", step: String = "++") -> String {
+                "for (int c\(k) = \(from); c\(k) < \(space.axes[k].size); c\(k)\(step))"
+            }
+            let leading = axes == Array(0..<axes.count)
+            // A few long columns (a convolution's bias gradient, [N·H·W, C] summed over the
+            // rows): a work-item per column would leave the device idle, a work-group per column
+            // reads with a stride. Two launches instead: work-items (part, column) sum a chunk of
+            // rows each into scratch, neighbours reading neighbours, then one per column sums its
+            // parts.
+            if outputs > 0, outputs < 1024, count > 1024, leading, reduced.count == 1 {
+                let rows = space.axes[reduced[0]].size
+                let parts = min((4096 + outputs - 1) / outputs, (rows + 63) / 64), chunk = (rows + parts - 1) / parts
+                let scratch = scratchBytes.count
+                scratchBytes.append(parts * outputs * realSize)
+                let c = reduced[0]
+                var first = KernelSources.reduceColumns
+                for (key, value) in common.filter({ $0.0 != "$FINISH" && $0.0 != "$STORE" && $0.0 != "$KEPT" && $0.0 != "$PARAMS" }) + [
+                    ("$PARAMS", params + "__global real* partials, "),
+                    ("$KEPT", "const int part = o / \(outputs), end = min(\(rows), (part + 1) * \(chunk)); " + space.keptCoordinates(output: "(o % \(outputs))")),
+                    ("$LOOPS", "for (int c\(c) = part * \(chunk); c\(c) < end; c\(c)++)"), ("$COORDS", ""),
+                    ("$FINISH", ""), ("$STORE", "partials[o] = result;"),
+                ] { first = first.replacingOccurrences(of: key, with: value) }
+                var second = KernelSources.reduceColumns
+                for (key, value) in common.filter({ $0.0 != "$NAME" && $0.0 != "$PARAMS" && $0.0 != "$KEPT" && $0.0 != "$PROLOGUE" }) + [
+                    ("$NAME", name + "_parts"), ("$PARAMS", "__global real* partials, __global real* b\(outs[0].location.buffer), "),
+                    ("$KEPT", ""), ("$LOOPS", "for (int p = 0; p < \(parts); p++)"), ("$COORDS", ""),
+                    ("$PROLOGUE", "v = partials[p * \(outputs) + o];"),
+                ] { second = second.replacingOccurrences(of: key, with: value) }
+                generated += [first, second]
+                launch(name, bufferArgs + [.scratch(scratch), .int(parts * outputs)], items: parts * outputs, local: 64, kernel: index)
+                launch(name + "_parts", [.scratch(scratch), .buffer(outs[0].location.buffer), .int(outputs)], items: outputs, local: 64, kernel: index)
+                break
+            }
             // Over leading axes, with many outputs or short columns; or many outputs of a few
             // elements each (pooling windows): a work-item per output. A work-group per output
             // would leave most of its work-items idle there.
-            let leading = axes == Array(0..<axes.count)
             if outputs > 0, (leading && (outputs >= 64 || count <= 1024)) || (count <= 64 && outputs >= 64) {
                 var text = KernelSources.reduceColumns
-                let at = leading ? "r * \(outputs) + o" : (terms.isEmpty ? "0" : terms.joined(separator: " + "))
-                for (key, value) in common + [("$INDEX", at)] { text = text.replacingOccurrences(of: key, with: value) }
+                let loops = reduced.isEmpty ? "for (int r = 0; r < 1; r++)" : reduced.map { loop($0) }.joined(separator: " ")
+                for (key, value) in common + [("$LOOPS", loops), ("$COORDS", "")] { text = text.replacingOccurrences(of: key, with: value) }
                 generated.append(text)
                 launch(name, bufferArgs + [.int(outputs)], items: outputs, local: 64, kernel: index)
                 break
             }
-            let local = outputs >= 64 ? 64 : 256
+            // The work-items share the innermost reduced axis (contiguous in memory, as a rule)
+            // inside loops over the others; where that axis is too short to keep a work-group
+            // busy, they share one flat index over all reduced axes instead.
+            var local = outputs >= 64 ? 64 : 256
+            let loops: String, coords: String
+            if let lane = reduced.last, space.axes[lane].size >= 16 || reduced.count == 1 {
+                while local > 32 && space.axes[lane].size * 2 <= local { local /= 2 }
+                loops = (reduced.dropLast().map { loop($0) } + [loop(lane, from: "t", step: " += \(local)")]).joined(separator: " ")
+                coords = ""
+            } else {
+                loops = "for (int r = t; r < \(count); r += \(local))"
+                coords = space.coordinates(of: reduced, flat: "r")
+            }
             var text = KernelSources.reduce
-            for (key, value) in common + [("$LOCAL", "\(local)"), ("$INDEX", terms.isEmpty ? "0" : terms.joined(separator: " + "))] {
+            for (key, value) in common + [("$LOCAL", "\(local)"), ("$LOOPS", loops), ("$COORDS", coords)] {
                 text = text.replacingOccurrences(of: key, with: value)
             }
             generated.append(text)
