@@ -27,9 +27,9 @@ public enum Philox {
     inline real kiln_uniform(uint index, uint counter, uint seed, uint stream) {
         uint c0 = index, c1 = counter, c2 = 0, c3 = 0, k0 = seed, k1 = stream;
         for (int r = 0; r < 10; r++) {
-            const uint h0 = mul_hi(0xD2511F53u, c0), l0 = 0xD2511F53u * c0;
-            const uint h1 = mul_hi(0xCD9E8D57u, c2), l1 = 0xCD9E8D57u * c2;
-            c0 = h1 ^ c1 ^ k0; c1 = l1; c2 = h0 ^ c3 ^ k1; c3 = l0;
+            // One widening multiply gives both halves (PoCL vectorizes it; mul_hi it did not).
+            const ulong p0 = (ulong)0xD2511F53u * c0, p1 = (ulong)0xCD9E8D57u * c2;
+            c0 = (uint)(p1 >> 32) ^ c1 ^ k0; c1 = (uint)p1; c2 = (uint)(p0 >> 32) ^ c3 ^ k1; c3 = (uint)p0;
             k0 += 0x9E3779B9u; k1 += 0xBB67AE85u;
         }
         return (real)(c0 >> 8) / (real)16777216;
