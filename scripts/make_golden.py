@@ -6,7 +6,7 @@ Writes three JSON files under Tests/Fixtures/ (relative to the repository root):
   ops.json     {"cases": [...]}: per-op forward outputs and backward gradients
                (neg, exp, log, sqrt, tanh, sigmoid, relu, add, sub, mul, div,
                maximum, minimum, sum, mean, max, matmul, transpose, reshape,
-               broadcastTo, gather, scatterAdd, softmaxCrossEntropy, argmax, accuracy,
+               broadcastTo, gather, scatterAdd, softmaxCrossEntropy, argmax, accuracy, maxPool,
                oneHot, unfold, fold).
                Each case is {"name", "op", "attrs", "inputs", "output",
                "upstream", "grads"} where grads[i] = d(sum(output * upstream))
@@ -371,6 +371,16 @@ def build_ops():
         c.add("unfold_2x2x%dx%d_%s" % (h, w, tag), "unfold", attrs, [randn(2, 2, h, w)], unfold)
         c.add("fold_to_2x2x%dx%d_%s" % (h, w, tag), "fold", dict(attrs, height=h, width=w),
               [randn(2, oh, ow, 2, kernel[0], kernel[1])], fold)
+
+    # ---- maxPool: F.max_pool2d; inputs on a 1/64 grid, so some windows hold ties, which go
+    # to the first largest element in both
+    for (h, w, kernel, stride, padding, dilation) in [(6, 6, (2, 2), (2, 2), (0, 0), (1, 1)),
+                                                    (7, 6, (3, 3), (2, 1), (1, 1), (1, 1)),
+                                                    (7, 8, (2, 3), (1, 2), (1, 1), (2, 1))]:
+        tag = "k%dx%d_s%dx%d_p%dx%d_d%dx%d" % (kernel + stride + padding + dilation)
+        c.add("maxPool_2x3x%dx%d_%s" % (h, w, tag), "maxPool", window(kernel, stride, padding, dilation), [randn(2, 3, h, w)],
+              lambda x, kernel=kernel, stride=stride, padding=padding, dilation=dilation:
+              F.max_pool2d(x, kernel, stride=stride, padding=padding, dilation=dilation))
 
     return c.cases
 

@@ -216,6 +216,41 @@ struct CPUStep<T: KilnFloat> {
                 }
             }
 
+        case let .node(.maxPool(w)), let .node(.maxPoolGrad(w)):
+            // Each window's first largest element (row-major; NaN wins, as PyTorch's), found
+            // the same way forward and backward: the gradient goes where the value came from.
+            let x = real(ins[0]), out = real(outs[0])
+            let (planes, h, wd) = (ins[0].shape[0] * ins[0].shape[1], ins[0].shape[2], ins[0].shape[3])
+            guard let oh = w.outputSize(h, axis: 0), let ow = w.outputSize(wd, axis: 1) else {
+                throw KilnError.shapeMismatch(op: what, message: "window (\(w)) does not fit \(ins[0].shape)")
+            }
+            let rowSpans = (0..<oh).map { i in (0..<w.kernel[0]).map { w.source(i, $0, axis: 0) }.filter { $0 >= 0 && $0 < h } }
+            let colSpans = (0..<ow).map { j in (0..<w.kernel[1]).map { w.source(j, $0, axis: 1) }.filter { $0 >= 0 && $0 < wd } }
+            // -1 for a window wholly in the padding (possible with dilation): -infinity, no gradient.
+            func first(_ plane: UnsafeMutablePointer<T>, _ i: Int, _ j: Int) -> Int {
+                guard let r0 = rowSpans[i].first, let c0 = colSpans[j].first else { return -1 }
+                var best = r0 * wd + c0, m = plane[best]
+                for r in rowSpans[i] { for c in colSpans[j] { let v = plane[r * wd + c]; if v > m || v.isNaN { m = v; best = r * wd + c } } }
+                return best
+            }
+            if case .node(.maxPool) = kernel.kind {
+                run = {
+                    for p in 0..<planes {
+                        let plane = x + p * h * wd, o = out + p * oh * ow
+                        for i in 0..<oh { for j in 0..<ow { let f = first(plane, i, j); o[i * ow + j] = f < 0 ? -T.infinity : plane[f] } }
+                    }
+                }
+            } else {
+                let upstream = real(ins[1])
+                run = {
+                    out.update(repeating: 0, count: planes * h * wd)
+                    for p in 0..<planes {
+                        let plane = x + p * h * wd, o = out + p * h * wd, g = upstream + p * oh * ow
+                        for i in 0..<oh { for j in 0..<ow { let f = first(plane, i, j); if f >= 0 { o[f] += g[i * ow + j] } } }
+                    }
+                }
+            }
+
         case .node(.softmaxCrossEntropy), .node(.softmaxCrossEntropyGrad), .node(.accuracy):
             let logits = real(ins[0]), labels = int(ins[1]), out = real(outs[0])
             let batch = ins[0].shape[0], classes = ins[0].shape[1]

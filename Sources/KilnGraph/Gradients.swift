@@ -93,6 +93,9 @@ extension Graph {
             // Each pixel receives the gradient of every patch entry that read it; padding has no pixel.
             return [try fold(g, window: w, height: x[0].shape[2], width: x[0].shape[3])]
 
+        case let .maxPool(w):
+            return [try maxPoolGrad(x[0], upstream: g, window: w)]
+
         case let .fold(w, _, _):
             // fold is linear and unfold (with zero padding) is its adjoint.
             return [try unfold(g, window: w)]
@@ -105,7 +108,7 @@ extension Graph {
             // y = Σ_r x_r: every process's x reaches every y, so dL/dx_r = Σ_r' dL/dy_r'.
             return [try allReduce(g)]
 
-        case .softmaxCrossEntropyGrad, .argmax, .accuracy:
+        case .softmaxCrossEntropyGrad, .argmax, .accuracy, .maxPoolGrad:
             throw KilnError.notDifferentiable("\(node.label): \(node.op.name) has no gradient; it cannot lie between the loss and a parameter")
         }
     }

@@ -81,4 +81,34 @@ extension Graph {
         }
         return try append(.fold(window, height: height, width: width), [columns], [s[0], s[3], height, width], columns.dtype)
     }
+
+    /// Max pooling (PyTorch's max_pool2d): `x [N, C, H, W]` gives `[N, C, OH, OW]`, each
+    /// window's largest value. The padding never wins: at most half the kernel, so that no
+    /// window lies wholly in it. Its gradient goes to each window's first largest element.
+    public func maxPool(_ x: Tensor, window: Window2D) throws -> Tensor {
+        try requireFloat("maxPool", x)
+        guard x.shape.rank == 4 else {
+            throw KilnError.shapeMismatch(op: "maxPool", message: "input must be [N, C, H, W], got \(x.shape)")
+        }
+        guard window.padding[0] * 2 <= window.kernel[0], window.padding[1] * 2 <= window.kernel[1] else {
+            throw KilnError.invalidArgument(op: "maxPool", message: "padding \(window.padding) must be at most half the kernel \(window.kernel)")
+        }
+        let (oh, ow) = try window.outputSizes("maxPool", height: x.shape[2], width: x.shape[3], shape: x.shape)
+        return try append(.maxPool(window), [x], [x.shape[0], x.shape[1], oh, ow], x.dtype)
+    }
+
+    /// The gradient of `maxPool`: `upstream [N, C, OH, OW]` routed into `[N, C, H, W]`, each
+    /// value to its window's first largest element of `x` (row-major within the window).
+    public func maxPoolGrad(_ x: Tensor, upstream: Tensor, window: Window2D) throws -> Tensor {
+        try requireFloat("maxPoolGrad", x)
+        guard x.shape.rank == 4 else {
+            throw KilnError.shapeMismatch(op: "maxPoolGrad", message: "input must be [N, C, H, W], got \(x.shape)")
+        }
+        let (oh, ow) = try window.outputSizes("maxPoolGrad", height: x.shape[2], width: x.shape[3], shape: x.shape)
+        let pooled: Shape = [x.shape[0], x.shape[1], oh, ow]
+        guard upstream.shape == pooled, upstream.dtype == x.dtype else {
+            throw KilnError.shapeMismatch(op: "maxPoolGrad", message: "upstream \(upstream.dtype) \(upstream.shape) must be \(x.dtype) \(pooled), the pooling of \(x.shape) with window (\(window))")
+        }
+        return try append(.maxPoolGrad(window), [x, upstream], x.shape, x.dtype)
+    }
 }

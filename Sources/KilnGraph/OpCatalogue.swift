@@ -129,6 +129,13 @@ public enum Op: Sendable, Hashable {
     /// The gradient of `unfold` (col2im): `[N, OH, OW, C, KH, KW]` gives `[N, C, height,
     /// width]`, each pixel the sum of the patch entries that read it (the padding's dropped).
     case fold(Window2D, height: Int, width: Int)
+    /// Max pooling: `[N, C, H, W]` gives `[N, C, OH, OW]`, each window's largest value; the
+    /// padding never wins (it reads as -infinity).
+    case maxPool(Window2D)
+    /// The gradient of `maxPool`: inputs (x `[N, C, H, W]`, upstream `[N, C, OH, OW]`) give
+    /// `[N, C, H, W]`, each window's upstream value added at the window's first largest element
+    /// of x in row-major order (PyTorch's routing); other elements get 0.
+    case maxPoolGrad(Window2D)
     /// Uniform random values in [0, 1) of the node's shape, from the int32 scalar input (a step
     /// counter): element i is Philox4x32-10 with key (seed, stream) and counter (i, counter, 0, 0),
     /// its first word's top 24 bits over 2^24, so every backend draws the same values and a
@@ -158,6 +165,8 @@ public enum Op: Sendable, Hashable {
             return "oneHot(classes: \(classes)\(ignoreIndex.map { ", ignoreIndex: \($0)" } ?? ""))"
         case let .unfold(w, padValue): return "unfold(\(w)\(padValue == 0 ? "" : ", pad value \(padValue)"))"
         case let .fold(w, height, width): return "fold(\(w), to \(height)x\(width))"
+        case .maxPool(let w): return "maxPool(\(w))"
+        case .maxPoolGrad(let w): return "maxPoolGrad(\(w))"
         case let .uniform(seed, stream): return "uniform(seed: \(seed), stream: \(stream))"
         }
     }
@@ -181,6 +190,7 @@ public enum OpKind: String, CaseIterable, Sendable, Hashable {
     case allReduce
     case oneHot
     case unfold, fold
+    case maxPool, maxPoolGrad
     case uniform
 
     /// How the compiler places an op's nodes into kernels.
@@ -248,6 +258,9 @@ public enum OpKind: String, CaseIterable, Sendable, Hashable {
         // Its only input is int32 labels: no gradient flows.
         case .oneHot: return t(.kernel, .none)
         case .unfold, .fold: return t(.kernel, .rule)
+        case .maxPool: return t(.kernel, .rule)
+        // Made only by maxPool's gradient rule, and checked through it.
+        case .maxPoolGrad: return t(.kernel, .error, golden: false)
         // Its input is an int32 counter. PyTorch draws other numbers: Philox's published
         // answers check it instead (PhiloxTests).
         case .uniform: return t(.kernel, .none, golden: false)
@@ -322,6 +335,8 @@ extension Op {
         case .oneHot: return .oneHot
         case .unfold: return .unfold
         case .fold: return .fold
+        case .maxPool: return .maxPool
+        case .maxPoolGrad: return .maxPoolGrad
         case .uniform: return .uniform
         }
     }
@@ -368,9 +383,9 @@ extension OpKind {
         switch self {
         case .feed, .parameter, .state, .constant: arity = 0
         case .neg, .exp, .log, .sqrt, .tanh, .sigmoid, .relu, .sum, .mean, .max, .transpose, .reshape, .broadcastTo,
-             .argmax, .allReduce, .oneHot, .unfold, .fold, .uniform: arity = 1
+             .argmax, .allReduce, .oneHot, .unfold, .fold, .maxPool, .uniform: arity = 1
         case .add, .sub, .mul, .div, .maximum, .minimum, .greater, .equal, .matmul, .gather, .scatterAdd,
-             .softmaxCrossEntropy, .accuracy: arity = 2
+             .softmaxCrossEntropy, .accuracy, .maxPoolGrad: arity = 2
         case .softmaxCrossEntropyGrad: arity = 3
         }
         guard x.count == arity else {
@@ -401,11 +416,15 @@ extension OpKind {
         case .allReduce: return try g.allReduce(x[0])
         case .oneHot:
             return try g.oneHot(x[0], classes: try attr("classes", int), ignoreIndex: attrs["ignoreIndex"].flatMap(int), dtype: dtype)
-        case .unfold, .fold:
+        case .unfold, .fold, .maxPool, .maxPoolGrad:
             let w = try Window2D(kernel: try attr("kernel", ints), stride: attrs["stride"].flatMap(ints) ?? [1, 1],
                                  padding: attrs["padding"].flatMap(ints) ?? [0, 0], dilation: attrs["dilation"].flatMap(ints) ?? [1, 1])
-            if self == .unfold { return try g.unfold(x[0], window: w) }
-            return try g.fold(x[0], window: w, height: try attr("height", int), width: try attr("width", int))
+            switch self {
+            case .unfold: return try g.unfold(x[0], window: w)
+            case .maxPool: return try g.maxPool(x[0], window: w)
+            case .maxPoolGrad: return try g.maxPoolGrad(x[0], upstream: x[1], window: w)
+            default: return try g.fold(x[0], window: w, height: try attr("height", int), width: try attr("width", int))
+            }
         case .uniform:
             return try g.uniform(Shape(try attr("shape", ints)), counter: x[0], seed: UInt32(truncatingIfNeeded: attrs["seed"].flatMap(int) ?? 0), dtype: dtype)
         }
@@ -435,7 +454,7 @@ extension Op {
             return [IndexInput(input: 1, limit: inputs[0][1], ignore: nil, what: "label")]
         case let .oneHot(classes, ignoreIndex): return [IndexInput(input: 0, limit: classes, ignore: ignoreIndex, what: "label")]
         case .input, .constant, .unary, .binary, .reduce, .matmul, .transpose, .reshape, .broadcastTo, .argmax, .allReduce,
-             .unfold, .fold, .uniform:
+             .unfold, .fold, .maxPool, .maxPoolGrad, .uniform:
             return []
         }
     }

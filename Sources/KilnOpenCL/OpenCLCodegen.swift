@@ -109,7 +109,7 @@ struct OpenCLCodegen {
     /// Pack every B operand of the vector family, also those it could read in place.
     let packAlways: Bool
     var realSize: Int { program.realType.byteSize }
-    private(set) var generated: [String] = []
+    var generated: [String] = []
     /// What each matmul kernel (by index in the schedule) was generated as.
     private(set) var chosen: [Int: MatmulChoice] = [:]
     private(set) var launches: [LaunchSpec] = []
@@ -170,7 +170,7 @@ struct OpenCLCodegen {
         case .elementwise, .reduce, .matmul, .allReduceStart, .allReduceFinish: return []
         case .node(let op):
             switch op {
-            case .transpose, .oneHot, .unfold, .fold: return []
+            case .transpose, .oneHot, .unfold, .fold, .maxPool, .maxPoolGrad: return []
             case .uniform: return [Philox.openCL]
             case .gather, .scatterAdd: return [KernelSources.embedding]
             case .softmaxCrossEntropy, .softmaxCrossEntropyGrad, .accuracy: return [KernelSources.softmaxCrossEntropy]
@@ -234,7 +234,7 @@ struct OpenCLCodegen {
         zip(outputs, values).map { o, v in "b\(o.location.buffer)[\(offset(o)) + \(gid)] = \(v);" }.joined(separator: " ")
     }
 
-    private mutating func launch(_ function: String, _ args: [LaunchSpec.Arg], items: Int, local: Int, kernel: Int) {
+    mutating func launch(_ function: String, _ args: [LaunchSpec.Arg], items: Int, local: Int, kernel: Int) {
         guard items > 0 else { return }
         launches.append(LaunchSpec(function: function, args: args, global: [Self.roundUp(items, local)], local: [local], kernel: kernel))
     }
@@ -554,6 +554,9 @@ struct OpenCLCodegen {
             }
             """)
             launch(name, bufferArgs + [.int(count)], items: count, local: min(256, maxWorkGroupSize), kernel: index)
+
+        case let .node(.maxPool(w)), let .node(.maxPoolGrad(w)):
+            try emitMaxPool(k, window: w, forward: { if case .node(.maxPool) = k.kind { return true }; return false }(), index: index)
 
         case .node(.input), .node(.constant), .node(.unary), .node(.binary), .node(.reduce), .node(.matmul), .node(.reshape),
              .node(.broadcastTo), .node(.allReduce):

@@ -165,7 +165,7 @@ public enum OpCases {
             g.output("oneHot of an argmax", try g.graph.oneHot(try g.graph.argmax(scores, axis: 1), classes: 7, dtype: g.dtype))
         })
         let (wn, wc, wh, ww) = (d(2, 1), d(3, 2), d(11, 6), d(9, 5))
-        cases.append(OpCase("window: unfold and fold [\(wn),\(wc),\(wh),\(ww)], 3 windows, padding of -inf", seed: 700) { g in
+        cases.append(OpCase("window: unfold, fold and maxPool [\(wn),\(wc),\(wh),\(ww)], 3 windows, padding of -inf", seed: 700) { g in
             let x = try g.input("x", [wn, wc, wh, ww])
             let windows = [try Window2D(3, stride: 2, padding: 1), try Window2D(kernel: [2, 3], stride: [1, 2], padding: [0, 1], dilation: [2, 1]),
                            try Window2D(2, stride: 2)]
@@ -174,6 +174,8 @@ public enum OpCases {
                 g.output("unfold \(w)", patches)
                 // fold of other values: its own kernel forward, unfold in the gradient.
                 g.output("fold \(w)", try g.graph.fold(try g.input("columns \(w)", patches.shape), window: w, height: wh, width: ww))
+                // Its gradient is maxPoolGrad: each window's upstream to its first largest pixel.
+                g.output("maxPool \(w)", try g.graph.maxPool(x, window: w))
             }
             // Max pooling's padding.
             g.output("unfold with -inf padding", try g.graph.unfold(x, window: windows[0], padValue: -.infinity), differentiable: false)
@@ -254,12 +256,13 @@ public enum OpCases {
         })
         // Windows that overlap (stride 1), skip pixels (stride 3), pad and dilate.
         for (k, s, p, d) in [([3, 3], [1, 1], [1, 1], [1, 1]), ([2, 3], [3, 2], [1, 0], [1, 2])] {
-            cases.append(OpCase("unfold and fold [2,2,5,6] kernel \(k) stride \(s) padding \(p) dilation \(d)", seed: 1) { g in
+            cases.append(OpCase("unfold, fold and maxPool [2,2,5,6] kernel \(k) stride \(s) padding \(p) dilation \(d)", seed: 1) { g in
                 let w = try Window2D(kernel: k, stride: s, padding: p, dilation: d)
                 let x = try g.input("x", [2, 2, 5, 6])
                 let patches = try g.graph.unfold(x, window: w)
                 g.output("unfold", patches)
                 g.output("fold", try g.graph.fold(try g.input("columns", patches.shape), window: w, height: 5, width: 6))
+                g.output("maxPool", try g.graph.maxPool(x, window: w))
             })
         }
         // In one process the sum over processes is the identity, and so is its gradient.

@@ -1,6 +1,6 @@
 /// Layers over `[N, C, H, W]` images, built from the sliding-window ops (`Graph.unfold`, whose
-/// gradient is `Graph.fold`), matmuls and reductions, so that each is differentiated, fused
-/// and run on every backend as those are.
+/// gradient is `Graph.fold`, and `Graph.maxPool`), matmuls and reductions, so that each is
+/// differentiated, fused and run on every backend as those are.
 
 /// 2-D convolution (cross-correlation, as PyTorch's nn.Conv2d) with weights `[out, in, kh, kw]`,
 /// initialized as PyTorch's (uniform ±1/√fan-in, fan-in = in x kh x kw, for weights and bias).
@@ -70,16 +70,7 @@ public final class MaxPool2d: Layer {
     }
 
     public func callAsFunction(_ x: Tensor) throws -> Tensor {
-        let g = x.graph
-        // The padding reads the lowest finite float, not -infinity: it is multiplied by the
-        // routing mask's zeros below, and -infinity times 0 is NaN.
-        let patches = try g.unfold(x, window: window, padValue: -Double(Float.greatestFiniteMagnitude))
-        let s = patches.shape, k = window.kernel[0] * window.kernel[1]
-        let flat = try patches.reshaped([s[0], s[1], s[2], s[3], k])
-        // The value at the first maximum (argmax takes the first on ties): its one-hot mask
-        // routes the gradient there, where a max reduction would share it among ties.
-        let first = try g.oneHot(g.argmax(flat, axis: 4), classes: k, dtype: x.dtype)
-        return try (flat * first).sum(axes: [4]).transposed([0, 3, 1, 2])
+        try x.graph.maxPool(x, window: window)
     }
 }
 

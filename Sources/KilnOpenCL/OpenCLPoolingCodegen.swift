@@ -1,0 +1,130 @@
+import KilnCompiler
+import KilnGraph
+
+extension OpenCLCodegen {
+    /// Max pooling and its gradient. Each window's first largest element (row-major; NaN
+    /// wins, as PyTorch's) is found by straight-line code over the window, the same forward
+    /// and backward, so that the gradient goes where the value came from and PoCL's vectorizer
+    /// takes the loop over work-items.
+    ///
+    /// Forward: a work-item per output. Backward, where windows do not overlap (pooling's usual
+    /// stride): a work-item per window writes its pixels (the upstream value at the first
+    /// largest, 0 elsewhere), after a fill with 0 where windows leave pixels uncovered. Where
+    /// they overlap: a work-item per pixel sums the upstream values of the windows whose first
+    /// largest element it is (no atomics, a fixed order).
+    mutating func emitMaxPool(_ k: Kernel, window w: Window2D, forward: Bool, index: Int) throws {
+        let name = k.name, ins = k.inputs, outs = k.outputs
+        let (params, bufferArgs) = parameters(k)
+        let (h, wd) = (ins[0].shape[2], ins[0].shape[3])
+        guard let oh = w.outputSize(h, axis: 0), let ow = w.outputSize(wd, axis: 1) else {
+            throw KilnError.shapeMismatch(op: name, message: "window (\(w)) does not fit \(ins[0].shape)")
+        }
+        let planes = ins[0].shape[0] * ins[0].shape[1]
+        let x = "b\(ins[0].location.buffer) + \(offset(ins[0]))"
+        let padded = w.padding != [0, 0]
+        // Statements leaving in `best` the plane index of window (i, j)'s first largest element
+        // (-1 if the window lies wholly in the padding) and in `m` its value; `s` names them.
+        func first(_ s: String, _ i: String, _ j: String) -> String {
+            var lines = ["int best\(s) = -1; real m\(s) = (real)(-INFINITY);"]
+            for p in 0..<w.kernel[0] {
+                for q in 0..<w.kernel[1] {
+                    let r = "(\(i) * \(w.stride[0]) + \(p * w.dilation[0] - w.padding[0]))"
+                    let c = "(\(j) * \(w.stride[1]) + \(q * w.dilation[1] - w.padding[1]))"
+                    let ok = padded ? "\(r) >= 0 && \(r) < \(h) && \(c) >= 0 && \(c) < \(wd)" : "1"
+                    lines.append("""
+                    { const int at = \(r) * \(wd) + \(c); const int ok = \(ok); const real v = x[ok ? at : 0]; \
+                    if (ok && (best\(s) < 0 || v > m\(s) || isnan(v))) { m\(s) = v; best\(s) = at; } }
+                    """)
+                }
+            }
+            return lines.joined(separator: "\n    ")
+        }
+        let local = min(256, maxWorkGroupSize)
+        let window = "const int j = gid % \(ow), i = (gid / \(ow)) % \(oh), plane = gid / \(oh * ow);"
+        if forward {
+            let count = outs[0].shape.count
+            generated.append("""
+            __kernel void \(name)(\(params)int n) {
+                const int gid = get_global_id(0);
+                if (gid >= n) return;
+                \(window)
+                __global const real* x = \(x) + plane * \(h * wd);
+                \(first("", "i", "j"))
+                b\(outs[0].location.buffer)[\(offset(outs[0])) + gid] = m;
+            }
+            """)
+            launch(name, bufferArgs + [.int(count)], items: count, local: local, kernel: index)
+            return
+        }
+        let g = "b\(ins[1].location.buffer) + \(offset(ins[1]))", dx = "b\(outs[0].location.buffer) + \(offset(outs[0]))"
+        let overlap = (0..<2).contains { w.stride[$0] < w.dilation[$0] * (w.kernel[$0] - 1) + 1 }
+        if !overlap {
+            // Pixels no window reads (between windows, past the last) stay 0.
+            let covers = !padded && (0..<2).allSatisfy { w.stride[$0] == w.kernel[$0] && w.dilation[$0] == 1 }
+                && oh * w.kernel[0] == h && ow * w.kernel[1] == wd
+            if !covers {
+                generated.append("""
+                __kernel void \(name)_zero(__global real* dx, int n) {
+                    const int gid = get_global_id(0);
+                    if (gid < n) dx[\(offset(outs[0])) + gid] = (real)0;
+                }
+                """)
+                launch(name + "_zero", [.buffer(outs[0].location.buffer), .int(outs[0].shape.count)], items: outs[0].shape.count,
+                       local: local, kernel: index)
+            }
+            var writes: [String] = []
+            for p in 0..<w.kernel[0] {
+                for q in 0..<w.kernel[1] {
+                    let r = "(i * \(w.stride[0]) + \(p * w.dilation[0] - w.padding[0]))"
+                    let c = "(j * \(w.stride[1]) + \(q * w.dilation[1] - w.padding[1]))"
+                    let ok = padded ? "if (\(r) >= 0 && \(r) < \(h) && \(c) >= 0 && \(c) < \(wd)) " : ""
+                    writes.append("{ const int at = \(r) * \(wd) + \(c); \(ok)out[at] = at == best ? up : (real)0; }")
+                }
+            }
+            let count = planes * oh * ow
+            generated.append("""
+            __kernel void \(name)(\(params)int n) {
+                const int gid = get_global_id(0);
+                if (gid >= n) return;
+                \(window)
+                __global const real* x = \(x) + plane * \(h * wd);
+                __global real* out = \(dx) + plane * \(h * wd);
+                const real up = (\(g))[gid];
+                \(first("", "i", "j"))
+                \(writes.joined(separator: "\n    "))
+            }
+            """)
+            launch(name, bufferArgs + [.int(count)], items: count, local: local, kernel: index)
+            return
+        }
+        var gathers: [String] = []
+        for p in 0..<w.kernel[0] {
+            for q in 0..<w.kernel[1] {
+                let s = "\(p)_\(q)"
+                gathers.append("""
+                { const int t = r + \(w.padding[0] - p * w.dilation[0]), u = col + \(w.padding[1] - q * w.dilation[1]);
+                  if (t >= 0 && t % \(w.stride[0]) == 0 && t / \(w.stride[0]) < \(oh) && u >= 0 && u % \(w.stride[1]) == 0 && u / \(w.stride[1]) < \(ow)) {
+                    const int i = t / \(w.stride[0]), j = u / \(w.stride[1]);
+                    \(first(s, "i", "j"))
+                    if (best\(s) == self) sum += g[i * \(ow) + j];
+                  } }
+                """)
+            }
+        }
+        let count = outs[0].shape.count
+        generated.append("""
+        __kernel void \(name)(\(params)int n) {
+            const int gid = get_global_id(0);
+            if (gid >= n) return;
+            const int col = gid % \(wd), r = (gid / \(wd)) % \(h), plane = gid / \(h * wd);
+            __global const real* x = \(x) + plane * \(h * wd);
+            __global const real* g = \(g) + plane * \(oh * ow);
+            const int self = r * \(wd) + col;
+            real sum = (real)0;
+            \(gathers.joined(separator: "\n    "))
+            (\(dx))[gid] = sum;
+        }
+        """)
+        launch(name, bufferArgs + [.int(count)], items: count, local: local, kernel: index)
+    }
+}
