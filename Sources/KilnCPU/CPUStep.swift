@@ -142,28 +142,44 @@ struct CPUStep<T: KilnFloat> {
                 }
             }
 
-        case let .node(.unfold(w, padValue)):
-            let x = real(ins[0]), out = real(outs[0])
-            let (n, c, h, wd) = (ins[0].shape[0], ins[0].shape[1], ins[0].shape[2], ins[0].shape[3])
-            let (oh, ow, kh, kw) = (outs[0].shape[1], outs[0].shape[2], w.kernel[0], w.kernel[1])
+        case let .node(.unfold(w, _)), let .node(.fold(w, _, _)):
+            // unfold copies each patch entry from its pixel (or the pad value); fold, its
+            // adjoint, adds each entry into its pixel, walking the patches in the same order.
+            // Images are split among the pool's threads, so no two threads write one pixel.
+            let isUnfold: Bool = { if case .node(.unfold) = kernel.kind { return true }; return false }()
+            let (image, cols) = isUnfold ? (real(ins[0]), real(outs[0])) : (real(outs[0]), real(ins[0]))
+            let (n, c, h, wd) = isUnfold ? (ins[0].shape[0], ins[0].shape[1], ins[0].shape[2], ins[0].shape[3])
+                                         : (outs[0].shape[0], outs[0].shape[1], outs[0].shape[2], outs[0].shape[3])
+            let colShape = isUnfold ? outs[0].shape : ins[0].shape
+            let (oh, ow, kh, kw) = (colShape[1], colShape[2], w.kernel[0], w.kernel[1])
             let (sh, sw, ph, pw, dh, dw) = (w.stride[0], w.stride[1], w.padding[0], w.padding[1], w.dilation[0], w.dilation[1])
-            let pad = T(padValue)
+            let pad: T = { if case let .node(.unfold(_, v)) = kernel.kind { return T(v) }; return 0 }()
+            let parts = max(1, min(WorkerPool.shared.threads, n, colShape.count / 16384))
             run = {
-                var o = out
-                for b in 0..<n {
-                    for i in 0..<oh {
-                        for j in 0..<ow {
-                            for ch in 0..<c {
-                                let plane = x + (b * c + ch) * h * wd
-                                for p in 0..<kh {
-                                    let r = i * sh - ph + p * dh
-                                    if r < 0 || r >= h { (o).update(repeating: pad, count: kw); o += kw; continue }
-                                    let row = plane + r * wd
-                                    var col = j * sw - pw
-                                    for _ in 0..<kw {
-                                        o.pointee = col >= 0 && col < wd ? row[col] : pad
-                                        o += 1
-                                        col += dw
+                WorkerPool.shared.run(parts: parts) { part in
+                    let (b0, b1) = (n * part / parts, n * (part + 1) / parts)
+                    if !isUnfold { (image + b0 * c * h * wd).update(repeating: 0, count: (b1 - b0) * c * h * wd) }
+                    var o = cols + b0 * oh * ow * c * kh * kw
+                    for b in b0..<b1 {
+                        for i in 0..<oh {
+                            for j in 0..<ow {
+                                for ch in 0..<c {
+                                    let plane = image + (b * c + ch) * h * wd
+                                    for p in 0..<kh {
+                                        let r = i * sh - ph + p * dh
+                                        if r < 0 || r >= h {
+                                            if isUnfold { o.update(repeating: pad, count: kw) }
+                                            o += kw
+                                            continue
+                                        }
+                                        let row = plane + r * wd
+                                        var col = j * sw - pw
+                                        for _ in 0..<kw {
+                                            if isUnfold { o.pointee = col >= 0 && col < wd ? row[col] : pad }
+                                            else if col >= 0 && col < wd { row[col] += o.pointee }
+                                            o += 1
+                                            col += dw
+                                        }
                                     }
                                 }
                             }
@@ -179,75 +195,32 @@ struct CPUStep<T: KilnFloat> {
                 for i in 0..<count { out[i] = T(Philox.uniform(index: UInt32(i), counter: c, seed: seed, stream: stream)) }
             }
 
-        case let .node(.fold(w, h, wd)):
-            // Each pixel gathers the patch entries that read it (kh, then kw ascending), as the
-            // OpenCL kernel sums them: no two threads write one pixel, and the order is fixed.
-            // The rows and columns of those entries are listed once, at load.
-            let cols = real(ins[0]), out = real(outs[0])
-            let (n, oh, ow, c) = (ins[0].shape[0], ins[0].shape[1], ins[0].shape[2], ins[0].shape[3])
-            let (kh, kw) = (w.kernel[0], w.kernel[1])
-            func sources(_ size: Int, _ positions: Int, axis: Int) -> [[(o: Int, k: Int)]] {
-                (0..<size).map { x in
-                    (0..<w.kernel[axis]).compactMap { k in
-                        let t = x + w.padding[axis] - k * w.dilation[axis]
-                        return t >= 0 && t % w.stride[axis] == 0 && t / w.stride[axis] < positions ? (t / w.stride[axis], k) : nil
-                    }
-                }
-            }
-            let rows = sources(h, oh, axis: 0), columns = sources(wd, ow, axis: 1)
-            run = {
-                var o = out
-                for b in 0..<n {
-                    let image = cols + b * oh * ow * c * kh * kw
-                    for ch in 0..<c {
-                        for r in 0..<h {
-                            for col in 0..<wd {
-                                var sum: T = 0
-                                for (i, p) in rows[r] {
-                                    for (j, q) in columns[col] {
-                                        sum += image[(((i * ow + j) * c + ch) * kh + p) * kw + q]
-                                    }
-                                }
-                                o.pointee = sum
-                                o += 1
-                            }
-                        }
-                    }
-                }
-            }
-
         case let .node(.maxPool(w)), let .node(.maxPoolGrad(w)):
             // Each window's first largest element (row-major; NaN wins, as PyTorch's), found
             // the same way forward and backward: the gradient goes where the value came from.
+            // Planes are split among the pool's threads.
             let x = real(ins[0]), out = real(outs[0])
             let (planes, h, wd) = (ins[0].shape[0] * ins[0].shape[1], ins[0].shape[2], ins[0].shape[3])
             guard let oh = w.outputSize(h, axis: 0), let ow = w.outputSize(wd, axis: 1) else {
                 throw KilnError.shapeMismatch(op: what, message: "window (\(w)) does not fit \(ins[0].shape)")
             }
-            let rowSpans = (0..<oh).map { i in (0..<w.kernel[0]).map { w.source(i, $0, axis: 0) }.filter { $0 >= 0 && $0 < h } }
-            let colSpans = (0..<ow).map { j in (0..<w.kernel[1]).map { w.source(j, $0, axis: 1) }.filter { $0 >= 0 && $0 < wd } }
-            // -1 for a window wholly in the padding (possible with dilation): -infinity, no gradient.
-            func first(_ plane: UnsafeMutablePointer<T>, _ i: Int, _ j: Int) -> Int {
-                guard let r0 = rowSpans[i].first, let c0 = colSpans[j].first else { return -1 }
-                var best = r0 * wd + c0, m = plane[best]
-                for r in rowSpans[i] { for c in colSpans[j] { let v = plane[r * wd + c]; if v > m || v.isNaN { m = v; best = r * wd + c } } }
-                return best
-            }
-            if case .node(.maxPool) = kernel.kind {
-                run = {
-                    for p in 0..<planes {
-                        let plane = x + p * h * wd, o = out + p * oh * ow
-                        for i in 0..<oh { for j in 0..<ow { let f = first(plane, i, j); o[i * ow + j] = f < 0 ? -T.infinity : plane[f] } }
-                    }
+            // The kernel offsets of each output row and column that fall inside the image.
+            func inside(_ positions: Int, _ size: Int, axis: Int) -> [Int] {
+                (0..<positions).flatMap { o -> [Int] in
+                    let ks = (0..<w.kernel[axis]).filter { (0..<size).contains(w.source(o, $0, axis: axis)) }
+                    return [ks.first ?? 0, (ks.last ?? -1) + 1]
                 }
-            } else {
-                let upstream = real(ins[1])
-                run = {
-                    out.update(repeating: 0, count: planes * h * wd)
-                    for p in 0..<planes {
-                        let plane = x + p * h * wd, o = out + p * h * wd, g = upstream + p * oh * ow
-                        for i in 0..<oh { for j in 0..<ow { let f = first(plane, i, j); if f >= 0 { o[f] += g[i * ow + j] } } }
-                    }
+            }
+            let geometry = MaxPoolPlanes.Geometry(h: h, w: wd, oh: oh, ow: ow, stride: (w.stride[0], w.stride[1]),
+                                                  padding: (w.padding[0], w.padding[1]), dilation: (w.dilation[0], w.dilation[1]),
+                                                  rows: inside(oh, h, axis: 0), columns: inside(ow, wd, axis: 1))
+            let parts = max(1, min(WorkerPool.shared.threads, planes * h * wd / 16384))
+            let upstream: UnsafeMutablePointer<T>? = ins.count > 1 ? real(ins[1]) : nil
+            run = {
+                WorkerPool.shared.run(parts: parts) { part in
+                    let range = planes * part / parts..<planes * (part + 1) / parts
+                    if let upstream { MaxPoolPlanes.backward(x, upstream, out, planes: range, geometry) }
+                    else { MaxPoolPlanes.forward(x, out, planes: range, geometry) }
                 }
             }
 
