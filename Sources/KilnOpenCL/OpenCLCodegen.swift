@@ -318,8 +318,10 @@ struct OpenCLCodegen {
                 var first = KernelSources.reduceColumns
                 for (key, value) in common.filter({ $0.0 != "$FINISH" && $0.0 != "$STORE" && $0.0 != "$KEPT" && $0.0 != "$PARAMS" }) + [
                     ("$PARAMS", params + "__global real* partials, "),
-                    ("$KEPT", "const int part = o / \(outputs), end = min(\(rows), (part + 1) * \(chunk)); " + space.keptCoordinates(output: "(o % \(outputs))")),
-                    ("$LOOPS", "for (int c\(c) = part * \(chunk); c\(c) < end; c\(c)++)"), ("$COORDS", ""),
+                    ("$KEPT", "const int part = o / \(outputs); " + space.keptCoordinates(output: "(o % \(outputs))")),
+                    // The same trip count for every work-item (see the lane loop below).
+                    ("$LOOPS", "for (int k = 0; k < \(chunk); k++)"),
+                    ("$COORDS", "const int c\(c) = part * \(chunk) + k;" + (rows % chunk == 0 ? "" : " if (c\(c) >= \(rows)) continue;")),
                     ("$FINISH", ""), ("$STORE", "partials[o] = result;"),
                 ] { first = first.replacingOccurrences(of: key, with: value) }
                 var second = KernelSources.reduceColumns
@@ -351,8 +353,11 @@ struct OpenCLCodegen {
             let loops: String, coords: String
             if let lane = reduced.last, space.axes[lane].size >= 16 || reduced.count == 1 {
                 while local > 32 && space.axes[lane].size * 2 <= local { local /= 2 }
-                loops = (reduced.dropLast().map { loop($0) } + [loop(lane, from: "t", step: " += \(local)")]).joined(separator: " ")
-                coords = ""
+                // Trip counts the same for every work-item, the lane's end guarded inside: PoCL
+                // then runs the work-items as the innermost loop, which it vectorizes.
+                let size = space.axes[lane].size, rounds = (size + local - 1) / local
+                loops = (reduced.dropLast().map { loop($0) } + ["for (int lane = 0; lane < \(rounds); lane++)"]).joined(separator: " ")
+                coords = "const int c\(lane) = lane * \(local) + t;" + (size % local == 0 ? "" : " if (c\(lane) >= \(size)) continue;")
             } else {
                 loops = "for (int r = t; r < \(count); r += \(local))"
                 coords = space.coordinates(of: reduced, flat: "r")
@@ -497,21 +502,30 @@ struct OpenCLCodegen {
             """)
             launchRows(name, [.buffer(ins[0].location.buffer), .buffer(outs[0].location.buffer)], rows: count, columns: classes, kernel: index)
         case let .node(.unfold(w, padValue)):
-            // A work-item per patch entry (n, oh, ow, c, kh, kw), in the output's order: a
-            // work-group writes a contiguous run and reads neighbouring pixels.
+            // A work-item per patch row (n, oh, ow, c): its kh x kw entries, contiguous in the
+            // output, in straight-line code (the window's offsets are constants).
             let (c, h, wd) = (ins[0].shape[1], ins[0].shape[2], ins[0].shape[3])
             let (oh, ow, kh, kw) = (outs[0].shape[1], outs[0].shape[2], w.kernel[0], w.kernel[1])
-            let count = outs[0].shape.count
+            let padded = w.padding != [0, 0]
+            var entries: [String] = []
+            for p in 0..<kh {
+                for q in 0..<kw {
+                    let r = "(r0 + \(p * w.dilation[0]))", col = "(c0 + \(q * w.dilation[1]))"
+                    let ok = "\(r) >= 0 && \(r) < \(h) && \(col) >= 0 && \(col) < \(wd)"
+                    let at = "\(r) * \(wd) + \(col)"
+                    entries.append(padded ? "out[\(p * kw + q)] = (\(ok)) ? x[\(at)] : \(Self.literal(padValue));" : "out[\(p * kw + q)] = x[\(at)];")
+                }
+            }
+            let count = outs[0].shape.count / (kh * kw)
             generated.append("""
             __kernel void \(name)(\(params)int n) {
                 const int gid = get_global_id(0);
                 if (gid >= n) return;
-                const int q = gid % \(kw), p = (gid / \(kw)) % \(kh), ch = (gid / \(kw * kh)) % \(c);
-                const int j = (gid / \(kw * kh * c)) % \(ow), i = (gid / \(kw * kh * c * ow)) % \(oh), b = gid / \(kw * kh * c * ow * oh);
-                const int r = i * \(w.stride[0]) - \(w.padding[0]) + p * \(w.dilation[0]);
-                const int col = j * \(w.stride[1]) - \(w.padding[1]) + q * \(w.dilation[1]);
-                b\(outs[0].location.buffer)[\(offset(outs[0])) + gid] = (r >= 0 && r < \(h) && col >= 0 && col < \(wd))
-                    ? b\(ins[0].location.buffer)[\(offset(ins[0])) + ((b * \(c) + ch) * \(h) + r) * \(wd) + col] : \(Self.literal(padValue));
+                const int ch = gid % \(c), j = (gid / \(c)) % \(ow), i = (gid / \(c * ow)) % \(oh), b = gid / \(c * ow * oh);
+                const int r0 = i * \(w.stride[0]) - \(w.padding[0]), c0 = j * \(w.stride[1]) - \(w.padding[1]);
+                __global const real* x = b\(ins[0].location.buffer) + \(offset(ins[0])) + (b * \(c) + ch) * \(h * wd);
+                __global real* out = b\(outs[0].location.buffer) + \(offset(outs[0])) + gid * \(kh * kw);
+                \(entries.joined(separator: "\n    "))
             }
             """)
             launch(name, bufferArgs + [.int(count)], items: count, local: min(256, maxWorkGroupSize), kernel: index)
@@ -530,26 +544,29 @@ struct OpenCLCodegen {
 
         case let .node(.fold(w, h, wd)):
             // A work-item per pixel, summing the patch entries that read it (kh, then kw
-            // ascending, as the CPU backend): no atomics, and a fixed order.
+            // ascending) in straight-line code: no atomics, and a fixed order.
             let (oh, ow, c) = (ins[0].shape[1], ins[0].shape[2], ins[0].shape[3])
             let (kh, kw) = (w.kernel[0], w.kernel[1])
             let count = outs[0].shape.count
-            let cols = "b\(ins[0].location.buffer)[\(offset(ins[0])) + (((b * \(oh) + t / \(w.stride[0])) * \(ow) + u / \(w.stride[1])) * \(c) + ch) * \(kh * kw) + p * \(kw) + q]"
+            var terms: [String] = []
+            for p in 0..<kh {
+                for q in 0..<kw {
+                    let t = "(r + \(w.padding[0] - p * w.dilation[0]))", u = "(col + \(w.padding[1] - q * w.dilation[1]))"
+                    let (sh, sw) = (w.stride[0], w.stride[1])
+                    let okT = sh == 1 ? "\(t) >= 0 && \(t) < \(oh)" : "\(t) >= 0 && \(t) % \(sh) == 0 && \(t) / \(sh) < \(oh)"
+                    let okU = sw == 1 ? "\(u) >= 0 && \(u) < \(ow)" : "\(u) >= 0 && \(u) % \(sw) == 0 && \(u) / \(sw) < \(ow)"
+                    let at = "((\(sh == 1 ? t : "\(t) / \(sh)") * \(ow) + \(sw == 1 ? u : "\(u) / \(sw)")) * \(c * kh * kw) + \(p * kw + q))"
+                    terms.append("if (\(okT) && \(okU)) sum += image[\(at)];")
+                }
+            }
             generated.append("""
             __kernel void \(name)(\(params)int n) {
                 const int gid = get_global_id(0);
                 if (gid >= n) return;
                 const int col = gid % \(wd), r = (gid / \(wd)) % \(h), ch = (gid / \(wd * h)) % \(c), b = gid / \(wd * h * c);
+                __global const real* image = b\(ins[0].location.buffer) + \(offset(ins[0])) + b * \(oh * ow * c * kh * kw) + ch * \(kh * kw);
                 real sum = (real)0;
-                for (int p = 0; p < \(kh); p++) {
-                    const int t = r + \(w.padding[0]) - p * \(w.dilation[0]);
-                    if (t < 0 || t % \(w.stride[0]) != 0 || t / \(w.stride[0]) >= \(oh)) continue;
-                    for (int q = 0; q < \(kw); q++) {
-                        const int u = col + \(w.padding[1]) - q * \(w.dilation[1]);
-                        if (u < 0 || u % \(w.stride[1]) != 0 || u / \(w.stride[1]) >= \(ow)) continue;
-                        sum += \(cols);
-                    }
-                }
+                \(terms.joined(separator: "\n    "))
                 b\(outs[0].location.buffer)[\(offset(outs[0])) + gid] = sum;
             }
             """)
