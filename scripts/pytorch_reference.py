@@ -26,7 +26,7 @@ Two subcommands:
                       nesterov, no weight decay). Computed with one thread, so
                       reruns give identical files for the same torch version.
 
-  bench-accuracy [--epochs 3] [--seed 0] [--threads 2]
+  bench-accuracy [--epochs 3] [--seed 0] [--threads 2] [--model mlp|cnn]
                   Trains the same model from a torch.manual_seed(seed) default
                   init for --epochs epochs: batch 128, shuffled every epoch by
                   torch.randperm from a torch.Generator seeded with seed (what
@@ -36,7 +36,8 @@ Two subcommands:
                   examples of each example's loss in its forward pass), the
                   test accuracy on the 10000 test images, and the seconds spent
                   training and evaluating; then one JSON line with the final
-                  test accuracy.
+                  test accuracy. --model cnn trains the CNN of `kiln train
+                  --model cnn` instead (Adam lr 1e-3, the same batches).
 
 Data: the IDX gzip files in /usr/share/datasets/fashion-mnist/ (override with
 --data-dir or $KILN_FMNIST_DIR), read with gzip + numpy.
@@ -227,7 +228,59 @@ def evaluate(params, x, y, batch=1000):
     return correct / x.shape[0]
 
 
+def cnn_model():
+    """The CNN of `kiln train --model cnn` (the same as scripts/bench_reference.py's W3)."""
+    nn = torch.nn
+    return nn.Sequential(
+        nn.Conv2d(1, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Dropout(0.25), nn.Linear(3136, 128), nn.ReLU(), nn.Dropout(0.25), nn.Linear(128, 10))
+
+
+def cmd_bench_cnn(args):
+    """The CNN from torch.manual_seed(seed), Adam lr 1e-3, batch 128, the same shuffling as the MLP's."""
+    torch.set_num_threads(args.threads)
+    x_train, y_train = load_split(args.data_dir, "train")
+    x_test, y_test = load_split(args.data_dir, "t10k")
+    x_train, x_test = x_train.reshape(-1, 1, 28, 28), x_test.reshape(-1, 1, 28, 28)
+    n = x_train.shape[0]
+    torch.manual_seed(args.seed)
+    model = cnn_model()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    gen = torch.Generator()
+    gen.manual_seed(args.seed)
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, seed {args.seed}, "
+          f"epochs {args.epochs}, batch {BATCH}, CNN, Adam lr 1e-3", flush=True)
+    acc, epochs = None, []
+    for epoch in range(1, args.epochs + 1):
+        t0 = time.perf_counter()
+        model.train()
+        perm = torch.randperm(n, generator=gen)
+        total = 0.0
+        for s in range(0, n, BATCH):
+            idx = perm[s:s + BATCH]
+            opt.zero_grad(set_to_none=True)
+            loss = torch.nn.functional.cross_entropy(model(x_train[idx]), y_train[idx])
+            loss.backward()
+            opt.step()
+            total += float(loss) * idx.shape[0]
+        t1 = time.perf_counter()
+        model.eval()
+        with torch.no_grad():
+            acc = sum(int((model(x_test[s:s + 1000]).argmax(dim=1) == y_test[s:s + 1000]).sum())
+                      for s in range(0, x_test.shape[0], 1000)) / x_test.shape[0]
+        t2 = time.perf_counter()
+        epochs.append({"epoch": epoch, "train_loss": total / n, "test_accuracy": acc,
+                       "train_s": t1 - t0, "eval_s": t2 - t1})
+        print(f"epoch {epoch}: train loss {total / n:.4f}  test accuracy {acc:.4f}  "
+              f"train {t1 - t0:.2f}s  eval {t2 - t1:.2f}s  total {t2 - t0:.2f}s", flush=True)
+    print(json.dumps({"seed": args.seed, "epochs": args.epochs, "model": "cnn", "final_test_accuracy": acc,
+                      "torch": torch.__version__, "threads": torch.get_num_threads(), "per_epoch": epochs}))
+
+
 def cmd_bench(args):
+    if args.model == "cnn":
+        return cmd_bench_cnn(args)
     torch.set_num_threads(args.threads)
     x_train, y_train = load_split(args.data_dir, "train")
     x_test, y_test = load_split(args.data_dir, "t10k")
@@ -270,6 +323,8 @@ def main():
     b.add_argument("--epochs", type=int, default=3)
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--threads", type=int, default=2)
+    b.add_argument("--model", choices=["mlp", "cnn"], default="mlp",
+                   help="mlp: the default MLP, SGD with momentum; cnn: kiln train --model cnn's CNN, Adam lr 1e-3")
     args = p.parse_args()
     if args.cmd == "golden":
         cmd_golden(args)
