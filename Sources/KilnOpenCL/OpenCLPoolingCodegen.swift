@@ -40,15 +40,18 @@ extension OpenCLCodegen {
             return lines.joined(separator: "\n    ")
         }
         let local = min(256, maxWorkGroupSize)
-        let window = "const int j = gid % \(ow), i = (gid / \(ow)) % \(oh), plane = gid / \(oh * ow);"
+        // A work-item per window (i, j) of a plane, and the plane of x it reads.
+        let window = """
+            const int gid = get_global_id(0);
+            if (gid >= n) return;
+            const int j = gid % \(ow), i = (gid / \(ow)) % \(oh), plane = gid / \(oh * ow);
+            __global const real* x = \(x) + plane * \(h * wd);
+            """
         if forward {
             let count = outs[0].shape.count
             generated.append("""
             __kernel void \(name)(\(params)int n) {
-                const int gid = get_global_id(0);
-                if (gid >= n) return;
-                \(window)
-                __global const real* x = \(x) + plane * \(h * wd);
+            \(window)
                 \(first("", "i", "j"))
                 b\(outs[0].location.buffer)[\(offset(outs[0])) + gid] = m;
             }
@@ -84,10 +87,7 @@ extension OpenCLCodegen {
             let count = planes * oh * ow
             generated.append("""
             __kernel void \(name)(\(params)int n) {
-                const int gid = get_global_id(0);
-                if (gid >= n) return;
-                \(window)
-                __global const real* x = \(x) + plane * \(h * wd);
+            \(window)
                 __global real* out = \(dx) + plane * \(h * wd);
                 const real up = (\(g))[gid];
                 \(first("", "i", "j"))

@@ -41,19 +41,11 @@ struct ReductionSpace {
 
     /// Declarations of the kept axes' coordinates `cK` from the output index `o`.
     func keptCoordinates(output o: String) -> String {
-        let kept = axes.indices.filter { !axes[$0].reduced }
-        var after = kept.map { axes[$0].size }.reduce(1, *), lines: [String] = []
-        for (n, k) in kept.enumerated() {
-            after /= axes[k].size
-            var t = after == 1 ? o : "(\(o) / \(after))"
-            if n > 0 { t = "(\(t) % \(axes[k].size))" }
-            lines.append("const int c\(k) = \(t);")
-        }
-        return lines.joined(separator: " ")
+        coordinates(of: axes.indices.filter { !axes[$0].reduced }, flat: o)
     }
 
-    /// Declarations of the coordinates of the reduced axes `among` from one flat index `r` over
-    /// them (row-major).
+    /// Declarations of the coordinates of axes `among` from one flat index `r` over them
+    /// (row-major).
     func coordinates(of among: [Int], flat r: String) -> String {
         var after = among.map { axes[$0].size }.reduce(1, *), lines: [String] = []
         for (n, k) in among.enumerated() {
