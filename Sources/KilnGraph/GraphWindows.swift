@@ -42,6 +42,14 @@ public struct Window2D: Sendable, Hashable, CustomStringConvertible {
     /// offset `k`; outside `0..<size` it is padding.
     public func source(_ o: Int, _ k: Int, axis: Int) -> Int { o * stride[axis] - padding[axis] + k * dilation[axis] }
 
+    /// PyTorch's rule for pooling: padding at most half the kernel, so that no window lies
+    /// wholly in the padding; an error naming `op` otherwise.
+    public func requirePoolingPadding(_ op: String) throws {
+        guard padding[0] * 2 <= kernel[0], padding[1] * 2 <= kernel[1] else {
+            throw KilnError.invalidArgument(op: op, message: "padding \(padding) must be at most half the kernel \(kernel)")
+        }
+    }
+
     /// The output sizes for an input of `height` x `width`, or an error naming `op` and the shapes.
     func outputSizes(_ op: String, height: Int, width: Int, shape: Shape) throws -> (Int, Int) {
         guard let oh = outputSize(height, axis: 0), let ow = outputSize(width, axis: 1) else {
@@ -90,9 +98,7 @@ extension Graph {
         guard x.shape.rank == 4 else {
             throw KilnError.shapeMismatch(op: "maxPool", message: "input must be [N, C, H, W], got \(x.shape)")
         }
-        guard window.padding[0] * 2 <= window.kernel[0], window.padding[1] * 2 <= window.kernel[1] else {
-            throw KilnError.invalidArgument(op: "maxPool", message: "padding \(window.padding) must be at most half the kernel \(window.kernel)")
-        }
+        try window.requirePoolingPadding("maxPool")
         let (oh, ow) = try window.outputSizes("maxPool", height: x.shape[2], width: x.shape[3], shape: x.shape)
         return try append(.maxPool(window), [x], [x.shape[0], x.shape[1], oh, ow], x.dtype)
     }

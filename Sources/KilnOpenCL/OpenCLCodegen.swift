@@ -293,12 +293,16 @@ struct OpenCLCodegen {
             let (body, values) = statements(f, loads: ins, gid: "gid", at: { space.index(operand: $0 + 1) })
             // What both reduction templates share: the prologue, the combination, the store.
             let common = [
-                ("$NAME", name), ("$PARAMS", params), ("$KEPT", space.keptCoordinates(output: "o")),
-                ("$PROLOGUE", body + " v = \(values[0]);"),
-                ("$IDENTITY", op == .max ? "(-INFINITY)" : "(real)0"), ("$COMBINE", op == .max ? "red_max" : "red_sum"),
-                ("$FINISH", op == .mean ? " / (real)\(count)" : ""),
-                ("$STORE", "b\(outs[0].location.buffer)[\(offset(outs[0])) + o] = result;"),
+                "$NAME": name, "$PARAMS": params, "$KEPT": space.keptCoordinates(output: "o"),
+                "$PROLOGUE": body + " v = \(values[0]);",
+                "$IDENTITY": op == .max ? "(-INFINITY)" : "(real)0", "$COMBINE": op == .max ? "red_max" : "red_sum",
+                "$FINISH": op == .mean ? " / (real)\(count)" : "",
+                "$STORE": "b\(outs[0].location.buffer)[\(offset(outs[0])) + o] = result;",
             ]
+            // A template with `common`'s values and `own`'s, which win where both name a key.
+            func instantiate(_ template: String, _ own: [String: String]) -> String {
+                common.merging(own) { $1 }.reduce(template) { $0.replacingOccurrences(of: $1.key, with: $1.value) }
+            }
             let reduced = space.reducedAxes
             func loop(_ k: Int, from: String = "0", step: String = "++") -> String {
                 "for (int c\(k) = \(from); c\(k) < \(space.axes[k].size); c\(k)\(step))"
@@ -315,21 +319,19 @@ struct OpenCLCodegen {
                 let scratch = scratchBytes.count
                 scratchBytes.append(parts * outputs * realSize)
                 let c = reduced[0]
-                var first = KernelSources.reduceColumns
-                for (key, value) in common.filter({ $0.0 != "$FINISH" && $0.0 != "$STORE" && $0.0 != "$KEPT" && $0.0 != "$PARAMS" }) + [
-                    ("$PARAMS", params + "__global real* partials, "),
-                    ("$KEPT", "const int part = o / \(outputs); " + space.keptCoordinates(output: "(o % \(outputs))")),
+                let first = instantiate(KernelSources.reduceColumns, [
+                    "$PARAMS": params + "__global real* partials, ",
+                    "$KEPT": "const int part = o / \(outputs); " + space.keptCoordinates(output: "(o % \(outputs))"),
                     // The same trip count for every work-item (see the lane loop below).
-                    ("$LOOPS", "for (int k = 0; k < \(chunk); k++)"),
-                    ("$COORDS", "const int c\(c) = part * \(chunk) + k;" + (rows % chunk == 0 ? "" : " if (c\(c) >= \(rows)) continue;")),
-                    ("$FINISH", ""), ("$STORE", "partials[o] = result;"),
-                ] { first = first.replacingOccurrences(of: key, with: value) }
-                var second = KernelSources.reduceColumns
-                for (key, value) in common.filter({ $0.0 != "$NAME" && $0.0 != "$PARAMS" && $0.0 != "$KEPT" && $0.0 != "$PROLOGUE" }) + [
-                    ("$NAME", name + "_parts"), ("$PARAMS", "__global real* partials, __global real* b\(outs[0].location.buffer), "),
-                    ("$KEPT", ""), ("$LOOPS", "for (int p = 0; p < \(parts); p++)"), ("$COORDS", ""),
-                    ("$PROLOGUE", "v = partials[p * \(outputs) + o];"),
-                ] { second = second.replacingOccurrences(of: key, with: value) }
+                    "$LOOPS": "for (int k = 0; k < \(chunk); k++)",
+                    "$COORDS": "const int c\(c) = part * \(chunk) + k;" + (rows % chunk == 0 ? "" : " if (c\(c) >= \(rows)) continue;"),
+                    "$FINISH": "", "$STORE": "partials[o] = result;",
+                ])
+                let second = instantiate(KernelSources.reduceColumns, [
+                    "$NAME": name + "_parts", "$PARAMS": "__global real* partials, __global real* b\(outs[0].location.buffer), ",
+                    "$KEPT": "", "$LOOPS": "for (int p = 0; p < \(parts); p++)", "$COORDS": "",
+                    "$PROLOGUE": "v = partials[p * \(outputs) + o];",
+                ])
                 generated += [first, second]
                 launch(name, bufferArgs + [.scratch(scratch), .int(parts * outputs)], items: parts * outputs, local: 64, kernel: index)
                 launch(name + "_parts", [.scratch(scratch), .buffer(outs[0].location.buffer), .int(outputs)], items: outputs, local: 64, kernel: index)
@@ -339,10 +341,8 @@ struct OpenCLCodegen {
             // elements each (pooling windows): a work-item per output. A work-group per output
             // would leave most of its work-items idle there.
             if outputs > 0, (leading && (outputs >= 64 || count <= 1024)) || (count <= 64 && outputs >= 64) {
-                var text = KernelSources.reduceColumns
                 let loops = reduced.isEmpty ? "for (int r = 0; r < 1; r++)" : reduced.map { loop($0) }.joined(separator: " ")
-                for (key, value) in common + [("$LOOPS", loops), ("$COORDS", "")] { text = text.replacingOccurrences(of: key, with: value) }
-                generated.append(text)
+                generated.append(instantiate(KernelSources.reduceColumns, ["$LOOPS": loops, "$COORDS": ""]))
                 launch(name, bufferArgs + [.int(outputs)], items: outputs, local: 64, kernel: index)
                 break
             }
@@ -362,11 +362,7 @@ struct OpenCLCodegen {
                 loops = "for (int r = t; r < \(count); r += \(local))"
                 coords = space.coordinates(of: reduced, flat: "r")
             }
-            var text = KernelSources.reduce
-            for (key, value) in common + [("$LOCAL", "\(local)"), ("$LOOPS", loops), ("$COORDS", coords)] {
-                text = text.replacingOccurrences(of: key, with: value)
-            }
-            generated.append(text)
+            generated.append(instantiate(KernelSources.reduce, ["$LOCAL": "\(local)", "$LOOPS": loops, "$COORDS": coords]))
             if outputs > 0 {
                 launches.append(LaunchSpec(function: name, args: bufferArgs + [.int(outputs)], global: [outputs * local], local: [local], kernel: index))
             }
@@ -573,7 +569,7 @@ struct OpenCLCodegen {
             launch(name, bufferArgs + [.int(count)], items: count, local: min(256, maxWorkGroupSize), kernel: index)
 
         case let .node(.maxPool(w)), let .node(.maxPoolGrad(w)):
-            try emitMaxPool(k, window: w, forward: { if case .node(.maxPool) = k.kind { return true }; return false }(), index: index)
+            try emitMaxPool(k, window: w, index: index)
 
         case .node(.input), .node(.constant), .node(.unary), .node(.binary), .node(.reduce), .node(.matmul), .node(.reshape),
              .node(.broadcastTo), .node(.allReduce):

@@ -12,8 +12,9 @@ extension OpenCLCodegen {
     /// largest, 0 elsewhere), after a fill with 0 where windows leave pixels uncovered. Where
     /// they overlap: a work-item per pixel sums the upstream values of the windows whose first
     /// largest element it is (no atomics, a fixed order).
-    mutating func emitMaxPool(_ k: Kernel, window w: Window2D, forward: Bool, index: Int) throws {
+    mutating func emitMaxPool(_ k: Kernel, window w: Window2D, index: Int) throws {
         let name = k.name, ins = k.inputs, outs = k.outputs
+        let forward = k.kind == .node(.maxPool(w))
         let (params, bufferArgs) = parameters(k)
         let (h, wd) = (ins[0].shape[2], ins[0].shape[3])
         guard let oh = w.outputSize(h, axis: 0), let ow = w.outputSize(wd, axis: 1) else {

@@ -177,6 +177,8 @@ public enum OpCases {
                 // Its gradient is maxPoolGrad: each window's upstream to its first largest pixel.
                 g.output("maxPool \(w)", try g.graph.maxPool(x, window: w))
             }
+            // Windows apart and padded: maxPoolGrad's fill with 0 and its guarded writes.
+            g.output("maxPool kernel 2, stride 3, padding 1", try g.graph.maxPool(x, window: try Window2D(2, stride: 3, padding: 1)))
             // Max pooling's padding.
             g.output("unfold with -inf padding", try g.graph.unfold(x, window: windows[0], padValue: -.infinity), differentiable: false)
         })

@@ -55,18 +55,11 @@ public final class MaxPool2d: Layer {
 
     public init(kernel: [Int], stride: [Int]? = nil, padding: [Int] = [0, 0], dilation: [Int] = [1, 1]) throws {
         window = try Window2D(kernel: kernel, stride: stride ?? kernel, padding: padding, dilation: dilation)
-        try Self.checkPadding(window, op: "MaxPool2d")
+        try window.requirePoolingPadding("MaxPool2d")
     }
 
     public convenience init(_ kernel: Int, stride: Int? = nil, padding: Int = 0) throws {
         try self.init(kernel: [kernel, kernel], stride: stride.map { [$0, $0] }, padding: [padding, padding])
-    }
-
-    /// PyTorch's rule: padding at most half the kernel, so that no window is all padding.
-    static func checkPadding(_ w: Window2D, op: String) throws {
-        guard w.padding[0] * 2 <= w.kernel[0], w.padding[1] * 2 <= w.kernel[1] else {
-            throw KilnError.invalidArgument(op: op, message: "padding \(w.padding) must be at most half the kernel \(w.kernel)")
-        }
     }
 
     public func callAsFunction(_ x: Tensor) throws -> Tensor {
@@ -81,7 +74,7 @@ public final class AvgPool2d: Layer {
 
     public init(kernel: [Int], stride: [Int]? = nil, padding: [Int] = [0, 0]) throws {
         window = try Window2D(kernel: kernel, stride: stride ?? kernel, padding: padding)
-        try MaxPool2d.checkPadding(window, op: "AvgPool2d")
+        try window.requirePoolingPadding("AvgPool2d")
     }
 
     public convenience init(_ kernel: Int, stride: Int? = nil, padding: Int = 0) throws {
