@@ -4,7 +4,8 @@
 // epilogue reads and writes), $A_AT(r, k) / $B_AT(k, c) (element access with the operand's
 // offset, leading dimension and transpose baked in), $A_LOAD_ROW_MAJOR / $B_LOAD_ROW_MAJOR (1
 // when consecutive k, resp. columns, are adjacent in memory, so that loads stay coalesced),
-// $EPILOGUE (statements that read `acc`, `row`, `col`, `gid` and store the outputs), and the
+// $EPILOGUE (statements that read `acc`, `row`, `col`, `gid` and store the outputs), $C_BASE
+// (where the batch's C starts: `batch * M * N`, or 0), and the
 // tile: a $WN x $WM work-group computes a $TM x $TN block of C, each work-item a $RM x $RN block
 // of registers (rows ty + $WM i, columns tx + $WN j: neighbouring work-items read neighbouring
 // local memory), K advancing by $TK through local-memory tiles of A and B. $IN_A / $IN_B /
@@ -18,6 +19,7 @@ void $NAME($PARAMS int M, int N, int K) {
     __local real Bs[$TK][$TN + 1];
     const int tx = get_local_id(0), ty = get_local_id(1);
     const int lid = ty * $WN + tx;
+    const int batch = get_group_id(2);   // which matrix of a batched matmul ($A_AT and $B_AT read it)
     const int row0 = get_group_id(1) * $TM, col0 = get_group_id(0) * $TN;
     real c[$RM][$RN];
     $UNROLL
@@ -67,7 +69,7 @@ void $NAME($PARAMS int M, int N, int K) {
             const int row = row0 + ty + $WM * i, col = col0 + tx + $WN * j;
             if ($IN_C) {
                 const real acc = c[i][j];
-                const int gid = row * N + col;
+                const int gid = $C_BASE + row * N + col;
                 $EPILOGUE
             }
         }

@@ -12,11 +12,14 @@
 // row of B is and how far apart its rows are: B packed by `pack_panels` into panels of $WIDTH
 // columns, zero-padded past N (stride $WIDTH), or, when B is read untransposed and N is a
 // multiple of $WIDTH, B itself (stride: its leading dimension; nothing to pack).
-// $A_AT(r, k) reads A with its offset, leading dimension and transpose baked in.
+// $A_AT(r, k) reads A with its offset, leading dimension and transpose baked in. A batched
+// matmul runs a matrix per index of the third dimension (`batch`): A, B's panel and $C_BASE
+// (where C starts) all add the batch's stride.
 //
 // Rows past M are clamped for reading and not stored; columns past N are not stored.
 __kernel void $NAME($PARAMS $PACKED_PARAM int M, int N, int K) {
     const int i0 = get_global_id(1) * $ROWS, panel = get_global_id(0), j0 = panel * $WIDTH;
+    const int batch = get_global_id(2);   // which matrix of a batched matmul
     if (i0 >= M || j0 >= N) return;
     $ROWINDEX
     $DECLARE
@@ -39,7 +42,7 @@ __kernel void $NAME($PARAMS $PACKED_PARAM int M, int N, int K) {
         for (int c = 0; c < cols; c++) {
             const int row = i0 + r, col = j0 + c;
             const real acc = tile[r][c];
-            const int gid = row * N + col;
+            const int gid = $C_BASE + row * N + col;
             $EPILOGUE
         }
     }

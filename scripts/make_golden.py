@@ -5,7 +5,7 @@ Writes three JSON files under Tests/Fixtures/ (relative to the repository root):
 
   ops.json     {"cases": [...]}: per-op forward outputs and backward gradients
                (neg, exp, log, sqrt, tanh, sigmoid, relu, add, sub, mul, div,
-               maximum, minimum, sum, mean, max, matmul, transpose, reshape,
+               maximum, minimum, sum, mean, max, matmul (batched too), transpose, reshape,
                broadcastTo, gather, scatterAdd, softmaxCrossEntropy, argmax, accuracy, maxPool,
                oneHot, unfold, fold).
                Each case is {"name", "op", "attrs", "inputs", "output",
@@ -381,6 +381,17 @@ def build_ops():
         c.add("maxPool_2x3x%dx%d_%s" % (h, w, tag), "maxPool", window(kernel, stride, padding, dilation), [randn(2, 3, h, w)],
               lambda x, kernel=kernel, stride=stride, padding=padding, dilation=dilation:
               F.max_pool2d(x, kernel, stride=stride, padding=padding, dilation=dilation))
+
+    # ---- batched matmul: torch.matmul over leading axes [2, 3], each transpose form
+    for ta in (False, True):
+        for tb in (False, True):
+            a = randn(2, 3, 5, 3) if ta else randn(2, 3, 3, 5)
+            b = randn(2, 3, 4, 5) if tb else randn(2, 3, 5, 4)
+
+            def bmm(x, y, ta=ta, tb=tb):
+                return torch.matmul(x.transpose(-1, -2) if ta else x, y.transpose(-1, -2) if tb else y)
+
+            c.add(f"matmul_batched_2x3_3x5x4_tA{int(ta)}_tB{int(tb)}", "matmul", {"transposeA": ta, "transposeB": tb}, [a, b], bmm)
 
     return c.cases
 

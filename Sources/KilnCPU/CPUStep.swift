@@ -66,24 +66,29 @@ struct CPUStep<T: KilnFloat> {
         case let .matmul(ta, tb, epilogue):
             let a = real(ins[0]), b = real(ins[1])
             let (aShape, bShape) = (ins[0].shape, ins[1].shape)
-            let m = ta ? aShape[1] : aShape[0], k = ta ? aShape[0] : aShape[1], n = tb ? bShape[0] : bShape[1]
-            let lda = aShape[1], ldb = bShape[1]
+            let r = aShape.rank, batches = ins[0].shape.dims.prefix(r - 2).reduce(1, *)
+            let (a0, a1, b0, b1) = (aShape[r - 2], aShape[r - 1], bShape[r - 2], bShape[r - 1])
+            let m = ta ? a1 : a0, k = ta ? a0 : a1, n = tb ? b0 : b1
+            let lda = a1, ldb = b1
             let eval = epilogue.map { FusedEvaluator<T>($0, loads: ins.map { (real($0), $0.shape) }, targets: outs.map(real), scratch: true) }
             let product = eval?.scratch ?? real(outs[0])
             run = {
                 if blas && m > 0 && n > 0 {
-                    T.parallelGemm(ta, tb, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, c: product)
+                    T.batchedGemm(ta, tb, batches: batches, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, c: product)
                     _ = eval?.run()
                     return
                 }
                 // The plain loops: the reference.
-                product.update(repeating: 0, count: m * n)
-                for i in 0..<m {
-                    let c = product + i * n
-                    for p in 0..<k {
-                        let av = ta ? a[p * lda + i] : a[i * lda + p]
-                        if tb { for j in 0..<n { c[j] += av * b[j * ldb + p] } }
-                        else { let row = b + p * ldb; for j in 0..<n { c[j] += av * row[j] } }
+                product.update(repeating: 0, count: batches * m * n)
+                for batch in 0..<batches {
+                    let (a, b) = (a + batch * m * k, b + batch * k * n)
+                    for i in 0..<m {
+                        let c = product + (batch * m + i) * n
+                        for p in 0..<k {
+                            let av = ta ? a[p * lda + i] : a[i * lda + p]
+                            if tb { for j in 0..<n { c[j] += av * b[j * ldb + p] } }
+                            else { let row = b + p * ldb; for j in 0..<n { c[j] += av * row[j] } }
+                        }
                     }
                 }
                 _ = eval?.run()

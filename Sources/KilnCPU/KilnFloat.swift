@@ -68,6 +68,20 @@ extension Double: KilnFloat {
 }
 
 extension KilnFloat {
+    /// `batches` matmuls of consecutive `[m, k]` and `[k, n]` matrices into consecutive
+    /// `[m, n]` ones: one matmul split over the threads, or several spread whole over them.
+    static func batchedGemm(_ ta: Bool, _ tb: Bool, batches: Int, m: Int, n: Int, k: Int, a: UnsafePointer<Self>, lda: Int,
+                            b: UnsafePointer<Self>, ldb: Int, c: UnsafeMutablePointer<Self>) {
+        guard batches > 1 else { return parallelGemm(ta, tb, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, c: c) }
+        let pool = WorkerPool.shared
+        let parts = 2 * m * n * k * batches >= 1 << 20 ? min(pool.threads, batches) : 1
+        pool.run(parts: parts) { p in
+            for i in batches * p / parts..<batches * (p + 1) / parts {
+                gemm(ta, tb, m: m, n: n, k: k, a: a + i * m * k, lda: lda, b: b + i * k * n, ldb: ldb, c: c + i * m * n, ldc: n)
+            }
+        }
+    }
+
     /// C `[m, n]` = op(A) · op(B) (as `gemm`), split over the worker pool's threads into blocks
     /// of C's rows, or of its columns when it has fewer rows than columns; one thread below
     /// about a million flops, where splitting costs more than it saves.

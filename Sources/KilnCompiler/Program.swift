@@ -135,7 +135,8 @@ public struct Kernel: Sendable {
     public var flops: Int {
         switch kind {
         case let .matmul(ta, _, _):
-            return 2 * outputs[0].shape.count * inputs[0].shape[ta ? 0 : 1]
+            let a = inputs[0].shape
+            return 2 * outputs[0].shape.count * a[a.rank - (ta ? 2 : 1)]
         case .elementwise(let f): return f.shape.count * max(1, f.code.count - inputs.count)
         case .reduce(_, _, let f): return f.shape.count * max(1, f.code.count)
         default: return outputs.reduce(0) { $0 + $1.shape.count }

@@ -143,19 +143,28 @@ public final class Graph: @unchecked Sendable {
 
     // MARK: Linear algebra and layout
 
-    /// `op(a) @ op(b)` for 2-D tensors, where `op` transposes when asked.
+    /// `op(a) @ op(b)`, where `op` transposes the last two axes when asked: 2-D tensors, or a
+    /// batch of matrices (`[..., m, k]` and `[..., k, n]` with the same leading axes give
+    /// `[..., m, n]`, each matrix of the batch on its own). `Tensor.matmul` broadcasts leading
+    /// axes on top of this.
     public func matmul(_ a: Tensor, _ b: Tensor, transposeA: Bool = false, transposeB: Bool = false) throws -> Tensor {
         try requireFloat("matmul", a, b)
-        guard a.shape.rank == 2, b.shape.rank == 2, a.dtype == b.dtype else {
-            throw KilnError.shapeMismatch(op: "matmul", message: "needs two 2-D tensors of one dtype, got \(a.dtype) \(a.shape) and \(b.dtype) \(b.shape)")
+        let rank = a.shape.rank
+        guard rank >= 2, b.shape.rank == rank, a.dtype == b.dtype else {
+            throw KilnError.shapeMismatch(op: "matmul", message: "needs two tensors of one dtype and one rank of at least 2 (matrices, or batches of them), got \(a.dtype) \(a.shape) and \(b.dtype) \(b.shape)")
         }
-        let (m, k1) = transposeA ? (a.shape[1], a.shape[0]) : (a.shape[0], a.shape[1])
-        let (k2, n) = transposeB ? (b.shape[1], b.shape[0]) : (b.shape[0], b.shape[1])
+        let batch = Array(a.shape.dims.prefix(rank - 2))
+        guard Array(b.shape.dims.prefix(rank - 2)) == batch else {
+            throw KilnError.shapeMismatch(op: "matmul", message: "batch axes differ: A \(a.shape) and B \(b.shape) (\(batch) vs \(Array(b.shape.dims.prefix(rank - 2))))")
+        }
+        let (a0, a1, b0, b1) = (a.shape[rank - 2], a.shape[rank - 1], b.shape[rank - 2], b.shape[rank - 1])
+        let (m, k1) = transposeA ? (a1, a0) : (a0, a1)
+        let (k2, n) = transposeB ? (b1, b0) : (b0, b1)
         guard k1 == k2 else {
             let ta = transposeA ? "ᵀ" : "", tb = transposeB ? "ᵀ" : ""
             throw KilnError.shapeMismatch(op: "matmul", message: "inner dimensions differ: A\(ta) \(a.shape) and B\(tb) \(b.shape) (\(k1) vs \(k2))")
         }
-        return try append(.matmul(transposeA: transposeA, transposeB: transposeB), [a, b], [m, n], a.dtype)
+        return try append(.matmul(transposeA: transposeA, transposeB: transposeB), [a, b], Shape(batch + [m, n]), a.dtype)
     }
 
     /// Permutes axes: output axis `i` is input axis `perm[i]`. Without `perm`, reverses them.

@@ -92,7 +92,8 @@ public enum Op: Sendable, Hashable {
     case binary(BinaryOp)
     /// `axes` sorted ascending, each in `0..<rank` of the input.
     case reduce(ReduceOp, axes: [Int], keepDims: Bool)
-    /// `op(A) @ op(B)` of 2-D tensors, where `op` transposes when asked.
+    /// `op(A) @ op(B)` of matrices, or of batches of them with the same leading axes, where
+    /// `op` transposes the last two axes when asked.
     case matmul(transposeA: Bool, transposeB: Bool)
     /// Output axis `i` is input axis `perm[i]`.
     case transpose(perm: [Int])

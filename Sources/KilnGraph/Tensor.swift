@@ -47,8 +47,27 @@ public struct Tensor: Hashable, @unchecked Sendable, CustomStringConvertible {
         try graph.reduce(.max, self, axes: axes, keepDims: keepDims)
     }
 
+    /// `op(self) @ op(b)` (`op` transposes the last two axes when asked), with NumPy's
+    /// broadcasting of the leading axes: `[B, T, C] @ [C, D]` is one matmul of `[B·T, C]`
+    /// rows, `[B, H, T, d] @ [B, H, d, T]` a batch of `B·H` matmuls, and a matrix against a
+    /// batch is repeated over it.
     public func matmul(_ b: Tensor, transposeA: Bool = false, transposeB: Bool = false) throws -> Tensor {
-        try graph.matmul(self, b, transposeA: transposeA, transposeB: transposeB)
+        let (ra, rb) = (shape.rank, b.shape.rank)
+        guard ra >= 2, rb >= 2, ra != rb || shape.dims.prefix(ra - 2) != b.shape.dims.prefix(rb - 2) else {
+            return try graph.matmul(self, b, transposeA: transposeA, transposeB: transposeB)
+        }
+        let lead = Shape(Array(shape.dims.prefix(ra - 2))), bLead = Shape(Array(b.shape.dims.prefix(rb - 2)))
+        if rb == 2 && !transposeA {
+            // Every matrix of the batch times one B: one matmul of all their rows.
+            let rows = try reshaped([-1, shape[ra - 1]]).matmul(b, transposeB: transposeB)
+            return try rows.reshaped(Shape(lead.dims + [shape[ra - 2], rows.shape[1]]))
+        }
+        guard let batch = Shape.broadcast(lead, bLead) else {
+            throw KilnError.shapeMismatch(op: "matmul", message: "batch axes of A \(shape) and B \(b.shape) do not broadcast (\(lead) vs \(bLead))")
+        }
+        let a2 = lead == batch ? self : try broadcast(to: Shape(batch.dims + shape.dims.suffix(2)))
+        let b2 = bLead == batch ? b : try b.broadcast(to: Shape(batch.dims + b.shape.dims.suffix(2)))
+        return try graph.matmul(a2, b2, transposeA: transposeA, transposeB: transposeB)
     }
     public func transposed(_ perm: [Int]? = nil) throws -> Tensor { try graph.transpose(self, perm: perm) }
     public func reshaped(_ shape: Shape) throws -> Tensor { try graph.reshape(self, shape) }

@@ -2,28 +2,36 @@ import Foundation
 import KilnCompiler
 import KilnGraph
 
-/// A matmul as the kernel choice sees it: C [m, n] = op(A) · op(B) with k the shared size.
+/// A matmul as the kernel choice sees it: C [m, n] = op(A) · op(B) with k the shared size,
+/// `batches` times over (a batched matmul).
 struct MatmulShape: Hashable {
     let m, n, k: Int
     let transposeA, transposeB: Bool
     let realType: DType
+    var batches = 1
 
-    init(m: Int, n: Int, k: Int, transposeA: Bool, transposeB: Bool, realType: DType) {
+    init(m: Int, n: Int, k: Int, transposeA: Bool, transposeB: Bool, realType: DType, batches: Int = 1) {
         (self.m, self.n, self.k, self.transposeA, self.transposeB, self.realType) = (m, n, k, transposeA, transposeB, realType)
+        self.batches = batches
     }
 
     init?(_ kernel: Kernel, realType: DType) {
         guard case let .matmul(ta, tb, _) = kernel.kind else { return nil }
-        m = kernel.outputs[0].shape[0]
-        n = kernel.outputs[0].shape[1]
-        k = ta ? kernel.inputs[0].shape[0] : kernel.inputs[0].shape[1]
+        let c = kernel.outputs[0].shape, a = kernel.inputs[0].shape, r = c.rank
+        m = c[r - 2]
+        n = c[r - 1]
+        k = a[r - (ta ? 2 : 1)]
+        batches = c.dims.prefix(r - 2).reduce(1, *)
         transposeA = ta
         transposeB = tb
         self.realType = realType
     }
 
-    /// The cache's name for it, e.g. `float32 128x784x256 A.Bt` (m x k x n).
-    var key: String { "\(realType) \(m)x\(k)x\(n) \(transposeA ? "At" : "A").\(transposeB ? "Bt" : "B")" }
+    /// The cache's name for it, e.g. `float32 128x784x256 A.Bt` (m x k x n), with the batch
+    /// in front when there is one (`float32 128*128x32x128 A.Bt`).
+    var key: String {
+        "\(realType) \(batches > 1 ? "\(batches)*" : "")\(m)x\(k)x\(n) \(transposeA ? "At" : "A").\(transposeB ? "Bt" : "B")"
+    }
 }
 
 /// Chooses each matmul's kernel by measurement: the first time a shape is loaded on a device,
@@ -80,7 +88,7 @@ enum MatmulTuner {
         let device = context.device
         var shapes: [Int: MatmulShape] = [:]
         for (i, k) in program.kernels.enumerated() {
-            if let s = MatmulShape(k, realType: program.realType), s.m * s.n * s.k >= minimumWork { shapes[i] = s }
+            if let s = MatmulShape(k, realType: program.realType), s.batches * s.m * s.n * s.k >= minimumWork { shapes[i] = s }
         }
         var known: [MatmulShape: Choice] = [:]
         var unknown: [MatmulShape] = []
@@ -146,8 +154,9 @@ enum MatmulTuner {
             var outputs: [Tensor] = []
             var wanted: [Int: (MatmulShape, Choice)] = [:]   // matmul node -> what it measures
             for (i, (s, choices)) in shapes.enumerated() where s.realType == realType {
-                let a = try g.placeholder("A\(i)", s.transposeA ? [s.k, s.m] : [s.m, s.k], realType)
-                let b = try g.placeholder("B\(i)", s.transposeB ? [s.n, s.k] : [s.k, s.n], realType)
+                let batch = s.batches > 1 ? [s.batches] : []
+                let a = try g.placeholder("A\(i)", Shape(batch + (s.transposeA ? [s.k, s.m] : [s.m, s.k])), realType)
+                let b = try g.placeholder("B\(i)", Shape(batch + (s.transposeB ? [s.n, s.k] : [s.k, s.n])), realType)
                 for c in choices {
                     let out = try g.matmul(a, b, transposeA: s.transposeA, transposeB: s.transposeB)
                     outputs.append(out)

@@ -368,10 +368,14 @@ struct OpenCLCodegen {
             }
 
         case let .matmul(ta, tb, epilogue):
-            let a = ins[0], b = ins[1]
-            let m = outs[0].shape[0], n = outs[0].shape[1], kk = ta ? a.shape[0] : a.shape[1]
-            let lda = a.shape[1], ldb = b.shape[1]
-            let aAt = ta ? "b\(a.location.buffer)[\(offset(a)) + (k) * \(lda) + (r)]" : "b\(a.location.buffer)[\(offset(a)) + (r) * \(lda) + (k)]"
+            let a = ins[0], b = ins[1], rank = a.shape.rank
+            let m = outs[0].shape[rank - 2], n = outs[0].shape[rank - 1], kk = a.shape[rank - (ta ? 2 : 1)]
+            let lda = a.shape[rank - 1], ldb = b.shape[rank - 1]
+            // A batched matmul: a matrix per index of the launch's third dimension (`batch`).
+            let batches = a.shape.dims.prefix(rank - 2).reduce(1, *)
+            let (aBase, bBase) = batches > 1 ? ("\(offset(a)) + batch * \(m * kk)", "\(offset(b)) + batch * \(kk * n)") : ("\(offset(a))", "\(offset(b))")
+            let cBase = batches > 1 ? "batch * \(m * n)" : "0"
+            let aAt = ta ? "b\(a.location.buffer)[\(aBase) + (k) * \(lda) + (r)]" : "b\(a.location.buffer)[\(aBase) + (r) * \(lda) + (k)]"
             let code = epilogue ?? FusedCode(shape: outs[0].shape, code: [.accumulator], results: [0], nodes: [nil])
             let (body, values) = statements(code, loads: ins, gid: "gid")
             let epilogueText = body + " " + stores(outs, values, gid: "gid")
@@ -379,7 +383,7 @@ struct OpenCLCodegen {
             let (realSize, localMemory, maxGroup) = (self.realSize, localMemoryBytes, maxWorkGroupSize)
             let fits = { (t: Tile) in t.localBytes(realSize: realSize) <= localMemory && t.workItems <= maxGroup }
             // The vector family is float32 only: a float64 program's matmuls take tiles.
-            let tiled = MatmulChoice.tiled(tile ?? Tile.choose(m: m, n: n, computeUnits: computeUnits, fits: fits))
+            let tiled = MatmulChoice.tiled(tile ?? Tile.choose(m: m * batches, n: n, computeUnits: computeUnits, fits: fits))
             var choice = choices[index] ?? (matmul == .vector ? .vector : tiled)
             if choice == .vector && program.realType != .float32 { choice = tiled }
             chosen[index] = choice
@@ -391,9 +395,10 @@ struct OpenCLCodegen {
                 var packedArgs: [LaunchSpec.Arg] = []
                 if !direct {
                     let s = scratchBytes.count
-                    scratchBytes.append(max(padded * kk * realSize, 4))
-                    launch("pack_panels", real(b) + [.int(ldb), .int(tb ? 1 : 0), .scratch(s), .int(kk), .int(n), .int(width)],
-                           items: padded / width * kk, local: 64, kernel: index)
+                    scratchBytes.append(max(batches * padded * kk * realSize, 4))
+                    launch("pack_panels", real(b) + [.int(ldb), .int(tb ? 1 : 0), .scratch(s), .int(kk), .int(n), .int(width),
+                                                     .int(batches), .int(kk * n)],
+                           items: batches * padded / width * kk, local: 64, kernel: index)
                     packedArgs = [.scratch(s)]
                 }
                 let rows = block.rows, vecs = block.vectors * 16 / vectorWidth
@@ -411,7 +416,8 @@ struct OpenCLCodegen {
                 var text = "#define A_AT_\(name)(r, k) \(aAt)\n" + KernelSources.matmulVector
                 for (key, value) in [("$NAME", name), ("$PARAMS", params), ("$ROWS", "\(rows)"), ("$WIDTH", "\(width)"),
                                      ("$PACKED_PARAM", direct ? "" : "__global const float* packedB,"),
-                                     ("$PANEL_START", direct ? "b\(b.location.buffer) + \(offset(b)) + j0" : "packedB + (size_t)panel * K * \(width)"),
+                                     ("$PANEL_START", direct ? "b\(b.location.buffer) + \(bBase) + j0" : "packedB + ((size_t)batch * \(padded / width) + panel) * K * \(width)"),
+                                     ("$C_BASE", cBase),
                                      ("$ROW_STRIDE", direct ? "\(ldb)" : "\(width)"),
                                      ("$ROWINDEX", rowIndex), ("$DECLARE", declare), ("$STEP", step), ("$SPILL", spill),
                                      ("$EPILOGUE", epilogueText)] {
@@ -419,10 +425,11 @@ struct OpenCLCodegen {
                 }
                 generated.append(text)
                 launches.append(LaunchSpec(function: name, args: bufferArgs + packedArgs + [.int(m), .int(n), .int(kk)],
-                                           global: [padded / width, (m + block.rows - 1) / block.rows], local: [1, 1], kernel: index))
+                                           global: [padded / width, (m + block.rows - 1) / block.rows] + (batches > 1 ? [batches] : []),
+                                           local: batches > 1 ? [1, 1, 1] : [1, 1], kernel: index))
                 break
             }
-            let bAt = tb ? "b\(b.location.buffer)[\(offset(b)) + (gc) * \(ldb) + (gk)]" : "b\(b.location.buffer)[\(offset(b)) + (gk) * \(ldb) + (gc)]"
+            let bAt = tb ? "b\(b.location.buffer)[\(bBase) + (gc) * \(ldb) + (gk)]" : "b\(b.location.buffer)[\(bBase) + (gk) * \(ldb) + (gc)]"
             guard case .tiled(let t) = choice else { break }
             guard fits(t) else {
                 throw KilnError.invalidArgument(op: "KILN_MATMUL", message: "tile \(t) needs \(t.localBytes(realSize: realSize)) bytes of local memory and \(t.workItems) work-items per group; the device has \(localMemory) bytes and at most \(maxGroup)")
@@ -436,12 +443,13 @@ struct OpenCLCodegen {
                 ("$IN_C", m % t.rows == 0 && n % t.columns == 0 ? "1" : "row < M && col < N"),
                 ("$TM", "\(t.rows)"), ("$TN", "\(t.columns)"), ("$TK", "\(t.depth)"), ("$RM", "\(t.threadRows)"), ("$RN", "\(t.threadColumns)"),
                 ("$WM", "\(t.groupRows)"), ("$WN", "\(t.groupColumns)"), ("$UNROLL", unrollPragma),
-                ("$EPILOGUE", epilogueText),
+                ("$EPILOGUE", epilogueText), ("$C_BASE", cBase),
             ] { text = text.replacingOccurrences(of: key, with: value) }
             generated.append(text)
             launches.append(LaunchSpec(function: name, args: bufferArgs + [.int(m), .int(n), .int(kk)],
-                                       global: [(n + t.columns - 1) / t.columns * t.groupColumns, (m + t.rows - 1) / t.rows * t.groupRows],
-                                       local: [t.groupColumns, t.groupRows], kernel: index))
+                                       global: [(n + t.columns - 1) / t.columns * t.groupColumns, (m + t.rows - 1) / t.rows * t.groupRows]
+                                           + (batches > 1 ? [batches] : []),
+                                       local: [t.groupColumns, t.groupRows] + (batches > 1 ? [1] : []), kernel: index))
 
         case .node(.gather):
             let count = ins[0].shape.count, rows = ins[1].shape[0], dim = ins[1].shape[1]

@@ -107,6 +107,20 @@ public enum OpCases {
                 }
             })
         }
+        // A batch of matrices, each its own product: attention's shapes at an odd batch, off the
+        // tile edges, with an epilogue, and Tensor.matmul's broadcasting of a matrix over a batch.
+        let (bb, bm, bk, bn) = (3, d(33, 5), d(17, 7), d(65, 9))
+        cases.append(OpCase("matmul: batched [\(bb),2] of \(bm)x\(bk)x\(bn), 4 transpose forms", seed: 202) { g in
+            for (ta, tb) in transposeForms {
+                let a = try g.input("A \(transposeName(ta, tb))", ta ? [bb, 2, bk, bm] : [bb, 2, bm, bk])
+                let b = try g.input("B \(transposeName(ta, tb))", tb ? [bb, 2, bn, bk] : [bb, 2, bk, bn])
+                g.output(transposeName(ta, tb), try a.matmul(b, transposeA: ta, transposeB: tb))
+            }
+            let x = try g.input("x", [bb, bm, bk]), w = try g.input("w", [bk, bn]), v = try g.input("v", [bm, bn])
+            g.output("tanh(x·w) batched", try x.matmul(try w.broadcast(to: [bb, bk, bn])).tanh())
+            g.output("x·w, rows of a batch", try x.matmul(w))
+            g.output("vᵀ·x broadcast over the batch", try v.matmul(x, transposeA: true))
+        })
         cases.append(OpCase("matmul: epilogues, and B computed in the arena", seed: 201) { g in
             let x = try g.input("x", [p0, p1]), w = try g.input("w", [p1, 17]), b = try g.input("b", [17])
             g.output("relu(x·w + b)", try (x.matmul(w) + b).relu())
