@@ -17,21 +17,52 @@ public struct Optimizer: Sendable {
         case adam(beta1: Double, beta2: Double, epsilon: Double, decoupled: Bool)
     }
 
+    /// Which parameters weight decay applies to: PyTorch's parameter groups, chosen by name
+    /// or by shape.
+    public enum DecayGroup: Sendable, Hashable {
+        /// Every parameter.
+        case all
+        /// Parameters of rank 2 and more (weights and embeddings), not biases or the gains and
+        /// biases of norms: what nanoGPT and most transformer recipes decay.
+        case matrices
+        /// The parameters with these names (`blocks.0.mlp.fc.weight`).
+        case named(Set<String>)
+
+        func contains(name: String, shape: Shape) -> Bool {
+            switch self {
+            case .all: return true
+            case .matrices: return shape.rank >= 2
+            case .named(let names): return names.contains(name)
+            }
+        }
+    }
+
     public var rule: Rule
     /// L2 weight decay (added to the gradient; decoupled for AdamW).
     public var weightDecay: Double
+    /// The parameters `weightDecay` applies to.
+    public var decayGroup: DecayGroup
+    /// Clips the gradients by their global norm (PyTorch's clip_grad_norm_): when the L2 norm
+    /// of all gradients together exceeds it, every gradient is scaled by clip / (norm + 1e-6).
+    /// Computed inside the compiled step; nil: no clipping.
+    public var clipNorm: Double?
 
-    public init(_ rule: Rule, weightDecay: Double = 0) {
+    public init(_ rule: Rule, weightDecay: Double = 0, decayGroup: DecayGroup = .all, clipNorm: Double? = nil) {
         self.rule = rule
         self.weightDecay = weightDecay
+        self.decayGroup = decayGroup
+        self.clipNorm = clipNorm
     }
 
-    public static func adam(beta1: Double = 0.9, beta2: Double = 0.999, epsilon: Double = 1e-8, weightDecay: Double = 0) -> Optimizer {
-        Optimizer(.adam(beta1: beta1, beta2: beta2, epsilon: epsilon, decoupled: false), weightDecay: weightDecay)
+    public static func adam(beta1: Double = 0.9, beta2: Double = 0.999, epsilon: Double = 1e-8, weightDecay: Double = 0,
+                            clipNorm: Double? = nil) -> Optimizer {
+        Optimizer(.adam(beta1: beta1, beta2: beta2, epsilon: epsilon, decoupled: false), weightDecay: weightDecay, clipNorm: clipNorm)
     }
 
-    public static func adamW(beta1: Double = 0.9, beta2: Double = 0.999, epsilon: Double = 1e-8, weightDecay: Double = 0.01) -> Optimizer {
-        Optimizer(.adam(beta1: beta1, beta2: beta2, epsilon: epsilon, decoupled: true), weightDecay: weightDecay)
+    public static func adamW(beta1: Double = 0.9, beta2: Double = 0.999, epsilon: Double = 1e-8, weightDecay: Double = 0.01,
+                             decayGroup: DecayGroup = .all, clipNorm: Double? = nil) -> Optimizer {
+        Optimizer(.adam(beta1: beta1, beta2: beta2, epsilon: epsilon, decoupled: true), weightDecay: weightDecay,
+                  decayGroup: decayGroup, clipNorm: clipNorm)
     }
 
     /// The scalar feeds an applied optimizer reads every step.
@@ -74,10 +105,22 @@ public struct Optimizer: Sendable {
             adamStep = try graph.placeholder("adam_step_size", .scalar, dtype)
             adamCorrection = try graph.placeholder("adam_correction", .scalar, dtype)
         }
+        var gradients = gradients
+        if let clip = clipNorm {
+            guard clip > 0, clip.isFinite else {
+                throw KilnError.invalidArgument(op: "Optimizer", message: "clipNorm must be a positive number, got \(clip)")
+            }
+            // Every update waits for the norm of all gradients: scale = min(1, clip / (norm + 1e-6)).
+            let squares = try gradients.map { try ($0 * $0).sum() }
+            let norm = try squares.dropFirst().reduce(squares[0]) { try $0 + $1 }.sqrt()
+            let scale = try (try clip / (norm + 1e-6)).minimum(graph.constant(1, dtype))
+            gradients = try gradients.map { try $0 * scale }
+        }
         for (p, g0) in zip(parameters, gradients) {
             let name = p.node.label
             var g = g0
-            if weightDecay != 0, !isDecoupled { g = try g + p * weightDecay }
+            let decay = decayGroup.contains(name: name, shape: p.shape) ? weightDecay : 0
+            if decay != 0, !isDecoupled { g = try g + p * decay }
             switch rule {
             case .sgd:
                 try graph.assign(p, p - lr * g)
@@ -98,7 +141,7 @@ public struct Optimizer: Sendable {
                 let vNew = try v * b2 + g * g * (1 - b2)
                 try graph.assign(m, mNew)
                 try graph.assign(v, vNew)
-                let base = decoupled && weightDecay != 0 ? try p - lr * weightDecay * p : p
+                let base = decoupled && decay != 0 ? try p - lr * decay * p : p
                 try graph.assign(p, base - adamStep! * mNew / (vNew.sqrt() * adamCorrection! + eps))
             }
         }

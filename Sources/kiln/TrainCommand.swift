@@ -14,20 +14,22 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Passes over the training set.")
     var epochs = 3
 
-    @Option(name: .customLong("batch-size"), help: "Examples per step.")
-    var batchSize = 128
+    @Option(name: .customLong("batch-size"), help: "Examples per step (default: 128; charlm 32 windows).")
+    var batchSize: Int?
 
-    @Option(help: "Learning rate.")
-    var lr = 0.1
+    @Option(help: "Learning rate (default: 0.1; charlm 1e-3).")
+    var lr: Double?
 
-    @Option(help: "sgd, momentum, nesterov, adam or adamw.")
-    var optimizer: OptimizerName = .momentum
+    @Option(help: "sgd, momentum, nesterov, adam or adamw (default: momentum; charlm adamw).")
+    var optimizer: OptimizerName?
 
     @Option(help: "Momentum for momentum and nesterov.")
     var momentum = 0.9
 
-    @Option(name: .customLong("weight-decay"), help: "Weight decay (L2; decoupled for adamw).")
-    var weightDecay = 0.0
+    @Option(name: .customLong("weight-decay"), help: "Weight decay (L2; decoupled for adamw; default 0; charlm 0.1, on weights and embeddings, not on biases and norms).")
+    var weightDecay: Double?
+
+    @OptionGroup var languageModel: LanguageModelFlags
 
     @Option(help: "Learning-rate schedule: constant, step (x0.1 every epoch) or cosine.")
     var schedule: ScheduleName = .constant
@@ -92,6 +94,12 @@ struct TrainCommand: ParsableCommand {
     }
 
     private func train(job: MPICollective?) throws {
+        if taskOptions.task == .charlm {
+            guard job == nil else { throw KilnError.invalidArgument(op: "--task charlm", message: "trains in one process; data parallelism is for fashion-mnist and ner") }
+            return try trainLanguageModel()
+        }
+        let batchSize = self.batchSize ?? 128, lr = self.lr ?? 0.1, optimizer = self.optimizer ?? .momentum
+        let weightDecay = self.weightDecay ?? 0
         let leader = (job?.rank ?? 0) == 0
         func say(_ line: String) { if leader { print(line) } }
         guard epochs >= 1 else { throw KilnError.invalidArgument(op: "--epochs", message: "must be at least 1, got \(epochs)") }

@@ -5,15 +5,17 @@ import Kiln
 enum TaskName: String, ExpressibleByArgument, CaseIterable {
     case fashionMNIST = "fashion-mnist"
     case ner
+    /// A character-level GPT, trained by steps (`kiln train --task charlm`).
+    case charlm
 }
 
 /// The options that define a task's data and model, shared by train, eval, compile and bench.
 struct TaskOptions: ParsableArguments {
     init() {}
-    @Option(help: "The task: fashion-mnist (an MLP on Fashion-MNIST or MNIST) or ner (the word-window classifier).")
+    @Option(help: "The task: fashion-mnist (an MLP on Fashion-MNIST or MNIST), ner (the word-window classifier) or charlm (a character-level GPT).")
     var task: TaskName = .fashionMNIST
 
-    @Option(help: "Data directory (default: \(ImageDataset.defaultFashionMNISTDirectory) for fashion-mnist, data/ner-sample for ner).")
+    @Option(help: "Data directory (default: \(ImageDataset.defaultFashionMNISTDirectory) for fashion-mnist, data/ner-sample for ner); for charlm a UTF-8 text file or a directory of them (default: \(TextCorpus.defaultDirectory)).")
     var data: String?
 
     @Option(help: "fashion-mnist: mlp, or cnn (two conv 3x3-batch norm-ReLU-maxpool blocks of 32 and 64 channels, dropout 0.25, Linear 128).")
@@ -29,7 +31,11 @@ struct TaskOptions: ParsableArguments {
     var vectors: String?
 
     var dataDirectory: String {
-        data ?? (task == .ner ? "data/ner-sample" : ImageDataset.defaultFashionMNISTDirectory)
+        switch task {
+        case .ner: data ?? "data/ner-sample"
+        case .charlm: data ?? TextCorpus.defaultDirectory
+        case .fashionMNIST: data ?? ImageDataset.defaultFashionMNISTDirectory
+        }
     }
 
     func hiddenSizes() throws -> [Int] {
@@ -48,6 +54,8 @@ struct TaskOptions: ParsableArguments {
         guard dim > 0 else { throw KilnError.invalidArgument(op: "--dim", message: "must be positive, got \(dim)") }
         switch task {
         case .fashionMNIST: return try .images(directory: dataDirectory, hidden: hiddenSizes(), cnn: model == .cnn)
+        case .charlm:
+            throw KilnError.invalidArgument(op: "--task", message: "charlm is trained by steps and has no epochs or test set: use `kiln train --task charlm` and `kiln bench step --task charlm`")
         case .ner:
             guard model == .mlp else { throw KilnError.invalidArgument(op: "--model", message: "ner has the word-window model only; cnn is for fashion-mnist") }
             return try .ner(directory: dataDirectory, vectors: vectors, dim: dim, hidden: hiddenSizes()[0],

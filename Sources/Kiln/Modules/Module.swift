@@ -57,10 +57,27 @@ public final class StateBuffer: @unchecked Sendable {
     public internal(set) var name: String?
     private var nodes = NodePerGraph()
 
+    /// Values to start from instead of `initialValue` everywhere (an attention mask).
+    private let initialValues: [Double]?
+
     public init(_ shape: Shape, dtype: DType = .float32, initialValue: Double = 0, name: String? = nil) {
         self.shape = shape
         self.dtype = dtype
         self.initialValue = initialValue
+        self.initialValues = nil
+        self.name = name
+    }
+
+    /// A buffer that starts at `values` (row-major, `shape.count` of them): a constant the
+    /// model reads, such as a causal attention mask, kept with the device's other state.
+    public init(_ shape: Shape, values: [Double], dtype: DType = .float32, name: String? = nil) throws {
+        guard values.count == shape.count else {
+            throw KilnError.shapeMismatch(op: "StateBuffer", message: "\(values.count) values do not fill shape \(shape) (\(shape.count))")
+        }
+        self.shape = shape
+        self.dtype = dtype
+        self.initialValue = 0
+        self.initialValues = values
         self.name = name
     }
 
@@ -74,8 +91,8 @@ public final class StateBuffer: @unchecked Sendable {
     /// Its first value.
     public var initialTensor: HostTensor {
         get throws {
-            dtype == .float64 ? try HostTensor([Double](repeating: initialValue, count: shape.count), shape: shape)
-                : try HostTensor([Float](repeating: Float(initialValue), count: shape.count), shape: shape)
+            let values = initialValues ?? [Double](repeating: initialValue, count: shape.count)
+            return dtype == .float64 ? try HostTensor(values, shape: shape) : try HostTensor(values.map { Float($0) }, shape: shape)
         }
     }
 }
@@ -143,7 +160,8 @@ extension Module {
     public var parameters: [Parameter] { namedParameters().map(\.parameter) }
 }
 
-/// `x · W + b` with W `[in, out]`, initialized as PyTorch's nn.Linear (uniform ±1/√in).
+/// `x · W + b` with W `[in, out]`, initialized as PyTorch's nn.Linear (uniform ±1/√in); `x` is
+/// `[batch, in]` or has more leading axes (`[B, T, in]`), as nn.Linear's.
 public final class Linear: Layer {
     public let weight: Parameter
     public let bias: Parameter?
@@ -159,8 +177,8 @@ public final class Linear: Layer {
 
     public func callAsFunction(_ x: Tensor) throws -> Tensor {
         let w = try weight.tensor(in: x.graph)
-        guard x.shape.rank == 2, x.shape[1] == w.shape[0] else {
-            throw KilnError.shapeMismatch(op: "Linear", message: "input \(x.shape) does not fit weight \(w.shape): expected [batch, \(w.shape[0])]")
+        guard x.shape.rank >= 2, x.shape[x.shape.rank - 1] == w.shape[0] else {
+            throw KilnError.shapeMismatch(op: "Linear", message: "input \(x.shape) does not fit weight \(w.shape): expected [batch, \(w.shape[0])] or [..., \(w.shape[0])]")
         }
         let y = try x.matmul(w)
         return try bias.map { try y + $0.tensor(in: x.graph) } ?? y

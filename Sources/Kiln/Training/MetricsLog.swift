@@ -12,30 +12,34 @@ public struct MetricsLog {
     }
 
     public let path: String
+    /// What a point counts and the curves' x axis: `epoch`, or `step` for runs that evaluate
+    /// every so many steps.
+    public let axis: String
     public private(set) var points: [Point] = []
 
-    /// A log at `path`; when resuming, the lines already there for epochs up to `keepingEpochsThrough`
-    /// are kept (a run resumed after epoch 2 keeps epochs 1 and 2).
-    public init(path: String, keepingEpochsThrough kept: Int = 0) throws {
+    /// A log at `path`; when resuming, the lines already there for epochs (or steps) up to
+    /// `keepingEpochsThrough` are kept (a run resumed after epoch 2 keeps epochs 1 and 2).
+    public init(path: String, keepingEpochsThrough kept: Int = 0, axis: String = "epoch") throws {
         self.path = path
+        self.axis = axis
         guard kept > 0, let text = try? String(contentsOfFile: path, encoding: .utf8) else { return }
         for line in text.split(separator: "\n") {
             guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
-                  let epoch = object["epoch"] as? Int, epoch <= kept else { continue }
+                  let epoch = object[axis] as? Int, epoch <= kept else { continue }
             let values = object.compactMapValues { $0 as? Double }.filter { !Self.notSeries.contains($0.key) }
             points.append(Point(epoch: epoch, values: values, line: String(line)))
         }
     }
 
     /// Fields of a line that are not curves.
-    static let notSeries: Set<String> = ["epoch", "seconds", "f1"]
+    static let notSeries: Set<String> = ["epoch", "step", "seconds", "f1", "bits_per_char"]
 
     public var svgPath: String { (path as NSString).deletingPathExtension + ".svg" }
 
     /// Appends an epoch: `series` are drawn and written, `extra` (seconds, nested objects) only
     /// written. Rewrites both files.
     public mutating func append(epoch: Int, series: [String: Double], extra: [String: Any] = [:]) throws {
-        let object = extra.merging(series) { $1 }.merging(["epoch": epoch]) { $1 }
+        let object = extra.merging(series) { $1 }.merging([axis: epoch]) { $1 }
         points.append(Point(epoch: epoch, values: series, line: try JSONText.string(object)))
         let lines = points.map(\.line).joined(separator: "\n") + "\n"
         do {
@@ -98,7 +102,7 @@ public struct MetricsLog {
         s += String(format: "<text x=\"5\" y=\"%.0f\">%.3g</text><text x=\"5\" y=\"%.0f\">0</text>", pad, maxLoss, h - pad)
         s += "<text x=\"\(w - pad + 5)\" y=\"\(pad)\">1.0</text><text x=\"\(w - pad + 5)\" y=\"\(h - pad)\">0</text>"
         for (i, r) in epochs.enumerated() { s += String(format: "<text x=\"%.1f\" y=\"%.0f\" text-anchor=\"middle\">%d</text>", x(i), h - pad + 15, r.epoch) }
-        s += "<text x=\"\(w / 2)\" y=\"\(h - 10)\" text-anchor=\"middle\">epoch</text>"
+        s += "<text x=\"\(w / 2)\" y=\"\(h - 10)\" text-anchor=\"middle\">\(axis)</text>"
         let colors = ["#d62728", "#ff9896", "#1f77b4", "#aec7e8", "#2ca02c", "#98df8a", "#9467bd", "#c5b0d5"]
         var legend = pad + 10
         for (i, name) in (losses + fractions).enumerated() {
