@@ -77,7 +77,7 @@ struct BenchCommand: ParsableCommand {
             discussion: "W1: 784-256-128-10 ReLU, batch 128, SGD momentum 0.9. W2: vocabulary 20000, dim 50, window 5, hidden 128 tanh, 5 classes, batch 512, SGD momentum 0.9, synthetic ids."
         )
         @OptionGroup var common: Common
-        @Option(help: "fashion-mnist (W1) or ner (W2).")
+        @Option(help: "fashion-mnist (W1), ner (W2) or charlm (W4: the character-level GPT of `kiln train --task charlm`, 10 steps a repetition).")
         var task: TaskName = .fashionMNIST
         @Option(help: "fashion-mnist: mlp (W1) or cnn (W3: the CNN of `kiln train --model cnn`, Adam lr 1e-3, batch 128, 468 steps).")
         var model: ModelName = .mlp
@@ -85,6 +85,7 @@ struct BenchCommand: ParsableCommand {
         var steps: Int?
 
         func run() throws {
+            if task == .charlm { return try LanguageModelBench.run(steps: steps ?? 10, common: common) }
             // Under mpirun: each process runs its share of the global batch and the gradients
             // are summed across processes every step.
             let job = MPICollective.launchedByMPI() ? try MPICollective.world() : nil
@@ -136,6 +137,30 @@ struct BenchCommand: ParsableCommand {
                 try common.report("W2 step", perStep, unit: "ms", scale: 1e3,
                                   rate: { String(format: "%.0f examples/s", 512 / $0) + suffix }, extra: extra)
             }
+        }
+    }
+
+    /// W4: steps of `kiln train --task charlm`'s GPT (context 128, width 128, 4 layers, 4 heads,
+    /// batch 32, AdamW lr 1e-3 weight decay 0.1, clip 1.0) on the default corpus's windows.
+    struct LanguageModelBench {
+        static func run(steps: Int, common: Common) throws {
+            let corpus = try TextCorpus.load()
+            let model = try TransformerLanguageModel(TransformerConfig(vocabulary: corpus.characters.count))
+            let optimizer = Optimizer.adamW(weightDecay: 0.1, decayGroup: .matrices, clipNorm: 1)
+            let trainer = try LanguageModelTrainer(model: model, corpus: corpus, optimizer: optimizer, device: common.device)
+            let windows = try (0..<4).map { try trainer.trainWindows.random(count: 32, seed: 0, step: $0) }
+            let t = try Timing.measure(warmup: common.warmup, repeats: common.repeats) {
+                for i in 0..<steps { try trainer.step.train(windows[i % 4], learningRate: 1e-3) }
+            }
+            let program = try trainer.step.trainingProgram(for: windows[0])
+            let perStep = Timing(seconds: t.seconds.map { $0 / Double(steps) })
+            // 6 x parameters x tokens for the matmuls of forward and backward, plus attention's
+            // 2 batched matmuls (4 x T x T x width per sequence forward, twice that backward).
+            let parameters = trainer.step.namedParameters.reduce(0) { $0 + $1.parameter.shape.count }
+            let flops = 6.0 * Double(parameters) * 32 * 128 + 3 * 4 * 128 * 128 * 128 * 32 * 4
+            try common.report("W4 charlm step (\(steps) steps a repetition)", perStep, unit: "ms", scale: 1e3,
+                              rate: { String(format: "%.0f tokens/s, %.1f GFLOP/s", 32 * 128 / $0, flops / $0 / 1e9) },
+                              extra: ["step_ms": perStep.median * 1e3, "kernels": program.kernels.count, "gflop_per_step": flops / 1e9])
         }
     }
 
