@@ -5,7 +5,7 @@ Writes three JSON files under Tests/Fixtures/ (relative to the repository root):
 
   ops.json     {"cases": [...]}: per-op forward outputs and backward gradients
                (neg, exp, log, sqrt, tanh, sigmoid, relu, add, sub, mul, div,
-               maximum, minimum, sum, mean, max, matmul (batched too), transpose, reshape,
+               maximum, minimum, sum, mean, max, matmul (batched too), transpose, reshape, softmax, logSoftmax,
                broadcastTo, gather, scatterAdd, softmaxCrossEntropy, argmax, accuracy, maxPool,
                oneHot, unfold, fold).
                Each case is {"name", "op", "attrs", "inputs", "output",
@@ -392,6 +392,13 @@ def build_ops():
                 return torch.matmul(x.transpose(-1, -2) if ta else x, y.transpose(-1, -2) if tb else y)
 
             c.add(f"matmul_batched_2x3_3x5x4_tA{int(ta)}_tB{int(tb)}", "matmul", {"transposeA": ta, "transposeB": tb}, [a, b], bmm)
+
+    # ---- softmax / logSoftmax: F.softmax and F.log_softmax along each axis
+    for axis in (0, 1, 2):
+        c.add(f"softmax_2x3x4_axis{axis}", "softmax", {"axis": axis}, [randn(2, 3, 4) * 3],
+              lambda x, axis=axis: F.softmax(x, dim=axis))
+        c.add(f"logSoftmax_2x3x4_axis{axis}", "logSoftmax", {"axis": axis}, [randn(2, 3, 4) * 3],
+              lambda x, axis=axis: F.log_softmax(x, dim=axis))
 
     return c.cases
 

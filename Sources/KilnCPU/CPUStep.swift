@@ -276,6 +276,44 @@ struct CPUStep<T: KilnFloat> {
             let targets = outs.map { UnsafeMutableRawPointer(real($0)) }
             run = { try allReduce.finish(b, into: targets) }
 
+        case let .node(.softmax(axis, log)), let .node(.softmaxGrad(axis, log)):
+            let shape = ins[0].shape
+            let outer = shape.dims[..<axis].reduce(1, *), n = shape[axis], inner = shape.dims[(axis + 1)...].reduce(1, *)
+            let x = real(ins[0]), g = ins.count > 1 ? real(ins[1]) : nil, out = real(outs[0])
+            let rows = outer * inner, parts = rows * n >= 1 << 15 ? WorkerPool.shared.threads : 1
+            run = {
+                WorkerPool.shared.run(parts: parts) { part in
+                    for r in rows * part / parts..<rows * (part + 1) / parts {
+                        let base = (r / inner) * n * inner + r % inner
+                        let xr = x + base, yr = out + base
+                        if let g {
+                            // x is softmax's output y; the gradient.
+                            let gr = g + base
+                            var s: T = 0
+                            if log {
+                                for k in 0..<n { s += gr[k * inner] }
+                                for k in 0..<n { yr[k * inner] = gr[k * inner] - T.exp(xr[k * inner]) * s }
+                            } else {
+                                for k in 0..<n { s += gr[k * inner] * xr[k * inner] }
+                                for k in 0..<n { yr[k * inner] = xr[k * inner] * (gr[k * inner] - s) }
+                            }
+                            continue
+                        }
+                        var m = xr[0]
+                        for k in 1..<n where xr[k * inner] > m || xr[k * inner].isNaN { m = xr[k * inner] }
+                        var s: T = 0
+                        for k in 0..<n { s += T.exp(xr[k * inner] - m) }
+                        if log {
+                            let shift = m + T.log(s)
+                            for k in 0..<n { yr[k * inner] = xr[k * inner] - shift }
+                        } else {
+                            let scale = 1 / s
+                            for k in 0..<n { yr[k * inner] = T.exp(xr[k * inner] - m) * scale }
+                        }
+                    }
+                }
+            }
+
         case .node(.argmax(let axis)):
             let x = real(ins[0]), out = int(outs[0])
             let shape = ins[0].shape

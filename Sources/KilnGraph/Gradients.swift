@@ -96,6 +96,10 @@ extension Graph {
         case let .maxPool(w):
             return [try maxPoolGrad(x[0], upstream: g, window: w)]
 
+        case let .softmax(axis, log):
+            // From the output alone: softmax y·(g − Σ g·y), log-softmax g − e^y·Σ g.
+            return [try softmaxGrad(y, upstream: g, axis: axis, log: log)]
+
         case let .fold(w, _, _):
             // fold is linear and unfold (with zero padding) is its adjoint.
             return [try unfold(g, window: w)]
@@ -108,7 +112,7 @@ extension Graph {
             // y = Σ_r x_r: every process's x reaches every y, so dL/dx_r = Σ_r' dL/dy_r'.
             return [try allReduce(g)]
 
-        case .softmaxCrossEntropyGrad, .argmax, .accuracy, .maxPoolGrad:
+        case .softmaxCrossEntropyGrad, .argmax, .accuracy, .maxPoolGrad, .softmaxGrad:
             throw KilnError.notDifferentiable("\(node.label): \(node.op.name) has no gradient; it cannot lie between the loss and a parameter")
         }
     }

@@ -141,6 +141,29 @@ public final class Graph: @unchecked Sendable {
         return try append(.reduce(op, axes: norm, keepDims: keepDims), [x], Shape(out), x.dtype)
     }
 
+    /// softmax of `x` along `axis` (negative counts from the end), or log-softmax when `log`:
+    /// one kernel (see `Op.softmax`).
+    public func softmax(_ x: Tensor, axis: Int = -1, log: Bool = false) throws -> Tensor {
+        let name = log ? "logSoftmax" : "softmax"
+        try requireFloat(name, x)
+        let a = axis < 0 ? axis + x.shape.rank : axis
+        guard a >= 0, a < x.shape.rank else {
+            throw KilnError.invalidArgument(op: name, message: "axis \(axis) is outside shape \(x.shape)")
+        }
+        guard x.shape[a] > 0 else { throw KilnError.invalidArgument(op: name, message: "axis \(a) of shape \(x.shape) is empty") }
+        return try append(.softmax(axis: a, log: log), [x], x.shape, x.dtype)
+    }
+
+    /// The gradient of `softmax` from its output `y` and the upstream gradient (see `Op.softmaxGrad`).
+    public func softmaxGrad(_ y: Tensor, upstream: Tensor, axis: Int, log: Bool) throws -> Tensor {
+        try requireFloat("softmaxGrad", y, upstream)
+        let a = axis < 0 ? axis + y.shape.rank : axis
+        guard a >= 0, a < y.shape.rank, upstream.shape == y.shape, upstream.dtype == y.dtype else {
+            throw KilnError.shapeMismatch(op: "softmaxGrad", message: "output \(y.dtype) \(y.shape), upstream \(upstream.dtype) \(upstream.shape), axis \(axis): the upstream must match the output and the axis lie in it")
+        }
+        return try append(.softmaxGrad(axis: a, log: log), [y, upstream], y.shape, y.dtype)
+    }
+
     // MARK: Linear algebra and layout
 
     /// `op(a) @ op(b)`, where `op` transposes the last two axes when asked: 2-D tensors, or a

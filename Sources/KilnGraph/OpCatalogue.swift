@@ -142,6 +142,12 @@ public enum Op: Sendable, Hashable {
     /// its first word's top 24 bits over 2^24, so every backend draws the same values and a
     /// run is repeatable from its counter alone.
     case uniform(seed: UInt32, stream: UInt32)
+    /// softmax along `axis` (`log`: log-softmax), each slice shifted by its maximum so that any
+    /// finite input gives a finite output: one kernel, not a chain of reductions.
+    case softmax(axis: Int, log: Bool)
+    /// The gradient of `softmax`: inputs (its output y, upstream g) give y·(g − Σ g·y) along
+    /// `axis` (log-softmax: g − exp(y)·Σ g).
+    case softmaxGrad(axis: Int, log: Bool)
 
     /// A short name for messages, schedules and graph drawings.
     public var name: String {
@@ -169,6 +175,8 @@ public enum Op: Sendable, Hashable {
         case .maxPool(let w): return "maxPool(\(w))"
         case .maxPoolGrad(let w): return "maxPoolGrad(\(w))"
         case let .uniform(seed, stream): return "uniform(seed: \(seed), stream: \(stream))"
+        case let .softmax(axis, log): return "\(log ? "logSoftmax" : "softmax")(axis: \(axis))"
+        case let .softmaxGrad(axis, log): return "\(log ? "logSoftmax" : "softmax")Grad(axis: \(axis))"
         }
     }
 }
@@ -193,6 +201,7 @@ public enum OpKind: String, CaseIterable, Sendable, Hashable {
     case unfold, fold
     case maxPool, maxPoolGrad
     case uniform
+    case softmax, logSoftmax, softmaxGrad
 
     /// How the compiler places an op's nodes into kernels.
     public enum Fusion: Sendable, Hashable {
@@ -265,6 +274,9 @@ public enum OpKind: String, CaseIterable, Sendable, Hashable {
         // Its input is an int32 counter. PyTorch draws other numbers: Philox's published
         // answers check it instead (PhiloxTests).
         case .uniform: return t(.kernel, .none, golden: false)
+        case .softmax, .logSoftmax: return t(.kernel, .rule)
+        // Made only by softmax's gradient rule, and checked through it.
+        case .softmaxGrad: return t(.kernel, .error, golden: false)
         }
     }
 }
@@ -339,6 +351,8 @@ extension Op {
         case .maxPool: return .maxPool
         case .maxPoolGrad: return .maxPoolGrad
         case .uniform: return .uniform
+        case .softmax(_, let log): return log ? .logSoftmax : .softmax
+        case .softmaxGrad: return .softmaxGrad
         }
     }
 }
@@ -384,9 +398,9 @@ extension OpKind {
         switch self {
         case .feed, .parameter, .state, .constant: arity = 0
         case .neg, .exp, .log, .sqrt, .tanh, .sigmoid, .relu, .sum, .mean, .max, .transpose, .reshape, .broadcastTo,
-             .argmax, .allReduce, .oneHot, .unfold, .fold, .maxPool, .uniform: arity = 1
+             .argmax, .allReduce, .oneHot, .unfold, .fold, .maxPool, .uniform, .softmax, .logSoftmax: arity = 1
         case .add, .sub, .mul, .div, .maximum, .minimum, .greater, .equal, .matmul, .gather, .scatterAdd,
-             .softmaxCrossEntropy, .accuracy, .maxPoolGrad: arity = 2
+             .softmaxCrossEntropy, .accuracy, .maxPoolGrad, .softmaxGrad: arity = 2
         case .softmaxCrossEntropyGrad: arity = 3
         }
         guard x.count == arity else {
@@ -426,6 +440,10 @@ extension OpKind {
             case .maxPoolGrad: return try g.maxPoolGrad(x[0], upstream: x[1], window: w)
             default: return try g.fold(x[0], window: w, height: try attr("height", int), width: try attr("width", int))
             }
+        case .softmax, .logSoftmax:
+            return try g.softmax(x[0], axis: attrs["axis"].flatMap(int) ?? -1, log: self == .logSoftmax)
+        case .softmaxGrad:
+            return try g.softmaxGrad(x[0], upstream: x[1], axis: attrs["axis"].flatMap(int) ?? -1, log: attrs["log"].flatMap(bool) ?? false)
         case .uniform:
             return try g.uniform(Shape(try attr("shape", ints)), counter: x[0], seed: UInt32(truncatingIfNeeded: attrs["seed"].flatMap(int) ?? 0), dtype: dtype)
         }
@@ -455,7 +473,7 @@ extension Op {
             return [IndexInput(input: 1, limit: inputs[0][1], ignore: nil, what: "label")]
         case let .oneHot(classes, ignoreIndex): return [IndexInput(input: 0, limit: classes, ignore: ignoreIndex, what: "label")]
         case .input, .constant, .unary, .binary, .reduce, .matmul, .transpose, .reshape, .broadcastTo, .argmax, .allReduce,
-             .unfold, .fold, .maxPool, .maxPoolGrad, .uniform:
+             .unfold, .fold, .maxPool, .maxPoolGrad, .uniform, .softmax, .softmaxGrad:
             return []
         }
     }

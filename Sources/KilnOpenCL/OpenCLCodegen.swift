@@ -174,6 +174,7 @@ struct OpenCLCodegen {
             case .uniform: return [Philox.openCL]
             case .gather, .scatterAdd: return [KernelSources.embedding]
             case .softmaxCrossEntropy, .softmaxCrossEntropyGrad, .accuracy: return [KernelSources.softmaxCrossEntropy]
+            case .softmax, .softmaxGrad: return [KernelSources.softmax]
             case .argmax: return [KernelSources.argmax]
             case .input, .constant, .unary, .binary, .reduce, .matmul, .reshape, .broadcastTo, .allReduce: return []
             }
@@ -477,6 +478,13 @@ struct OpenCLCodegen {
             let fn = k.kind == .node(.accuracy) ? "accuracy" : "softmax_xent"
             let args = real(ins[0]) + real(ins[1]) + real(outs[0]) + [.int(ins[0].shape[0]), .int(ins[0].shape[1])]
             launches.append(LaunchSpec(function: fn, args: args, global: [256], local: [256], kernel: index))
+
+        case let .node(.softmax(axis, log)), let .node(.softmaxGrad(axis, log)):
+            let shape = ins[0].shape
+            let n = shape[axis], inner = shape.dims[(axis + 1)...].reduce(1, *), rows = shape.count / max(n, 1)
+            let grad = k.kind != .node(.softmax(axis: axis, log: log))
+            let args = real(ins[0]) + (grad ? real(ins[1]) : []) + real(outs[0]) + [.int(rows), .int(n), .int(inner), .int(log ? 1 : 0)]
+            launch(grad ? "softmax_grad_rows" : "softmax_rows", args, items: rows, local: 64, kernel: index)
 
         case .node(.softmaxCrossEntropyGrad):
             let args = real(ins[0]) + real(ins[1]) + real(ins[2]) + real(outs[0]) + [.int(ins[0].shape[0]), .int(ins[0].shape[1])]

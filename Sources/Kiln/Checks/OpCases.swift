@@ -196,6 +196,19 @@ public enum OpCases {
             // Max pooling's padding.
             g.output("unfold with -inf padding", try g.graph.unfold(x, window: windows[0], padValue: -.infinity), differentiable: false)
         })
+        // Rows along the last axis (attention's), along a middle axis (strided), long rows, and
+        // large values that only the shift by the maximum keeps finite.
+        let (sm0, sm1, sm2) = (d(33, 3), d(129, 9), d(17, 5)), (smRows, smLong) = (d(64, 4), d(1000, 300))
+        cases.append(OpCase("softmax and logSoftmax [\(sm0),\(sm1),\(sm2)] along each axis", seed: 900) { g in
+            let x = try g.input("x", [sm0, sm1, sm2], -4...4)
+            for axis in 0..<3 {
+                g.output("softmax axis \(axis)", try g.graph.softmax(x, axis: axis))
+                g.output("logSoftmax axis \(axis)", try g.graph.softmax(x, axis: axis, log: true))
+            }
+            let big = try g.input("big", [smRows, smLong], -60...60)
+            g.output("softmax of large values", try g.graph.softmax(big))
+            g.output("logSoftmax of large values", try g.graph.softmax(big, log: true))
+        })
         // Bit for bit the same draws: Philox in Swift and in OpenCL C, two streams, a dropout mask.
         let draws = d(70000, 1000)
         cases.append(OpCase("random: uniform [\(draws)] and [3,5,7] from a counter, a dropout mask", seed: 800, gradients: false) { g in
@@ -281,6 +294,13 @@ public enum OpCases {
                 g.output("maxPool", try g.graph.maxPool(x, window: w))
             })
         }
+        cases.append(OpCase("softmax and logSoftmax [2,3,4] along each axis", seed: 1) { g in
+            let x = try g.input("x", [2, 3, 4], -2...2)
+            for axis in [0, 1, -1] {
+                g.output("softmax axis \(axis)", try g.graph.softmax(x, axis: axis))
+                g.output("logSoftmax axis \(axis)", try g.graph.softmax(x, axis: axis, log: true))
+            }
+        })
         // In one process the sum over processes is the identity, and so is its gradient.
         cases.append(OpCase("allReduce in one process", seed: 1) { g in
             g.output("allReduce", try g.graph.allReduce(g.input("x", [3, 4])))

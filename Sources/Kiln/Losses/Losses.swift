@@ -36,12 +36,10 @@ public func binaryCrossEntropyWithLogits(_ logits: Tensor, _ target: Tensor) thr
     return try (logits.maximum(zero) - logits * target + softplusOfMinusAbs.log()).mean()
 }
 
-/// log(softmax(x)) along `axis`, computed as x − max − log Σ exp(x − max) so that large
-/// values stay finite.
+/// log(softmax(x)) along `axis`, x − max − log Σ exp(x − max) so that large values stay
+/// finite: one kernel forward and one backward (`Graph.softmax(_:axis:log:)`).
 public func logSoftmax(_ x: Tensor, axis: Int = -1) throws -> Tensor {
-    let m = try x.max(axes: [axis], keepDims: true)
-    let shifted = try x - m
-    return try shifted - shifted.exp().sum(axes: [axis], keepDims: true).log()
+    try x.graph.softmax(x, axis: axis, log: true)
 }
 
 /// Cross-entropy of logits `[N, C]` (or `[N, T, C]`, any leading axes) against int32 class

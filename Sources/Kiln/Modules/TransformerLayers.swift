@@ -3,11 +3,10 @@ import Foundation
 // The pieces of a transformer, built from graph ops so that autodiff derives their gradients:
 // softmax, GELU, layer norm, multi-head attention, and the pre-LN block of GPT-2.
 
-/// softmax(x) along `axis`, computed as exp(x − max) / Σ exp(x − max) so that large values stay
-/// finite.
+/// softmax(x) along `axis`, exp(x − max) / Σ exp(x − max) so that large values stay finite: one
+/// kernel forward and one backward (`Graph.softmax`).
 public func softmax(_ x: Tensor, axis: Int = -1) throws -> Tensor {
-    let e = try (x - x.max(axes: [axis], keepDims: true)).exp()
-    return try e / e.sum(axes: [axis], keepDims: true)
+    try x.graph.softmax(x, axis: axis)
 }
 
 /// GELU, x·Φ(x). `tanh`: GPT-2's approximation 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))),
