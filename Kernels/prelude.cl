@@ -3,6 +3,10 @@
 #ifdef KILN_FP64
 #pragma OPENCL EXTENSION cl_khr_fp64 : enable
 typedef double real;
+typedef double4 real4;
+typedef double8 real8;
 #else
 typedef float real;
+typedef float4 real4;
+typedef float8 real8;
 #endif

@@ -483,8 +483,14 @@ struct OpenCLCodegen {
             let shape = ins[0].shape
             let n = shape[axis], inner = shape.dims[(axis + 1)...].reduce(1, *), rows = shape.count / max(n, 1)
             let grad = k.kind != .node(.softmax(axis: axis, log: log))
-            let args = real(ins[0]) + (grad ? real(ins[1]) : []) + real(outs[0]) + [.int(rows), .int(n), .int(inner), .int(log ? 1 : 0)]
-            launch(grad ? "softmax_grad_rows" : "softmax_rows", args, items: rows, local: 64, kernel: index)
+            let buffers = real(ins[0]) + (grad ? real(ins[1]) : []) + real(outs[0])
+            let function = grad ? "softmax_grad_rows" : "softmax_rows"
+            if inner == 1 && n % 8 == 0 {
+                // Contiguous rows: 8 values at a time.
+                launch(function + "8", buffers + [.int(rows), .int(n / 8), .int(log ? 1 : 0)], items: rows, local: 64, kernel: index)
+            } else {
+                launch(function, buffers + [.int(rows), .int(n), .int(inner), .int(log ? 1 : 0)], items: rows, local: 64, kernel: index)
+            }
 
         case .node(.softmaxCrossEntropyGrad):
             let args = real(ins[0]) + real(ins[1]) + real(ins[2]) + real(outs[0]) + [.int(ins[0].shape[0]), .int(ins[0].shape[1])]

@@ -198,7 +198,7 @@ public enum OpCases {
         })
         // Rows along the last axis (attention's), along a middle axis (strided), long rows, and
         // large values that only the shift by the maximum keeps finite.
-        let (sm0, sm1, sm2) = (d(33, 3), d(129, 9), d(17, 5)), (smRows, smLong) = (d(64, 4), d(1000, 300))
+        let (sm0, sm1, sm2) = (d(33, 3), d(129, 9), d(17, 5)), (smRows, smLong, sm8) = (d(64, 4), d(1000, 300), d(128, 16))
         cases.append(OpCase("softmax and logSoftmax [\(sm0),\(sm1),\(sm2)] along each axis", seed: 900) { g in
             let x = try g.input("x", [sm0, sm1, sm2], -4...4)
             for axis in 0..<3 {
@@ -206,6 +206,10 @@ public enum OpCases {
                 g.output("logSoftmax axis \(axis)", try g.graph.softmax(x, axis: axis, log: true))
             }
             let big = try g.input("big", [smRows, smLong], -60...60)
+            // Contiguous rows, a multiple of 8 long: the 8-wide kernels.
+            let rows8 = try g.input("rows of 8k", [3, smRows, sm8], -4...4)
+            g.output("softmax rows of 8k", try g.graph.softmax(rows8))
+            g.output("logSoftmax rows of 8k", try g.graph.softmax(rows8, log: true))
             g.output("softmax of large values", try g.graph.softmax(big))
             g.output("logSoftmax of large values", try g.graph.softmax(big, log: true))
         })
