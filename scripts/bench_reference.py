@@ -28,6 +28,13 @@ What it measures (float32 throughout):
                          Timed as blocks of 20 steps, reported per step.
                          Kiln: `kiln bench step --task ner`.
 
+  W4 charlm step         (--charlm) one training step of `kiln train --task charlm`'s
+                         character-level GPT (scripts/charlm_reference.py: context
+                         128, width 128, 4 layers, 4 heads, batch 32, AdamW with
+                         clipping) on 4 random batches of windows of the default
+                         corpus, cycled; timed as blocks of 10 steps, reported per
+                         step. Kiln: `kiln bench step --task charlm`.
+
 How: the script runs R rounds. In each round, for each workload, it runs every
 implementation once (Kiln as a child process with --json, numpy and PyTorch in
 this process), alternating Kiln and the references, with the order rotated
@@ -283,6 +290,26 @@ class W3Torch:
             opt.step()
 
 
+class W4Torch:
+    """The character-level GPT's steps on 4 random batches of windows, as `kiln bench step --task charlm`."""
+
+    def __init__(self):
+        import charlm_reference as lm
+        self.lm = lm
+        chars, train_ids, _ = lm.load_corpus()
+        torch.manual_seed(0)
+        self.model = lm.GPT(len(chars))
+        self.opt = lm.optimizer(self.model)
+        gen = torch.Generator()
+        gen.manual_seed(0)
+        self.data = [lm.random_windows(train_ids, 32, 128, gen) for _ in range(4)]
+
+    def block(self, steps=10):
+        for i in range(steps):
+            x, y = self.data[i % 4]
+            self.lm.train_step(self.model, self.opt, x, y)
+
+
 # ---------------------------------------------------------------------------
 # W2: the word-window classifier
 
@@ -442,6 +469,17 @@ def build_plan(kiln, cfg):
             "kiln-cpu": w3_kiln("cpu"),
             "kiln-gpu": w3_kiln("gpu"),
         }))
+    if "w4" in cfg:
+        c = cfg["w4"]
+        w4t = W4Torch()
+        w4_kiln = lambda device: (lambda: run_kiln(kiln, [  # noqa: E731
+            "step", "--task", "charlm", "--device", device, "--repeats", str(c["repeats"]), "--warmup", str(c["warmup"])]))
+        plan.append(("w4_step", "W4 charlm step, 32x128 tokens (ms)", "ms", 1e3, 23.6e9, {
+            "numpy": None,
+            "torch": (lambda: stats_of([t / 10 for t in time_reps(w4t.block, c["warmup"], c["repeats"])])),
+            "kiln-cpu": w4_kiln("cpu"),
+            "kiln-gpu": w4_kiln("gpu"),
+        }))
     return plan
 
 
@@ -505,6 +543,8 @@ def main():
     ap.add_argument("--kiln", default=str(ROOT / ".build" / "release" / "kiln"), help="the Kiln binary")
     ap.add_argument("--cnn", action="store_true", help="also W3: an epoch of the Fashion-MNIST CNN (minutes per round)")
     ap.add_argument("--only-cnn", action="store_true", help="W3 alone")
+    ap.add_argument("--charlm", action="store_true", help="also W4: steps of the character-level GPT")
+    ap.add_argument("--only-charlm", action="store_true", help="W4 alone")
     args = ap.parse_args()
     rounds = args.rounds or (3 if args.quick else 7)
     kiln = Path(args.kiln)
@@ -513,6 +553,8 @@ def main():
     cfg = settings(args.quick)
     if args.cnn or args.only_cnn:
         cfg["w3"] = dict(warmup=0, repeats=1)
+    if args.charlm or args.only_charlm:
+        cfg["w4"] = dict(warmup=1, repeats=3)
     original = kiln
     kiln, kiln_sha, kiln_mtime = snapshot_kiln(original)
 
@@ -534,8 +576,9 @@ def main():
     t_start = time.perf_counter()
     stat0, own0 = cpu_stat(), own_cpu_seconds()
     plan = build_plan(kiln, cfg)
-    if args.only_cnn:
-        plan = [p for p in plan if p[0] == "w3_epoch"]
+    if args.only_cnn or args.only_charlm:
+        only = {"w3_epoch"} if args.only_cnn else set()
+        plan = [p for p in plan if p[0] in only | ({"w4_step"} if args.only_charlm else set())]
     samples = {key: {impl: [] for impl in IMPLS} for key, *_ in plan}  # (median, min, max) per round
     errors = {}
     for r in range(rounds):

@@ -39,6 +39,14 @@ Two subcommands:
                   test accuracy. --model cnn trains the CNN of `kiln train
                   --model cnn` instead (Adam lr 1e-3, the same batches).
 
+  charlm [--steps 1000] [--seed 0] [--threads 2] [--data FILE]
+                  Trains the character-level GPT of `kiln train --task charlm`
+                  (scripts/charlm_reference.py defines it: context 128, width
+                  128, 4 layers, 4 heads, batch 32, AdamW lr 1e-3 weight decay
+                  0.1 on weights, clip 1.0) and prints one JSON object per
+                  evaluation (every 100 steps): step, train_loss, val_loss
+                  (nats per character), bits_per_char, seconds.
+
 Data: the IDX gzip files in /usr/share/datasets/fashion-mnist/ (override with
 --data-dir or $KILN_FMNIST_DIR), read with gzip + numpy.
 
@@ -325,8 +333,18 @@ def main():
     b.add_argument("--threads", type=int, default=2)
     b.add_argument("--model", choices=["mlp", "cnn"], default="mlp",
                    help="mlp: the default MLP, SGD with momentum; cnn: kiln train --model cnn's CNN, Adam lr 1e-3")
+    c = sub.add_parser("charlm", help="train the character-level GPT and report the held-out loss every 100 steps")
+    c.add_argument("--steps", type=int, default=1000)
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--threads", type=int, default=2)
+    c.add_argument("--data", default="/usr/share/common-licenses")
     args = p.parse_args()
-    if args.cmd == "golden":
+    if args.cmd == "charlm":
+        import charlm_reference
+        torch.set_num_threads(args.threads)
+        print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, seed {args.seed}", flush=True)
+        charlm_reference.train(args.data, steps=args.steps, seed=args.seed, report=lambda p: print(json.dumps(p), flush=True))
+    elif args.cmd == "golden":
         cmd_golden(args)
     else:
         cmd_bench(args)
