@@ -18,6 +18,8 @@ Writes three JSON files under Tests/Fixtures/ (relative to the repository root):
   conv.json    conv2d -> relu -> max_pool2d -> conv2d (stride, dilation) -> avg_pool2d, and a
                padded max pool with a tie: input, weights, output, gradients; batch norm's
                training step (output, gradients, running statistics) and evaluation.
+  transformer.json  a tiny character-level GPT (scripts/charlm_reference.py): parameters under
+               Kiln's names, ids, targets, logits, loss and every parameter's gradient.
   window.json  the word-window NER classifier (embedding lookup -> concat ->
                tanh layer -> linear -> softmax cross-entropy): ids, labels,
                params (E, W1, b1, W2, b2), logits, loss and gradients.
@@ -518,6 +520,41 @@ def build_conv():
     }
 
 
+def build_transformer():
+    """A tiny version of the character-level GPT (scripts/charlm_reference.py, the model of
+    `kiln train --task charlm`) in float64: vocabulary 7, context 6, width 8, 2 layers, 2 heads,
+    batch 3. Its parameters under Kiln's names and layouts (Linear weights [in, out]), ids and
+    targets, the logits, the mean cross-entropy and every parameter's gradient."""
+    import charlm_reference as lm
+    torch.manual_seed(11)
+    model = lm.GPT(7, context=6, width=8, layers=2, heads=2).double()
+    with torch.no_grad():   # away from the initialization's small values, so every term counts
+        for name, p in model.named_parameters():
+            p.copy_(randn(*p.shape) * (0.5 if p.dim() >= 2 else 0.2) + (1.0 if name.endswith("ln1.weight") or name.endswith("ln2.weight") or name == "ln.weight" else 0.0))
+    ids = torch.randint(0, 7, (3, 6))
+    targets = torch.randint(0, 7, (3, 6))
+    logits = model(ids)
+    loss = F.cross_entropy(logits.reshape(-1, 7), targets.reshape(-1))
+    loss.backward()
+    rename = {"tokens.weight": "tokens.table", "ln.weight": "norm.weight", "ln.bias": "norm.bias", "head.weight": "head.weight",
+              "positions": "positions"}
+    parts = {"ln1": "attentionNorm", "q": "attention.query", "k": "attention.key", "v": "attention.value",
+             "o": "attention.output", "ln2": "mlpNorm", "fc": "expand", "proj": "contract"}
+    params, grads = {}, {}
+    for name, p in model.named_parameters():
+        linear = name == "head.weight"
+        if name.startswith("blocks."):
+            _, i, part, kind = name.split(".")
+            kiln = f"blocks.{i}.{parts[part]}.{kind}"
+            linear = kind == "weight" and part not in ("ln1", "ln2")
+        else:
+            kiln = rename[name]
+        params[kiln] = tj(p.detach().t() if linear else p.detach())
+        grads[kiln] = tj(p.grad.t() if linear else p.grad)
+    return {"config": {"vocabulary": 7, "context": 6, "width": 8, "layers": 2, "heads": 2},
+            "ids": tj(ids), "targets": tj(targets), "params": params, "logits": tj(logits), "loss": tj(loss), "grads": grads}
+
+
 def main():
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     cases = build_ops()
@@ -527,7 +564,8 @@ def main():
     write_dict(OUT_DIR / "mlp.json", mlp)
     write_dict(OUT_DIR / "window.json", build_window())
     write_dict(OUT_DIR / "conv.json", build_conv())
-    for name in ("ops.json", "mlp.json", "window.json", "conv.json"):
+    write_dict(OUT_DIR / "transformer.json", build_transformer())
+    for name in ("ops.json", "mlp.json", "window.json", "conv.json", "transformer.json"):
         p = OUT_DIR / name
         print(f"wrote {p.relative_to(ROOT)} ({p.stat().st_size} bytes)")
     print(f"{len(cases)} op cases, torch {torch.__version__}")
