@@ -24,6 +24,12 @@ inline float kiln_tanh(float x) {
 }
 #endif
 
+// GELU's tanh approximation (PyTorch's gelu(approximate="tanh")), with kiln_tanh as the CPU
+// backend computes it.
+inline real kiln_gelu(real x) {
+    return (real)0.5 * x * ((real)1 + kiln_tanh((real)0.7978845608028654 * (x + (real)0.044715 * x * x * x)));
+}
+
 // How reductions combine two partial results; max lets NaN through, as the CPU reference does.
 inline real red_sum(real a, real b) { return a + b; }
 inline real red_max(real a, real b) { return (b > a || isnan(b)) ? b : a; }

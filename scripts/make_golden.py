@@ -395,6 +395,10 @@ def build_ops():
 
             c.add(f"matmul_batched_2x3_3x5x4_tA{int(ta)}_tB{int(tb)}", "matmul", {"transposeA": ta, "transposeB": tb}, [a, b], bmm)
 
+    # ---- gelu (tanh approximation) and erf, over [-3, 3]
+    c.add("gelu_5x7", "gelu", {}, [randn(5, 7) * 1.5], lambda x: F.gelu(x, approximate="tanh"))
+    c.add("erf_5x7", "erf", {}, [randn(5, 7) * 1.5], torch.erf)
+
     # ---- softmax / logSoftmax: F.softmax and F.log_softmax along each axis
     for axis in (0, 1, 2):
         c.add(f"softmax_2x3x4_axis{axis}", "softmax", {"axis": axis}, [randn(2, 3, 4) * 3],

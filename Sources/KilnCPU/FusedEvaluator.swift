@@ -340,6 +340,8 @@ final class FusedEvaluator<T: KilnFloat>: @unchecked Sendable {
                 case .tanh: T.tanh(x, into: r, count: n)
                 case .sigmoid: for e in 0..<n { r[e] = 1 / (1 + T.exp(-x[e])) }
                 case .relu: for e in 0..<n { r[e] = x[e] > 0 ? x[e] : 0 }
+                case .gelu: Self.gelu(x, r, n)
+                case .erf: for e in 0..<n { r[e] = T.erf(x[e]) }
                 }
             case let .binary(i, op, a, b):
                 let r = out(i)
@@ -375,6 +377,21 @@ extension FusedEvaluator {
             return r
         case .sigmoid: return 1 / (1 + T.exp(-x))
         case .relu: return x > 0 ? x : 0
+        case .gelu:
+            var v = x, r = x
+            gelu(&v, &r, 1)
+            return r
+        case .erf: return T.erf(x)
+        }
+    }
+
+    /// GELU's tanh approximation over `n` values, with the block tanh; `r` may be `x`.
+    static func gelu(_ x: UnsafePointer<T>, _ r: UnsafeMutablePointer<T>, _ n: Int) {
+        withUnsafeTemporaryAllocation(of: T.self, capacity: n) { u in
+            let (a, c): (T, T) = (0.044715, 0.7978845608028654)
+            for e in 0..<n { u[e] = c * (x[e] + a * x[e] * x[e] * x[e]) }
+            T.tanh(u.baseAddress!, into: u.baseAddress!, count: n)
+            for e in 0..<n { r[e] = 0.5 * x[e] * (1 + u[e]) }
         }
     }
 

@@ -6,6 +6,7 @@ public protocol KilnFloat: BinaryFloatingPoint, SIMDScalar, Codable, Sendable {
     static func exp(_ x: Self) -> Self
     static func log(_ x: Self) -> Self
     static func tanh(_ x: Self) -> Self
+    static func erf(_ x: Self) -> Self
     static func squareRoot(_ x: Self) -> Self
     /// `r[i] = tanh(x[i])` for `count` elements (Float: a vectorizable rational approximation
     /// within 4e-7 of tanh; Double: the C library's).
@@ -22,6 +23,7 @@ extension Float: KilnFloat {
     public static func exp(_ x: Float) -> Float { Foundation.exp(x) }
     public static func log(_ x: Float) -> Float { Foundation.log(x) }
     public static func tanh(_ x: Float) -> Float { Foundation.tanh(x) }
+    public static func erf(_ x: Float) -> Float { Foundation.erf(x) }
     public static func squareRoot(_ x: Float) -> Float { x.squareRoot() }
 
     public static func tanh(_ x: UnsafePointer<Float>, into r: UnsafeMutablePointer<Float>, count: Int) {
@@ -56,6 +58,7 @@ extension Double: KilnFloat {
     public static func exp(_ x: Double) -> Double { Foundation.exp(x) }
     public static func log(_ x: Double) -> Double { Foundation.log(x) }
     public static func tanh(_ x: Double) -> Double { Foundation.tanh(x) }
+    public static func erf(_ x: Double) -> Double { Foundation.erf(x) }
     public static func squareRoot(_ x: Double) -> Double { x.squareRoot() }
     public static func tanh(_ x: UnsafePointer<Double>, into r: UnsafeMutablePointer<Double>, count: Int) {
         for i in 0..<count { r[i] = Foundation.tanh(x[i]) }

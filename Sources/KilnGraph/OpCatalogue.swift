@@ -12,6 +12,10 @@
 /// gradient in `Graph.gradientRule` and the inputs its checks draw (`testDomain`).
 public enum UnaryOp: String, Sendable, Hashable, CaseIterable {
     case neg, exp, log, sqrt, tanh, sigmoid, relu
+    /// GELU's tanh approximation: 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))).
+    case gelu
+    /// The error function (GELU's exact form is 0.5·x·(1 + erf(x/√2))).
+    case erf
 
     /// The OpenCL C expression of `x` (of type `real`) that computes the op, matching the CPU
     /// backend: relu(0) = 0; tanh in float is the CPU backend's rational approximation.
@@ -24,6 +28,8 @@ public enum UnaryOp: String, Sendable, Hashable, CaseIterable {
         case .tanh: "kiln_tanh(x)"
         case .sigmoid: "(real)1 / ((real)1 + exp(-x))"
         case .relu: "x > (real)0 ? x : (real)0"
+        case .gelu: "kiln_gelu(x)"
+        case .erf: "erf(x)"
         }
     }
 
@@ -33,6 +39,7 @@ public enum UnaryOp: String, Sendable, Hashable, CaseIterable {
         switch self {
         case .log, .sqrt: 0.5...2
         case .neg, .exp, .tanh, .sigmoid, .relu: -1...1
+        case .gelu, .erf: -2...2
         }
     }
 }
@@ -190,7 +197,7 @@ public enum Op: Sendable, Hashable {
 /// fail until it has a gradient-check case, a parity case, a golden case and an OpenCL kernel.
 public enum OpKind: String, CaseIterable, Sendable, Hashable {
     case feed, parameter, state, constant
-    case neg, exp, log, sqrt, tanh, sigmoid, relu
+    case neg, exp, log, sqrt, tanh, sigmoid, relu, gelu, erf
     case add, sub, mul, div, maximum, minimum, greater, equal
     case sum, mean, max
     case matmul, transpose, reshape, broadcastTo
@@ -249,7 +256,7 @@ public enum OpKind: String, CaseIterable, Sendable, Hashable {
         }
         switch self {
         case .feed, .parameter, .state, .constant: return t(.leaf, .none, golden: false, parity: false)
-        case .neg, .exp, .log, .sqrt, .tanh, .sigmoid, .relu, .add, .sub, .mul, .div, .maximum, .minimum:
+        case .neg, .exp, .log, .sqrt, .tanh, .sigmoid, .relu, .gelu, .erf, .add, .sub, .mul, .div, .maximum, .minimum:
             return t(.elementwise, .rule)
         // Comparisons make masks inside gradient rules; PyTorch's give booleans.
         case .greater, .equal: return t(.elementwise, .none, golden: false)
@@ -291,6 +298,8 @@ extension UnaryOp {
         case .tanh: .tanh
         case .sigmoid: .sigmoid
         case .relu: .relu
+        case .gelu: .gelu
+        case .erf: .erf
         }
     }
 }
@@ -397,7 +406,7 @@ extension OpKind {
         let arity: Int
         switch self {
         case .feed, .parameter, .state, .constant: arity = 0
-        case .neg, .exp, .log, .sqrt, .tanh, .sigmoid, .relu, .sum, .mean, .max, .transpose, .reshape, .broadcastTo,
+        case .neg, .exp, .log, .sqrt, .tanh, .sigmoid, .relu, .gelu, .erf, .sum, .mean, .max, .transpose, .reshape, .broadcastTo,
              .argmax, .allReduce, .oneHot, .unfold, .fold, .maxPool, .uniform, .softmax, .logSoftmax: arity = 1
         case .add, .sub, .mul, .div, .maximum, .minimum, .greater, .equal, .matmul, .gather, .scatterAdd,
              .softmaxCrossEntropy, .accuracy, .maxPoolGrad, .softmaxGrad: arity = 2
@@ -409,7 +418,7 @@ extension OpKind {
         switch self {
         case .feed, .parameter, .state, .constant:
             throw KilnError.invalidArgument(op: rawValue, message: "a leaf is made by Graph.placeholder, parameter, state or constant")
-        case .neg, .exp, .log, .sqrt, .tanh, .sigmoid, .relu:
+        case .neg, .exp, .log, .sqrt, .tanh, .sigmoid, .relu, .gelu, .erf:
             return try g.unary(UnaryOp(rawValue: rawValue)!, x[0])
         case .add, .sub, .mul, .div, .maximum, .minimum, .greater, .equal:
             return try g.binary(BinaryOp(rawValue: rawValue)!, x[0], x[1])

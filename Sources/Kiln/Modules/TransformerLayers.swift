@@ -9,11 +9,12 @@ public func softmax(_ x: Tensor, axis: Int = -1) throws -> Tensor {
     try x.graph.softmax(x, axis: axis)
 }
 
-/// GELU, x·Φ(x). `tanh`: GPT-2's approximation 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))),
-/// as PyTorch's `gelu(approximate="tanh")`.
-public func gelu(_ x: Tensor) throws -> Tensor {
-    let inner = try (x + x * x * x * 0.044715) * (2 / Double.pi).squareRoot()
-    return try x * 0.5 * (inner.tanh() + 1)
+/// GELU, x·Φ(x). `approximate` (the default): GPT-2's 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))),
+/// PyTorch's `gelu(approximate="tanh")`, one elementwise op; otherwise the exact
+/// 0.5·x·(1 + erf(x/√2)), PyTorch's default.
+public func gelu(_ x: Tensor, approximate: Bool = true) throws -> Tensor {
+    if approximate { return try x.graph.unary(.gelu, x) }
+    return try x * 0.5 * (try x.graph.unary(.erf, x * (1 / 2.0.squareRoot())) + 1)
 }
 
 /// Layer normalization over the last axis (PyTorch's nn.LayerNorm(width)): each row is
