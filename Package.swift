@@ -32,7 +32,7 @@ let package = Package(
             exclude: [],
             // Each kernel file: KernelSources.swift names it too (a test checks every .cl is there).
             resources: ["prelude.cl", "elementwise.cl", "matmul.cl", "matmul_vector.cl", "reduce.cl", "reduce_columns.cl",
-                        "softmax_xent.cl", "softmax.cl", "embedding.cl", "argmax.cl"]
+                        "softmax_xent.cl", "softmax.cl", "normalize.cl", "embedding.cl", "argmax.cl"]
                 .map { .embedInCode($0) }
         ),
         // The OpenCL backend: devices, buffers, program builds, launches, code generation.

@@ -25,6 +25,8 @@ public enum KernelSources {
     public static let softmaxCrossEntropy = text(PackageResources.softmax_xent_cl)
     /// Softmax and log-softmax along an axis, and their gradients.
     public static let softmax = text(PackageResources.softmax_cl)
+    /// Layer norm and RMS norm over the last axis, and their gradients.
+    public static let normalize = text(PackageResources.normalize_cl)
     /// Embedding gather and scatter-add (plain, and over ids grouped on the host).
     public static let embedding = text(PackageResources.embedding_cl)
     /// The index of the largest value along an axis.
@@ -33,7 +35,7 @@ public enum KernelSources {
     /// Every kernel file, by file name: each new file under Kernels/ needs its line here.
     public static let all: [String: String] = [
         "prelude.cl": prelude, "elementwise.cl": elementwise, "matmul.cl": matmul, "matmul_vector.cl": matmulVector,
-        "reduce.cl": reduce, "reduce_columns.cl": reduceColumns, "softmax_xent.cl": softmaxCrossEntropy, "softmax.cl": softmax,
+        "reduce.cl": reduce, "reduce_columns.cl": reduceColumns, "softmax_xent.cl": softmaxCrossEntropy, "softmax.cl": softmax, "normalize.cl": normalize,
         "embedding.cl": embedding, "argmax.cl": argmax,
     ]
 }

@@ -399,6 +399,11 @@ def build_ops():
     c.add("gelu_5x7", "gelu", {}, [randn(5, 7) * 1.5], lambda x: F.gelu(x, approximate="tanh"))
     c.add("erf_5x7", "erf", {}, [randn(5, 7) * 1.5], torch.erf)
 
+    # ---- layerNorm / rmsNorm over the last axis, without weights (eps 1e-5)
+    c.add("layerNorm_3x2x8", "layerNorm", {}, [randn(3, 2, 8) * 2 + 1], lambda x: F.layer_norm(x, (8,), eps=1e-5))
+    c.add("layerNorm_4x5", "layerNorm", {}, [randn(4, 5)], lambda x: F.layer_norm(x, (5,), eps=1e-5))
+    c.add("rmsNorm_3x2x8", "rmsNorm", {}, [randn(3, 2, 8) * 2 + 1], lambda x: F.rms_norm(x, (8,), eps=1e-5))
+
     # ---- softmax / logSoftmax: F.softmax and F.log_softmax along each axis
     for axis in (0, 1, 2):
         c.add(f"softmax_2x3x4_axis{axis}", "softmax", {"axis": axis}, [randn(2, 3, 4) * 3],

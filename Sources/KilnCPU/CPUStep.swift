@@ -314,6 +314,39 @@ struct CPUStep<T: KilnFloat> {
                 }
             }
 
+        case let .node(.layerNorm(eps, rms)), let .node(.layerNormGrad(eps, rms)):
+            let n = ins[0].shape[ins[0].shape.rank - 1], rows = ins[0].shape.count / max(n, 1)
+            let x = real(ins[0]), g = ins.count > 1 ? real(ins[1]) : nil, out = real(outs[0])
+            let parts = rows * n >= 1 << 15 ? WorkerPool.shared.threads : 1, epsilon = T(eps)
+            run = {
+                WorkerPool.shared.run(parts: parts) { part in
+                    for r in rows * part / parts..<rows * (part + 1) / parts {
+                        let xr = x + r * n, yr = out + r * n
+                        var mean: T = 0
+                        if !rms {
+                            for k in 0..<n { mean += xr[k] }
+                            mean /= T(n)
+                        }
+                        var variance: T = 0
+                        for k in 0..<n { variance += (xr[k] - mean) * (xr[k] - mean) }
+                        let scale = 1 / T.squareRoot(variance / T(n) + epsilon)
+                        guard let g else {
+                            for k in 0..<n { yr[k] = (xr[k] - mean) * scale }
+                            continue
+                        }
+                        let gr = g + r * n
+                        var gMean: T = 0, gxMean: T = 0
+                        for k in 0..<n {
+                            gMean += gr[k]
+                            gxMean += gr[k] * (xr[k] - mean) * scale
+                        }
+                        gMean = rms ? 0 : gMean / T(n)
+                        gxMean /= T(n)
+                        for k in 0..<n { yr[k] = scale * (gr[k] - gMean - (xr[k] - mean) * scale * gxMean) }
+                    }
+                }
+            }
+
         case .node(.argmax(let axis)):
             let x = real(ins[0]), out = int(outs[0])
             let shape = ins[0].shape

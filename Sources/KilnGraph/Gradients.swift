@@ -102,6 +102,9 @@ extension Graph {
         case let .maxPool(w):
             return [try maxPoolGrad(x[0], upstream: g, window: w)]
 
+        case let .layerNorm(eps, rms):
+            return [try layerNormGrad(x[0], upstream: g, epsilon: eps, rms: rms)]
+
         case let .softmax(axis, log):
             // From the output alone: softmax y·(g − Σ g·y), log-softmax g − e^y·Σ g.
             return [try softmaxGrad(y, upstream: g, axis: axis, log: log)]
@@ -118,7 +121,7 @@ extension Graph {
             // y = Σ_r x_r: every process's x reaches every y, so dL/dx_r = Σ_r' dL/dy_r'.
             return [try allReduce(g)]
 
-        case .softmaxCrossEntropyGrad, .argmax, .accuracy, .maxPoolGrad, .softmaxGrad:
+        case .softmaxCrossEntropyGrad, .argmax, .accuracy, .maxPoolGrad, .softmaxGrad, .layerNormGrad:
             throw KilnError.notDifferentiable("\(node.label): \(node.op.name) has no gradient; it cannot lie between the loss and a parameter")
         }
     }

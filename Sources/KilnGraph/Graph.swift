@@ -164,6 +164,29 @@ public final class Graph: @unchecked Sendable {
         return try append(.softmaxGrad(axis: a, log: log), [y, upstream], y.shape, y.dtype)
     }
 
+    /// Layer normalization of `x` over its last axis without the affine part, or RMS norm when
+    /// `rms`: one kernel (see `Op.layerNorm`).
+    public func layerNorm(_ x: Tensor, epsilon: Double = 1e-5, rms: Bool = false) throws -> Tensor {
+        let name = rms ? "rmsNorm" : "layerNorm"
+        try requireFloat(name, x)
+        guard x.shape.rank >= 1, x.shape[x.shape.rank - 1] > 0 else {
+            throw KilnError.invalidArgument(op: name, message: "needs a last axis to normalize over, got shape \(x.shape)")
+        }
+        guard epsilon > 0, epsilon.isFinite else {
+            throw KilnError.invalidArgument(op: name, message: "epsilon must be a positive number, got \(epsilon)")
+        }
+        return try append(.layerNorm(epsilon: epsilon, rms: rms), [x], x.shape, x.dtype)
+    }
+
+    /// The gradient of `layerNorm` from its input and the upstream gradient (see `Op.layerNormGrad`).
+    public func layerNormGrad(_ x: Tensor, upstream: Tensor, epsilon: Double, rms: Bool) throws -> Tensor {
+        try requireFloat("layerNormGrad", x, upstream)
+        guard x.shape.rank >= 1, upstream.shape == x.shape, upstream.dtype == x.dtype else {
+            throw KilnError.shapeMismatch(op: "layerNormGrad", message: "input \(x.dtype) \(x.shape) and upstream \(upstream.dtype) \(upstream.shape) must match")
+        }
+        return try append(.layerNormGrad(epsilon: epsilon, rms: rms), [x, upstream], x.shape, x.dtype)
+    }
+
     // MARK: Linear algebra and layout
 
     /// `op(a) @ op(b)`, where `op` transposes the last two axes when asked: 2-D tensors, or a

@@ -155,6 +155,12 @@ public enum Op: Sendable, Hashable {
     /// The gradient of `softmax`: inputs (its output y, upstream g) give y·(g − Σ g·y) along
     /// `axis` (log-softmax: g − exp(y)·Σ g).
     case softmaxGrad(axis: Int, log: Bool)
+    /// Layer normalization over the last axis without the affine part: (x − mean) / √(var + ε)
+    /// with the biased variance; `rms`: RMS norm, x / √(mean(x²) + ε). One kernel.
+    case layerNorm(epsilon: Double, rms: Bool)
+    /// The gradient of `layerNorm`: inputs (x, upstream g) give r·(g − mean(g) − x̂·mean(g·x̂))
+    /// along the last axis (RMS: without mean(g)), r = 1/√(var + ε), recomputed from x.
+    case layerNormGrad(epsilon: Double, rms: Bool)
 
     /// A short name for messages, schedules and graph drawings.
     public var name: String {
@@ -184,6 +190,8 @@ public enum Op: Sendable, Hashable {
         case let .uniform(seed, stream): return "uniform(seed: \(seed), stream: \(stream))"
         case let .softmax(axis, log): return "\(log ? "logSoftmax" : "softmax")(axis: \(axis))"
         case let .softmaxGrad(axis, log): return "\(log ? "logSoftmax" : "softmax")Grad(axis: \(axis))"
+        case let .layerNorm(eps, rms): return "\(rms ? "rmsNorm" : "layerNorm")(epsilon: \(eps))"
+        case let .layerNormGrad(eps, rms): return "\(rms ? "rmsNorm" : "layerNorm")Grad(epsilon: \(eps))"
         }
     }
 }
@@ -209,6 +217,7 @@ public enum OpKind: String, CaseIterable, Sendable, Hashable {
     case maxPool, maxPoolGrad
     case uniform
     case softmax, logSoftmax, softmaxGrad
+    case layerNorm, rmsNorm, layerNormGrad
 
     /// How the compiler places an op's nodes into kernels.
     public enum Fusion: Sendable, Hashable {
@@ -284,6 +293,9 @@ public enum OpKind: String, CaseIterable, Sendable, Hashable {
         case .softmax, .logSoftmax: return t(.kernel, .rule)
         // Made only by softmax's gradient rule, and checked through it.
         case .softmaxGrad: return t(.kernel, .error, golden: false)
+        case .layerNorm, .rmsNorm: return t(.kernel, .rule)
+        // Made only by layerNorm's gradient rule, and checked through it.
+        case .layerNormGrad: return t(.kernel, .error, golden: false)
         }
     }
 }
@@ -362,6 +374,8 @@ extension Op {
         case .uniform: return .uniform
         case .softmax(_, let log): return log ? .logSoftmax : .softmax
         case .softmaxGrad: return .softmaxGrad
+        case .layerNorm(_, let rms): return rms ? .rmsNorm : .layerNorm
+        case .layerNormGrad: return .layerNormGrad
         }
     }
 }
@@ -389,6 +403,7 @@ extension OpKind {
     }
 
     /// Makes this op's node from its inputs and named attributes (`axes`, `keepDims`, `perm`,
+    /// `log` (softmaxGrad), `rms` (layerNormGrad; norms take epsilon 1e-5),
     /// `shape`, `axis`, `rows`, `transposeA`, `transposeB`, `value`, `classes`, `ignoreIndex`;
     /// for windows `kernel`, `stride`, `padding`, `dilation` (pairs), `height`, `width`):
     /// how golden fixtures, written by name, become graphs. A oneHot made here is float32.
@@ -407,9 +422,9 @@ extension OpKind {
         switch self {
         case .feed, .parameter, .state, .constant: arity = 0
         case .neg, .exp, .log, .sqrt, .tanh, .sigmoid, .relu, .gelu, .erf, .sum, .mean, .max, .transpose, .reshape, .broadcastTo,
-             .argmax, .allReduce, .oneHot, .unfold, .fold, .maxPool, .uniform, .softmax, .logSoftmax: arity = 1
+             .argmax, .allReduce, .oneHot, .unfold, .fold, .maxPool, .uniform, .softmax, .logSoftmax, .layerNorm, .rmsNorm: arity = 1
         case .add, .sub, .mul, .div, .maximum, .minimum, .greater, .equal, .matmul, .gather, .scatterAdd,
-             .softmaxCrossEntropy, .accuracy, .maxPoolGrad, .softmaxGrad: arity = 2
+             .softmaxCrossEntropy, .accuracy, .maxPoolGrad, .softmaxGrad, .layerNormGrad: arity = 2
         case .softmaxCrossEntropyGrad: arity = 3
         }
         guard x.count == arity else {
@@ -453,6 +468,10 @@ extension OpKind {
             return try g.softmax(x[0], axis: attrs["axis"].flatMap(int) ?? -1, log: self == .logSoftmax)
         case .softmaxGrad:
             return try g.softmaxGrad(x[0], upstream: x[1], axis: attrs["axis"].flatMap(int) ?? -1, log: attrs["log"].flatMap(bool) ?? false)
+        case .layerNorm, .rmsNorm:
+            return try g.layerNorm(x[0], epsilon: 1e-5, rms: self == .rmsNorm)
+        case .layerNormGrad:
+            return try g.layerNormGrad(x[0], upstream: x[1], epsilon: 1e-5, rms: attrs["rms"].flatMap(bool) ?? false)
         case .uniform:
             return try g.uniform(Shape(try attr("shape", ints)), counter: x[0], seed: UInt32(truncatingIfNeeded: attrs["seed"].flatMap(int) ?? 0), dtype: dtype)
         }
@@ -482,7 +501,7 @@ extension Op {
             return [IndexInput(input: 1, limit: inputs[0][1], ignore: nil, what: "label")]
         case let .oneHot(classes, ignoreIndex): return [IndexInput(input: 0, limit: classes, ignore: ignoreIndex, what: "label")]
         case .input, .constant, .unary, .binary, .reduce, .matmul, .transpose, .reshape, .broadcastTo, .argmax, .allReduce,
-             .unfold, .fold, .maxPool, .maxPoolGrad, .uniform, .softmax, .softmaxGrad:
+             .unfold, .fold, .maxPool, .maxPoolGrad, .uniform, .softmax, .softmaxGrad, .layerNorm, .layerNormGrad:
             return []
         }
     }

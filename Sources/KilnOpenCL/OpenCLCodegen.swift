@@ -175,6 +175,7 @@ struct OpenCLCodegen {
             case .gather, .scatterAdd: return [KernelSources.embedding]
             case .softmaxCrossEntropy, .softmaxCrossEntropyGrad, .accuracy: return [KernelSources.softmaxCrossEntropy]
             case .softmax, .softmaxGrad: return [KernelSources.softmax]
+            case .layerNorm, .layerNormGrad: return [KernelSources.normalize]
             case .argmax: return [KernelSources.argmax]
             case .input, .constant, .unary, .binary, .reduce, .matmul, .reshape, .broadcastTo, .allReduce: return []
             }
@@ -491,6 +492,13 @@ struct OpenCLCodegen {
             } else {
                 launch(function, buffers + [.int(rows), .int(n), .int(inner), .int(log ? 1 : 0)], items: rows, local: 64, kernel: index)
             }
+
+        case let .node(.layerNorm(eps, rms)), let .node(.layerNormGrad(eps, rms)):
+            let n = ins[0].shape[ins[0].shape.rank - 1], rows = ins[0].shape.count / max(n, 1)
+            let grad = k.kind != .node(.layerNorm(epsilon: eps, rms: rms))
+            let buffers = real(ins[0]) + (grad ? real(ins[1]) : []) + real(outs[0])
+            let function = (grad ? "norm_grad_rows" : "norm_rows") + (n % 8 == 0 ? "8" : "")
+            launch(function, buffers + [.int(rows), .int(n % 8 == 0 ? n / 8 : n), .real(eps), .int(rms ? 1 : 0)], items: rows, local: 64, kernel: index)
 
         case .node(.softmaxCrossEntropyGrad):
             let args = real(ins[0]) + real(ins[1]) + real(ins[2]) + real(outs[0]) + [.int(ins[0].shape[0]), .int(ins[0].shape[1])]

@@ -213,6 +213,18 @@ public enum OpCases {
             g.output("softmax of large values", try g.graph.softmax(big))
             g.output("logSoftmax of large values", try g.graph.softmax(big, log: true))
         })
+        // Rows a multiple of 8 long (the 8-wide kernels) and not, values far from 0 (the mean
+        // matters), and the affine part after it as LayerNorm adds it.
+        let (ln0, ln8, lnOdd) = (d(129, 9), d(128, 16), d(37, 5))
+        cases.append(OpCase("layerNorm and rmsNorm [\(ln0),\(ln8)] and [3,\(ln0),\(lnOdd)]", seed: 901) { g in
+            let x = try g.input("x", [ln0, ln8], 1...3), odd = try g.input("odd", [3, ln0, lnOdd], -2...2)
+            let w = try g.input("w", [ln8]), b = try g.input("b", [ln8])
+            g.output("layerNorm rows of 8k", try g.graph.layerNorm(x))
+            g.output("rmsNorm rows of 8k", try g.graph.layerNorm(x, rms: true))
+            g.output("layerNorm odd rows", try g.graph.layerNorm(odd))
+            g.output("rmsNorm odd rows", try g.graph.layerNorm(odd, rms: true))
+            g.output("layerNorm · w + b", try g.graph.layerNorm(x) * w + b)
+        })
         // Bit for bit the same draws: Philox in Swift and in OpenCL C, two streams, a dropout mask.
         let draws = d(70000, 1000)
         cases.append(OpCase("random: uniform [\(draws)] and [3,5,7] from a counter, a dropout mask", seed: 800, gradients: false) { g in
@@ -304,6 +316,13 @@ public enum OpCases {
                 g.output("softmax axis \(axis)", try g.graph.softmax(x, axis: axis))
                 g.output("logSoftmax axis \(axis)", try g.graph.softmax(x, axis: axis, log: true))
             }
+        })
+        cases.append(OpCase("layerNorm and rmsNorm [2,3,8] and [3,5]", seed: 1) { g in
+            let x = try g.input("x", [2, 3, 8], -2...2), odd = try g.input("odd", [3, 5], 0.5...2)
+            g.output("layerNorm", try g.graph.layerNorm(x))
+            g.output("rmsNorm", try g.graph.layerNorm(x, rms: true))
+            g.output("layerNorm odd", try g.graph.layerNorm(odd))
+            g.output("rmsNorm odd", try g.graph.layerNorm(odd, rms: true))
         })
         // In one process the sum over processes is the identity, and so is its gradient.
         cases.append(OpCase("allReduce in one process", seed: 1) { g in

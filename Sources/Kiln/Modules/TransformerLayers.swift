@@ -19,16 +19,21 @@ public func gelu(_ x: Tensor, approximate: Bool = true) throws -> Tensor {
 
 /// Layer normalization over the last axis (PyTorch's nn.LayerNorm(width)): each row is
 /// centred and scaled by its biased variance, then `weight · x̂ + bias` (starting at 1 and 0).
+/// `rms`: RMS norm (nn.RMSNorm), x scaled by its root mean square, no centring, no bias.
 public final class LayerNorm: Layer {
     public let weight: Parameter
     public let bias: Parameter?
     public let epsilon: Double
+    public let rms: Bool
 
-    public init(_ width: Int, epsilon: Double = 1e-5, bias: Bool = true, dtype: DType = .float32, name: String? = nil) throws {
+    public init(_ width: Int, epsilon: Double = 1e-5, bias: Bool = true, rms: Bool = false, dtype: DType = .float32,
+                name: String? = nil) throws {
         guard width >= 1, epsilon > 0 else {
             throw KilnError.invalidArgument(op: "LayerNorm", message: "width \(width) must be at least 1 and epsilon \(epsilon) positive")
         }
         self.epsilon = epsilon
+        self.rms = rms
+        let bias = bias && !rms
         weight = Parameter([width], dtype: dtype, initializer: .constant(1), name: name.map { "\($0).weight" })
         self.bias = bias ? Parameter([width], dtype: dtype, initializer: .constant(0), name: name.map { "\($0).bias" }) : nil
     }
@@ -38,9 +43,7 @@ public final class LayerNorm: Layer {
         guard last >= 0, x.shape[last] == width else {
             throw KilnError.shapeMismatch(op: "LayerNorm", message: "input \(x.shape) does not end in the normalized width \(width)")
         }
-        let centered = try x - x.mean(axes: [last], keepDims: true)
-        let variance = try (centered * centered).mean(axes: [last], keepDims: true)
-        let y = try centered / (variance + epsilon).sqrt() * weight.tensor(in: x.graph)
+        let y = try x.graph.layerNorm(x, epsilon: epsilon, rms: rms) * weight.tensor(in: x.graph)
         return try bias.map { try y + $0.tensor(in: x.graph) } ?? y
     }
 }
