@@ -1,4 +1,20 @@
+import ArgumentParser
 import Foundation
+
+/// After a stop requested by Ctrl-C: writes the checkpoint (`save`, when there is one), says
+/// where training stopped and how to resume, and exits with 130.
+func stopInterrupted(at: String, checkpoint: String?, say: (String) -> Void, save: (String) throws -> Void) throws -> Never {
+    guard let checkpoint else {
+        say("Interrupted at \(at). No --checkpoint was given, so nothing was saved.")
+        throw ExitCode(130)
+    }
+    try save(checkpoint)
+    var args = Array(CommandLine.arguments.dropFirst())
+    if !args.contains("--resume") { args.append("--resume") }
+    say("Interrupted at \(at). Checkpoint written to \(checkpoint).")
+    say("Resume with: kiln \(args.joined(separator: " "))")
+    throw ExitCode(130)
+}
 
 /// Set by the first Ctrl-C (SIGINT): training finishes its step, writes the checkpoint and
 /// stops. A second Ctrl-C exits at once.

@@ -104,16 +104,8 @@ extension TrainCommand {
             first = e.step
         }
         if !completed {
-            guard let checkpoint else {
-                print("\nInterrupted at step \(trainer.stepsDone). No --checkpoint was given, so nothing was saved.")
-                throw ExitCode(130)
-            }
-            try trainer.saveCheckpoint(to: checkpoint)
-            var args = Array(CommandLine.arguments.dropFirst())
-            if !args.contains("--resume") { args.append("--resume") }
-            print("\nInterrupted at step \(trainer.stepsDone). Checkpoint written to \(checkpoint).")
-            print("Resume with: kiln \(args.joined(separator: " "))")
-            throw ExitCode(130)
+            if terminal { print("") }
+            try stopInterrupted(at: "step \(trainer.stepsDone)", checkpoint: checkpoint, say: { print($0) }) { try trainer.saveCheckpoint(to: $0) }
         }
         if let metrics, let log { print("Metrics in \(metrics), curve in \(log.svgPath)") }
         if let checkpoint { print("Checkpoint in \(checkpoint); sample with: kiln generate --checkpoint \(checkpoint) --prompt \"...\"") }

@@ -98,6 +98,10 @@ struct TrainCommand: ParsableCommand {
             guard job == nil else { throw KilnError.invalidArgument(op: "--task charlm", message: "trains in one process; data parallelism is for fashion-mnist and ner") }
             return try trainLanguageModel()
         }
+        if taskOptions.task == .ner && taskOptions.model == .transformer {
+            guard job == nil else { throw KilnError.invalidArgument(op: "--model transformer", message: "trains in one process; data parallelism is for the built-in fashion-mnist and ner models") }
+            return try trainTagger()
+        }
         let batchSize = self.batchSize ?? 128, lr = self.lr ?? 0.1, optimizer = self.optimizer ?? .momentum
         let weightDecay = self.weightDecay ?? 0
         let leader = (job?.rank ?? 0) == 0
@@ -173,17 +177,9 @@ struct TrainCommand: ParsableCommand {
         }
         if !completed {
             if leader { bar.finish() }
-            let at = "epoch \(trainer.epoch + 1), step \(trainer.epochStep)"
-            guard let checkpoint else {
-                say("Interrupted at \(at). No --checkpoint was given, so nothing was saved.")
-                throw ExitCode(130)
+            try stopInterrupted(at: "epoch \(trainer.epoch + 1), step \(trainer.epochStep)", checkpoint: checkpoint, say: say) {
+                if leader { try trainer.saveCheckpoint(to: $0) }
             }
-            if leader { try trainer.saveCheckpoint(to: checkpoint) }
-            var args = Array(CommandLine.arguments.dropFirst())
-            if !args.contains("--resume") { args.append("--resume") }
-            say("Interrupted at \(at). Checkpoint written to \(checkpoint).")
-            say("Resume with: kiln \(args.joined(separator: " "))")
-            throw ExitCode(130)
         }
         if let metrics, let log { say("Metrics in \(metrics), curve in \(log.svgPath)") }
         if let checkpoint { say("Checkpoint in \(checkpoint)") }

@@ -18,7 +18,7 @@ struct TaskOptions: ParsableArguments {
     @Option(help: "Data directory (default: \(ImageDataset.defaultFashionMNISTDirectory) for fashion-mnist, data/ner-sample for ner); for charlm a UTF-8 text file or a directory of them (default: \(TextCorpus.defaultDirectory)).")
     var data: String?
 
-    @Option(help: "fashion-mnist: mlp, or cnn (two conv 3x3-batch norm-ReLU-maxpool blocks of 32 and 64 channels, dropout 0.25, Linear 128).")
+    @Option(help: "fashion-mnist: mlp, or cnn (two conv 3x3-batch norm-ReLU-maxpool blocks of 32 and 64 channels, dropout 0.25, Linear 128); ner: mlp (the word-window classifier) or transformer (whole sentences: --width, --layers, --heads).")
     var model: ModelName = .mlp
 
     @Option(help: "Hidden layer sizes, comma-separated (default: 256,128 for fashion-mnist, 128 for ner and the CNN).")
@@ -53,11 +53,13 @@ struct TaskOptions: ParsableArguments {
     func load(seed: UInt64, vocabulary: Vocabulary? = nil, tags: TagSet? = nil) throws -> TaskData {
         guard dim > 0 else { throw KilnError.invalidArgument(op: "--dim", message: "must be positive, got \(dim)") }
         switch task {
-        case .fashionMNIST: return try .images(directory: dataDirectory, hidden: hiddenSizes(), cnn: model == .cnn)
+        case .fashionMNIST:
+            guard model != .transformer else { throw KilnError.invalidArgument(op: "--model", message: "transformer is for --task ner; fashion-mnist has mlp and cnn") }
+            return try .images(directory: dataDirectory, hidden: hiddenSizes(), cnn: model == .cnn)
         case .charlm:
             throw KilnError.invalidArgument(op: "--task", message: "charlm is trained by steps and has no epochs or test set: use `kiln train --task charlm` and `kiln bench step --task charlm`")
         case .ner:
-            guard model == .mlp else { throw KilnError.invalidArgument(op: "--model", message: "ner has the word-window model only; cnn is for fashion-mnist") }
+            guard model == .mlp else { throw KilnError.invalidArgument(op: "--model", message: "ner's \(model.rawValue) model is trained by `kiln train --task ner --model transformer`; here ner has the word-window model (mlp)") }
             return try .ner(directory: dataDirectory, vectors: vectors, dim: dim, hidden: hiddenSizes()[0],
                                    seed: seed, vocabulary: vocabulary, tags: tags)
         }
@@ -66,6 +68,8 @@ struct TaskOptions: ParsableArguments {
 
 enum ModelName: String, ExpressibleByArgument, CaseIterable {
     case mlp, cnn
+    /// ner: a transformer tagging whole sentences.
+    case transformer
 }
 
 enum OptimizerName: String, ExpressibleByArgument, CaseIterable {

@@ -145,6 +145,53 @@ import Kiln
         #expect(maxError(p["w"]!.doubles, [-0.6, 0]) < 1e-6 && maxError(p["v"]!.doubles, [-0.8]) < 1e-6)
     }
 
+    /// The tagger's padding mask: what sits at padded positions changes no word's logits.
+    @Test func taggerIgnoresPadding() throws {
+        let tagger = try SentenceTagger(vocabulary: 20, dim: 6, width: 8, layers: 2, heads: 2, tags: 5, maxLength: 8, dtype: .float64)
+        let named = tagger.namedParameters()
+        let g = Graph()
+        let ids = try g.placeholder("ids", [2, 8], .int32), mask = try g.placeholder("mask", [2, 8], .float64)
+        let logits = try tagger(ids, mask: mask)
+        var rng = SeededGenerator(seed: 5)
+        var feeds: [Tensor: HostTensor] = [mask: try HostTensor([Double]([1, 1, 1, 1, 1, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 0]), shape: [2, 8])]
+        for (_, p) in named { let t = try p.tensor(in: g); feeds[t] = try HostTensor(rng.uniform(t.shape.count, in: -1...1), shape: t.shape) }
+        var outputs: [[Double]] = []
+        for padding: [Int32] in [[0, 0, 0], [7, 13, 2]] {
+            feeds[ids] = try HostTensor([3, 4, 5, 6, 7] + padding + [9, 8, 7, 6, 5, 4, 3, 0], shape: [2, 8])
+            outputs.append(try CPUReference<Double>().run(g, feeds: feeds, fetch: [logits])[0].doubles)
+        }
+        let words = (0..<5 * 5).map { $0 } + (8 * 5..<15 * 5).map { $0 }   // row 0's 5 words, row 1's 7, 5 tags each
+        #expect(maxError(words.map { outputs[0][$0] }, words.map { outputs[1][$0] }) < 1e-12)
+        #expect(outputs[0] != outputs[1])   // the padded positions themselves did change
+    }
+
+    /// The sample corpus: sentences padded with ignored tags, a few epochs that lower the loss.
+    @Test func taggerTrainsOnTheSampleCorpus() throws {
+        let dir = Fixtures.directory.deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("data/ner-sample")
+        let sentences = try CoNLL.read(path: dir.appendingPathComponent("train.txt").path)
+        let vocabulary = Vocabulary(sentences: sentences), tags = TagSet(sentences: sentences)
+        let longest = sentences.map(\.tokens.count).max()!
+        let data = try TaggedSentences(sentences, vocabulary: vocabulary, tags: tags, maxLength: longest, source: "train.txt")
+        let batch = try data.batch([0, 1])
+        #expect(batch["tags"]!.doubles.filter { $0 == Double(TaggedSentences.ignoreIndex) }.count
+                == 2 * longest - sentences[0].tokens.count - sentences[1].tokens.count)
+        #expect(throws: KilnError.self) { try TaggedSentences(sentences, vocabulary: vocabulary, tags: tags, maxLength: longest - 1, source: "train.txt") }
+        let model = try SentenceTagger(vocabulary: vocabulary.count, dim: 16, width: 16, layers: 1, heads: 2, tags: tags.count, maxLength: longest)
+        let step = try ModelStep(model: model, optimizer: .adamW(), device: .cpu) { m, b in
+            try crossEntropy(m(b["tokens"], mask: b["mask"]), b["tags"], ignoreIndex: Int(TaggedSentences.ignoreIndex))
+        }
+        var options = FitOptions()
+        options.epochs = 4
+        options.batchSize = 16
+        let trainer = try ModelTrainer(step: step, train: data, options: options)
+        var losses: [Double] = []
+        try trainer.fit(finished: { losses.append($0.trainLoss) })
+        #expect(losses.last! < losses.first!)
+        let (predicted, metrics) = try data.score(step)
+        #expect(predicted.map(\.count) == sentences.map(\.tokens.count))
+        #expect(metrics.overall.gold > 0)
+    }
+
     @Test func badInputIsNamed() throws {
         func message(_ body: () throws -> Any) -> String {
             do { _ = try body(); return "" } catch { return "\(error)" }
