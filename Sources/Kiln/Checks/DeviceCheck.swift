@@ -150,6 +150,7 @@ extension DeviceCheck {
         .step("step: CNN 1-4-8 on 8x8, batch norm, dropout, batch 4, momentum", optimizer: Optimizer(.momentum(0.9))) {
             try ModelSpec.cnn(channels: [1, 4, 8], image: [8, 8], hidden: 16, classes: 5, dropout: 0.25).build(batch: 4)
         },
+        .languageModel(context: 16, layers: 2),
         .step("step: word window V30 d4 h7, batch 8, momentum", optimizer: Optimizer(.momentum(0.9))) {
             try .wordWindow(batch: 8, vocabulary: 30, dim: 4, hidden: 7, classes: 5)
         },
@@ -157,6 +158,52 @@ extension DeviceCheck {
             try ModelSpec.wordWindow(vocabulary: 20000, dim: 50, window: 5, hidden: 128, classes: 5).build(batch: 512)
         },
     ]
+
+    /// Three AdamW steps with weight-decay groups and global-norm clipping of a small GPT (batched
+    /// attention matmuls, causal mask, softmax, layer norm, GELU, embedding): the losses and
+    /// every parameter and optimizer state at the end.
+    static func languageModel(context: Int, layers: Int) -> DeviceCheck {
+        DeviceCheck(name: "step: GPT V11 T\(context) w16 \(layers) layer\(layers == 1 ? "" : "s") 2 heads, batch 4, AdamW + clip",
+                    tolerance: stepTolerance) { device, fusion in
+            let model = try TransformerLanguageModel(TransformerConfig(vocabulary: 11, context: context, width: 16, layers: layers, heads: 2))
+            let named = model.namedParameters(), buffers = model.namedBuffers()
+            let g = Graph()
+            g.training = true
+            let ids = try g.placeholder("tokens", [4, context], .int32), targets = try g.placeholder("targets", [4, context], .int32)
+            let loss = try crossEntropy(model(ids), targets)
+            let params = try named.map { try $0.parameter.tensor(in: g) }
+            let optimizer = Optimizer.adamW(weightDecay: 0.1, decayGroup: .matrices, clipNorm: 0.5)
+            let feeds = try optimizer.apply(to: g, parameters: params, gradients: try g.gradients(of: loss, wrt: params))
+            let program = try Compiler.compile(g, fetch: [loss], options: CompileOptions(fusion: fusion, realType: Devices.realType(for: device)))
+            let exe = try Devices.load(program, on: device)
+            let oracle = try CPUExecutable<Double>(
+                program: Compiler.compile(g, fetch: [loss], options: CompileOptions(fusion: false, realType: .float64)), blas: false)
+            var rng = SeededGenerator(seed: 13)
+            let text = (0..<200).map { _ in Int32.random(in: 0..<11, using: &rng) }
+            let windows = try TextWindows(text, context: context)
+            let batches = try (0..<3).map { try windows.random(count: 4, seed: 3, step: $0) }
+            func train(_ e: Executable) throws -> [HostTensor] {
+                for (i, (_, p)) in named.enumerated() {
+                    var r = SeededGenerator(seed: 7 &+ UInt64(i))
+                    try e.write(params[i], try HostTensor(p.initializer.values(shape: p.shape, rng: &r), shape: p.shape))
+                }
+                for (_, b) in buffers { try e.write(try b.tensor(in: g), try b.initialTensor) }
+                var out: [HostTensor] = []
+                for (i, batch) in batches.enumerated() {
+                    var f = try feeds.values(step: i + 1, learningRate: 0.01)
+                    f[ids] = batch["tokens"]
+                    f[targets] = batch["targets"]
+                    out += try e.run(feeds: f)
+                }
+                return out
+            }
+            let state = program.buffers.filter { $0.kind == .parameter || $0.kind == .state }.sorted { $0.name < $1.name }
+            let labels = (1...3).map { "loss at step \($0)" } + state.map { "\($0.name) after 3 steps" }
+            let got = try train(exe) + state.map { try exe.read(g.tensor($0.node!)) }
+            let want = try train(oracle) + state.map { try oracle.read(g.tensor($0.node!)) }
+            return zip(labels, zip(got, want)).map { ($0, $1.0, $1.1) }
+        }
+    }
 
     /// A device-vs-oracle op case (`OpCases.parity`) as a check.
     public static func op(_ c: OpCase) -> DeviceCheck {
@@ -184,6 +231,8 @@ extension DeviceCheck {
     /// Every op case at small sizes, then the training steps of small models (`kiln selftest
     /// --small`, for simulators).
     public static var small: [DeviceCheck] {
-        OpCases.small.map(op) + steps.filter { !$0.name.contains("784") && !$0.name.contains("V20000") }
+        // The GPT with one layer over 8 positions: the same kernels, a third of the simulation.
+        OpCases.small.map(op) + steps.filter { !$0.name.contains("784") && !$0.name.contains("V20000") && !$0.name.contains("GPT") }
+            + [.languageModel(context: 8, layers: 1)]
     }
 }
