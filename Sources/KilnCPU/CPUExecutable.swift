@@ -10,6 +10,8 @@ public final class CPUExecutable<T: KilnFloat>: Executable {
     public let program: Program
     public private(set) var counters = ExecutionCounters()
     private var buffers: [UnsafeMutableRawPointer] = []
+    /// Space the kernels use one after another (a fused matmul's product, a reduction's input).
+    private let workspace: UnsafeMutablePointer<T>
     private var steps: [CPUStep<T>] = []
     /// Check every kernel's outputs for NaN and Inf (default: `CompilerSettings.checkNumerics`,
     /// `KILN_CHECK_NUMERICS=1`).
@@ -59,9 +61,11 @@ public final class CPUExecutable<T: KilnFloat>: Executable {
             }
         }
         sparseKernels = Set(sparseOut.keys)
+        workspace = .allocate(capacity: max(program.kernels.map(CPUStep<T>.workspaceCount).max() ?? 1, 1))
+        counters.allocations += 1
         steps = try program.kernels.enumerated().map { i, k in
             try CPUStep<T>(kernel: k, buffers: buffers, blas: blas, allReduce: allReduce, sparseOut: sparseOut[i],
-                       sparseIn: sparseIn[i].map { (input: $0.0, rows: $0.1) })
+                           sparseIn: sparseIn[i].map { (input: $0.0, rows: $0.1) }, workspace: workspace)
         }
         counters.allocations += steps.count
         counters.builds += steps.count
@@ -71,6 +75,7 @@ public final class CPUExecutable<T: KilnFloat>: Executable {
     deinit {
         if profiling && counters.runs > 0 { FileHandle.standardError.write(Data((profileReport() + "\n").utf8)) }
         for b in buffers { b.deallocate() }
+        workspace.deallocate()
     }
 
     /// Per kernel: runs, total milliseconds, and GFLOP/s (matmuls) or GB/s (the rest).

@@ -6,14 +6,26 @@ import KilnGraph
 struct CPUStep<T: KilnFloat> {
     let run: () throws -> Void
 
+    /// Values of the shared workspace a kernel uses: a fused matmul's product, or a reduction's
+    /// computed input.
+    static func workspaceCount(_ kernel: Kernel) -> Int {
+        switch kernel.kind {
+        case .matmul(_, _, .some): return kernel.outputs[0].shape.count
+        case .reduce(_, _, let code): return code.shape.count
+        default: return 0
+        }
+    }
+
     // Specialized for the two float types: the closures built here are the hot loops, and
     // unspecialized generic arithmetic would be many times slower.
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     /// `sparseOut`: this scatterAdd sums into rows instead of a dense tensor; `sparseIn`: this
     /// elementwise kernel reads those rows for one of its inputs.
+    /// `workspace`: `workspaceCount(kernel)` values or more, shared by the program's kernels.
     init(kernel: Kernel, buffers: [UnsafeMutableRawPointer], blas: Bool, allReduce: CPUAllReduce,
-         sparseOut: SparseRows<T>? = nil, sparseIn: (input: Int, rows: SparseRows<T>)? = nil) throws {
+         sparseOut: SparseRows<T>? = nil, sparseIn: (input: Int, rows: SparseRows<T>)? = nil,
+         workspace: UnsafeMutablePointer<T>? = nil) throws {
         func real(_ o: Operand) -> UnsafeMutablePointer<T> {
             (buffers[o.location.buffer] + o.location.byteOffset).assumingMemoryBound(to: T.self)
         }
@@ -29,7 +41,7 @@ struct CPUStep<T: KilnFloat> {
             run = { eval.run() }
 
         case let .reduce(op, axes, code):
-            let eval = FusedEvaluator<T>(code, loads: ins.map { (real($0), $0.shape) })
+            let eval = FusedEvaluator<T>(code, loads: ins.map { (real($0), $0.shape) }, workspace: workspace)
             let shape = code.shape
             let kept = Shape(shape.dims.enumerated().map { axes.contains($0.offset) ? 1 : $0.element })
             var strides = kept.strides
@@ -70,7 +82,9 @@ struct CPUStep<T: KilnFloat> {
             let (a0, a1, b0, b1) = (aShape[r - 2], aShape[r - 1], bShape[r - 2], bShape[r - 1])
             let m = ta ? a1 : a0, k = ta ? a0 : a1, n = tb ? b0 : b1
             let lda = a1, ldb = b1
-            let eval = epilogue.map { FusedEvaluator<T>($0, loads: ins.map { (real($0), $0.shape) }, targets: outs.map(real), scratch: true) }
+            let eval = epilogue.map {
+                FusedEvaluator<T>($0, loads: ins.map { (real($0), $0.shape) }, targets: outs.map(real), scratch: true, workspace: workspace)
+            }
             let product = eval?.scratch ?? real(outs[0])
             run = {
                 if blas && m > 0 && n > 0 {

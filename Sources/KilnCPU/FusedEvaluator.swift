@@ -31,6 +31,8 @@ final class FusedEvaluator<T: KilnFloat>: @unchecked Sendable {
     /// The whole first result, for callers that need it all (a reduction's input), when no
     /// targets are given.
     let result: UnsafeMutablePointer<T>
+    /// Whether `scratch` and `result` are the evaluator's own (not a shared workspace).
+    let ownsSpace: Bool
     /// Where the results go, one per result (`[result]` when none were given), and the
     /// accumulator (`scratch`, or none).
     let targets: [UnsafeMutablePointer<T>]
@@ -88,8 +90,10 @@ final class FusedEvaluator<T: KilnFloat>: @unchecked Sendable {
     /// Results go to `targets` (one per result), or with none the first to `result`. With
     /// `scratch`, the caller writes the accumulator (a matmul's product) into `scratch` before
     /// each run. `sparse` gives loads (by input index) that read a `SparseRows` instead of memory.
+    /// `workspace` (at least the code's shape of values) holds `scratch` or `result` instead of
+    /// space of the evaluator's own: the executable's kernels run one at a time and share it.
     init(_ code: FusedCode, loads: [(UnsafeMutablePointer<T>, Shape)], targets: [UnsafeMutablePointer<T>] = [],
-         scratch needScratch: Bool = false, sparse: [Int: SparseRows<T>] = [:]) {
+         scratch needScratch: Bool = false, sparse: [Int: SparseRows<T>] = [:], workspace: UnsafeMutablePointer<T>? = nil) {
         self.code = code
         count = code.shape.count
         block = min(Self.blockSize, max(count, 1))
@@ -97,8 +101,11 @@ final class FusedEvaluator<T: KilnFloat>: @unchecked Sendable {
         // core does not fill: split them over the cores, a block range each.
         workers = max(1, min(WorkerPool.shared.threads, count / Self.elementsPerWorker))
         registers = .allocate(capacity: max(block * code.code.count * workers, 1))
-        scratch = .allocate(capacity: needScratch ? max(count, 1) : 1)
-        result = .allocate(capacity: targets.isEmpty ? max(count, 1) : 1)
+        // One of the two is needed at most: a matmul's product, or a reduction's input.
+        let shared = workspace.flatMap { needScratch != targets.isEmpty ? $0 : nil }
+        ownsSpace = shared == nil
+        scratch = shared ?? .allocate(capacity: needScratch ? max(count, 1) : 1)
+        result = shared ?? .allocate(capacity: targets.isEmpty ? max(count, 1) : 1)
         self.targets = targets.isEmpty ? [result] : targets
         accumulator = needScratch ? scratch : nil
         let shape = code.shape
@@ -192,8 +199,10 @@ final class FusedEvaluator<T: KilnFloat>: @unchecked Sendable {
 
     deinit {
         registers.deallocate()
-        scratch.deallocate()
-        result.deallocate()
+        if ownsSpace {
+            scratch.deallocate()
+            result.deallocate()
+        }
     }
 
     /// Decides which results are written straight into their targets: those computed by a pass

@@ -2,7 +2,8 @@ import ArgumentParser
 import Foundation
 import Kiln
 
-/// The charlm task's options: its model's shape and how long it trains.
+/// The transformer models' options (charlm's GPT, and ner's transformer tagger for width,
+/// layers, heads and clipping): the model's shape and how long charlm trains.
 struct LanguageModelFlags: ParsableArguments {
     init() {}
     @Option(help: "charlm: optimizer steps (each on --batch-size random windows).")
@@ -11,19 +12,19 @@ struct LanguageModelFlags: ParsableArguments {
     @Option(name: .customLong("eval-every"), help: "charlm: evaluate on the held-out text every this many steps.")
     var evalEvery = 100
 
-    @Option(help: "charlm: clip gradients by their global norm (0: no clipping).")
+    @Option(help: "charlm and the ner transformer: clip gradients by their global norm (0: no clipping).")
     var clip = 1.0
 
     @Option(help: "charlm: positions per window.")
     var context = 128
 
-    @Option(help: "charlm: model width.")
+    @Option(help: "charlm and the ner transformer: model width.")
     var width = 128
 
-    @Option(help: "charlm: transformer blocks.")
+    @Option(help: "charlm and the ner transformer: transformer blocks.")
     var layers = 4
 
-    @Option(help: "charlm: attention heads (must divide the width).")
+    @Option(help: "charlm and the ner transformer: attention heads (must divide the width).")
     var heads = 4
 
     @Flag(help: "charlm: the output projection is the token embedding, transposed (one parameter used twice).")
