@@ -111,8 +111,20 @@ struct CPUStep<T: KilnFloat> {
         case .node(.transpose(let perm)):
             let x = real(ins[0]), out = real(outs[0])
             let strides = ins[0].shape.strides
-            let source = stridedOffsets(outs[0].shape, perm.map { strides[$0] })
-            run = { for i in source.indices { out[i] = x[source[i]] } }
+            // Rows of the output's last axis, each read at the input's stride for it; the rows'
+            // starts come from a table of one entry per row, not per element.
+            let shape = outs[0].shape, inStrides = perm.map { strides[$0] }
+            let width = shape.rank > 0 ? shape[shape.rank - 1] : 1, step = shape.rank > 0 ? inStrides[shape.rank - 1] : 1
+            let starts = shape.rank > 0 ? stridedOffsets(Shape(Array(shape.dims.dropLast())), Array(inStrides.dropLast())) : [0]
+            let parts = shape.count >= 1 << 16 ? WorkerPool.shared.threads : 1
+            run = {
+                WorkerPool.shared.run(parts: parts) { p in
+                    for r in starts.count * p / parts..<starts.count * (p + 1) / parts {
+                        let from = x + starts[r], to = out + r * width
+                        for j in 0..<width { to[j] = from[j * step] }
+                    }
+                }
+            }
 
         case .node(.gather):
             let ids = int(ins[0]), table = real(ins[1]), out = real(outs[0])
