@@ -110,7 +110,7 @@ public enum OpCases {
         // A batch of matrices, each its own product: attention's shapes at an odd batch, off the
         // tile edges, with an epilogue, and Tensor.matmul's broadcasting of a matrix over a batch.
         let (bb, bm, bk, bn) = (3, d(33, 5), d(17, 7), d(65, 9))
-        cases.append(OpCase("matmul: batched [\(bb),2] of \(bm)x\(bk)x\(bn), 4 transpose forms", seed: 202) { g in
+        cases.append(OpCase("batched matmul [\(bb),2] of \(bm)x\(bk)x\(bn), 4 transpose forms", seed: 202) { g in
             for (ta, tb) in transposeForms {
                 let a = try g.input("A \(transposeName(ta, tb))", ta ? [bb, 2, bk, bm] : [bb, 2, bm, bk])
                 let b = try g.input("B \(transposeName(ta, tb))", tb ? [bb, 2, bn, bk] : [bb, 2, bk, bn])
