@@ -65,6 +65,27 @@ import Kiln
         for r in results { #expect(r.maxRelativeError < 1e-5, "\(r.name): \(r.maxRelativeError)") }
     }
 
+    /// A tied model uses the token table twice (lookup and output projection): its gradient is
+    /// the sum of both uses, checked against finite differences.
+    @Test func tiedEmbeddingGetsBothGradients() throws {
+        let model = try TransformerLanguageModel(TransformerConfig(vocabulary: 5, context: 4, width: 4, layers: 1, heads: 2, tied: true),
+                                                 dtype: .float64)
+        let named = model.namedParameters()
+        #expect(model.head == nil && !named.contains { $0.name.hasPrefix("head") })
+        let g = Graph()
+        let ids = try g.placeholder("ids", [2, 4], .int32), targets = try g.placeholder("targets", [2, 4], .int32)
+        let loss = try crossEntropy(model(ids), targets)
+        var rng = SeededGenerator(seed: 21)
+        var values: [Tensor: HostTensor] = [ids: try HostTensor([Int32]([0, 1, 2, 3, 4, 3, 2, 1]), shape: [2, 4]),
+                                            targets: try HostTensor([Int32]([1, 2, 3, 4, 0, 0, 1, 2]), shape: [2, 4])]
+        let params = try named.map { try $0.parameter.tensor(in: g) }
+        for t in params { values[t] = try HostTensor(rng.uniform(t.shape.count, in: -1...1), shape: t.shape) }
+        for (_, b) in model.namedBuffers() { values[try b.tensor(in: g)] = try b.initialTensor }
+        let table = try model.tokens.table.tensor(in: g)
+        let result = try GradientCheck.run(g, loss: loss, wrt: [table], values: values)[0]
+        #expect(result.maxRelativeError < 1e-5, "\(result.maxRelativeError)")
+    }
+
     /// Three AdamW steps with clipping of a small GPT on OpenCL and on the CPU backend give the
     /// same losses.
     @Test func openCLStepsMatchTheCPU() throws {
