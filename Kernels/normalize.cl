@@ -46,11 +46,6 @@ __kernel void norm_grad_rows(__global const real* x, int offX, __global const re
     for (int k = 0; k < n; k++) dr[k] = scale * (gr[k] - gMean - (xr[k] - mean) * scale * gxMean);
 }
 
-inline real sum8(real8 v) {
-    const real4 s = v.lo + v.hi;
-    return (s.x + s.y) + (s.z + s.w);
-}
-
 // row_stats over n8 · 8 values, 8 at a time.
 inline void row_stats8(__global const real* xr, int n8, real eps, int rms, real* mean, real* scale) {
     const int n = n8 * 8;

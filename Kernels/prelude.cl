@@ -10,3 +10,9 @@ typedef float real;
 typedef float4 real4;
 typedef float8 real8;
 #endif
+
+// The sum of a vector's lanes (row kernels that read 8 values at a time).
+inline real sum8(real8 v) {
+    const real4 s = v.lo + v.hi;
+    return (s.x + s.y) + (s.z + s.w);
+}

@@ -63,8 +63,7 @@ __kernel void softmax_rows8(__global const real* x, int offX, __global real* y, 
         s8 += e;
         if (!logMode) vstore8(e, k, yr);
     }
-    const real4 s4 = s8.lo + s8.hi;
-    const real s = (s4.x + s4.y) + (s4.z + s4.w);
+    const real s = sum8(s8);
     if (logMode) {
         const real shift = m + log(s);
         for (int k = 0; k < n8; k++) vstore8(vload8(k, xr) - shift, k, yr);
@@ -85,8 +84,7 @@ __kernel void softmax_grad_rows8(__global const real* y, int offY, __global cons
     __global real* dr = dx + offD + base;
     real8 s8 = 0;
     for (int k = 0; k < n8; k++) s8 += logMode ? vload8(k, gr) : vload8(k, gr) * vload8(k, yr);
-    const real4 s4 = s8.lo + s8.hi;
-    const real s = (s4.x + s4.y) + (s4.z + s4.w);
+    const real s = sum8(s8);
     for (int k = 0; k < n8; k++) {
         const real8 yv = vload8(k, yr), gv = vload8(k, gr);
         vstore8(logMode ? gv - exp(yv) * s : yv * (gv - s), k, dr);

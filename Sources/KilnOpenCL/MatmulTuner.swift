@@ -8,7 +8,7 @@ struct MatmulShape: Hashable {
     let m, n, k: Int
     let transposeA, transposeB: Bool
     let realType: DType
-    var batches = 1
+    let batches: Int
 
     init(m: Int, n: Int, k: Int, transposeA: Bool, transposeB: Bool, realType: DType, batches: Int = 1) {
         (self.m, self.n, self.k, self.transposeA, self.transposeB, self.realType) = (m, n, k, transposeA, transposeB, realType)

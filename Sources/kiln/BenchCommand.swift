@@ -157,7 +157,8 @@ struct BenchCommand: ParsableCommand {
             // 6 x parameters x tokens for the matmuls of forward and backward, plus attention's
             // 2 batched matmuls (4 x T x T x width per sequence forward, twice that backward).
             let parameters = trainer.step.namedParameters.reduce(0) { $0 + $1.parameter.shape.count }
-            let flops = 6.0 * Double(parameters) * 32 * 128 + 3 * 4 * 128 * 128 * 128 * 32 * 4
+            let (positions, width) = (Double(model.config.context), Double(model.config.width))
+            let flops = 6 * Double(parameters) * 32 * positions + 3 * 4 * positions * positions * width * 32 * Double(model.config.layers)
             try common.report("W4 charlm step (\(steps) steps a repetition)", perStep, unit: "ms", scale: 1e3,
                               rate: { String(format: "%.0f tokens/s, %.1f GFLOP/s", 32 * 128 / $0, flops / $0 / 1e9) },
                               extra: ["step_ms": perStep.median * 1e3, "kernels": program.kernels.count, "gflop_per_step": flops / 1e9])

@@ -88,11 +88,10 @@ extension TrainCommand {
         let terminal = isatty(STDOUT_FILENO) != 0
         let interrupt = InterruptFlag.install()
         trainer.shouldStop = { interrupt.isSet }
-        let start = Date()
-        var first = trainer.stepsDone
+        var (first, since) = (trainer.stepsDone, Date())   // the progress rate's start
         let completed = try trainer.run(progress: { step, loss in
             guard terminal else { return }
-            let rate = Double(step - first) / max(Date().timeIntervalSince(start), 1e-9)
+            let rate = Double(step - first) / max(Date().timeIntervalSince(since), 1e-9)
             print(String(format: "\rstep %d/%d  loss %.4f  %.2f steps/s ", step, flags.steps, loss, rate), terminator: "")
             fflush(nil)
         }) { e in
@@ -102,7 +101,7 @@ extension TrainCommand {
             if let checkpoint { try trainer.saveCheckpoint(to: checkpoint) }
             try log?.append(epoch: e.step, series: ["train_loss": e.trainLoss, "val_loss": e.validationLoss],
                             extra: ["bits_per_char": e.bitsPerCharacter, "seconds": e.seconds])
-            first = e.step
+            (first, since) = (e.step, Date())
         }
         if !completed {
             if terminal { print("") }
