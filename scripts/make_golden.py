@@ -7,7 +7,7 @@ Writes three JSON files under Tests/Fixtures/ (relative to the repository root):
                (neg, exp, log, sqrt, tanh, sigmoid, relu, add, sub, mul, div,
                maximum, minimum, sum, mean, max, matmul (batched too), transpose, reshape, softmax, logSoftmax,
                broadcastTo, gather, scatterAdd, softmaxCrossEntropy, argmax, accuracy, maxPool,
-               oneHot, unfold, fold).
+               oneHot, unfold, fold, select, slice, pad, concat).
                Each case is {"name", "op", "attrs", "inputs", "output",
                "upstream", "grads"} where grads[i] = d(sum(output * upstream))
                / d(inputs[i]), or null for integer inputs and for the
@@ -410,6 +410,41 @@ def build_ops():
               lambda x, axis=axis: F.softmax(x, dim=axis))
         c.add(f"logSoftmax_2x3x4_axis{axis}", "logSoftmax", {"axis": axis}, [randn(2, 3, 4) * 3],
               lambda x, axis=axis: F.log_softmax(x, dim=axis))
+
+    # ---- select (torch.where(m != 0, x, 0)), with zeros in the mask
+    m = torch.tensor([[1.0, 0.0, -0.5], [0.0, 0.0, 2.0]])
+    x = randn(2, 3)
+    c.add("select_2x3_zeros", "select", {}, [m, x], lambda m, x: torch.where(m != 0, x, torch.zeros(())))
+    c.add("select_bcast_2x1_2x3", "select", {}, [torch.tensor([[0.0], [1.0]]), randn(2, 3)],
+          lambda m, x: torch.where(m != 0, x, torch.zeros(())))
+
+    # ---- slice (x[s:e:k] on every axis), pad (F.pad; interior padding by strided assignment), concat (torch.cat)
+    def sliced(starts, ends, steps):
+        return lambda x: x[tuple(slice(s, e, k) for s, e, k in zip(starts, ends, steps))]
+    for starts, ends, steps in [([1, 0, 1], [3, 5, 4], [1, 2, 2]), ([0, 3, 0], [3, 5, 3], [2, 1, 3]), ([0, 2, 0], [3, 2, 4], [1, 1, 1])]:
+        name = "slice_3x5x4_" + "_".join(f"{s}to{e}by{k}" for s, e, k in zip(starts, ends, steps))
+        c.add(name, "slice", {"starts": starts, "ends": ends, "steps": steps}, [randn(3, 5, 4)], sliced(starts, ends, steps))
+
+    def padded(low, high, interior, value):
+        def fn(x):
+            dims = [lo + hi + (n - 1) * (i + 1) + 1 for n, lo, hi, i in zip(x.shape, low, high, interior)]
+            out = torch.full(dims, float(value), dtype=x.dtype)
+            index = tuple(slice(lo, lo + (n - 1) * (i + 1) + 1, i + 1) for n, lo, i in zip(x.shape, low, interior))
+            out = out.clone()
+            out[index] = x
+            return out
+        return fn
+    c.add("pad_3x4_1_2_0_3", "pad", {"low": [1, 0], "high": [2, 3], "value": 0}, [randn(3, 4)],
+          lambda x: F.pad(x, (0, 3, 1, 2)))
+    c.add("pad_2x3x2_value_minus1", "pad", {"low": [0, 2, 1], "high": [1, 0, 1], "value": -1}, [randn(2, 3, 2)],
+          lambda x: F.pad(x, (1, 1, 2, 0, 0, 1), value=-1.0))
+    c.add("pad_3x4_interior_1_2", "pad", {"low": [1, 0], "high": [0, 2], "interior": [1, 2], "value": 2}, [randn(3, 4)],
+          padded([1, 0], [0, 2], [1, 2], 2))
+
+    c.add("concat_axis0_2x3_1x3_3x3", "concat", {"axis": 0}, [randn(2, 3), randn(1, 3), randn(3, 3)], lambda *xs: torch.cat(xs, 0))
+    c.add("concat_axis1_2x1x4_2x3x4", "concat", {"axis": 1}, [randn(2, 1, 4), randn(2, 3, 4)], lambda *xs: torch.cat(xs, 1))
+    c.add("concat_axis_last_2x2_2x1_2x0_2x3", "concat", {"axis": -1}, [randn(2, 2), randn(2, 1), randn(2, 0), randn(2, 3)],
+          lambda *xs: torch.cat(xs, -1))
 
     return c.cases
 

@@ -126,6 +126,15 @@ struct CPUStep<T: KilnFloat> {
                 }
             }
 
+        case let .node(.slice(starts, steps)):
+            run = MovementSteps<T>.slice(real(ins[0]), ins[0].shape, real(outs[0]), outs[0].shape, starts: starts, steps: steps)
+
+        case let .node(.pad(low, interior, value)):
+            run = MovementSteps<T>.pad(real(ins[0]), ins[0].shape, real(outs[0]), outs[0].shape, low: low, interior: interior, value: value)
+
+        case .node(.concat(let axis)):
+            run = MovementSteps<T>.concat(ins.map { (real($0), $0.shape) }, real(outs[0]), outs[0].shape, axis: axis)
+
         case .node(.gather):
             let ids = int(ins[0]), table = real(ins[1]), out = real(outs[0])
             let count = ins[0].shape.count, rows = ins[1].shape[0], dim = ins[1].shape[1]

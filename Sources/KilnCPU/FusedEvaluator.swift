@@ -414,6 +414,7 @@ extension FusedEvaluator {
         case .minimum: return x <= y ? x : y
         case .greater: return x > y ? 1 : 0
         case .equal: return x == y ? 1 : 0
+        case .select: return x != 0 ? y : 0
         }
     }
 
@@ -431,6 +432,7 @@ extension FusedEvaluator {
         case .minimum: for e in 0..<n { r[e] = x[e] <= y[e] ? x[e] : y[e] }
         case .greater: for e in 0..<n { r[e] = x[e] > y[e] ? 1 : 0 }
         case .equal: for e in 0..<n { r[e] = x[e] == y[e] ? 1 : 0 }
+        case .select: for e in 0..<n { r[e] = x[e] != 0 ? y[e] : 0 }
         }
         if op.isArithmetic { for e in n & ~15..<n { r[e] = apply(op, x[e], y[e]) } }
     }
@@ -446,6 +448,7 @@ extension FusedEvaluator {
         case .minimum: for e in 0..<n { r[e] = x[e] <= y ? x[e] : y }
         case .greater: for e in 0..<n { r[e] = x[e] > y ? 1 : 0 }
         case .equal: for e in 0..<n { r[e] = x[e] == y ? 1 : 0 }
+        case .select: for e in 0..<n { r[e] = x[e] != 0 ? y : 0 }
         }
         if op.isArithmetic { for e in n & ~15..<n { r[e] = apply(op, x[e], y) } }
     }
@@ -461,6 +464,7 @@ extension FusedEvaluator {
         case .minimum: for e in 0..<n { r[e] = x <= y[e] ? x : y[e] }
         case .greater: for e in 0..<n { r[e] = x > y[e] ? 1 : 0 }
         case .equal: for e in 0..<n { r[e] = x == y[e] ? 1 : 0 }
+        case .select: for e in 0..<n { r[e] = x != 0 ? y[e] : 0 }
         }
         if op.isArithmetic { for e in n & ~15..<n { r[e] = apply(op, x, y[e]) } }
     }

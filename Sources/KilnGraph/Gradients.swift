@@ -43,6 +43,7 @@ extension Graph {
                 (ga, gb) = (toA, try g - toA)
             case .greater, .equal:
                 return [nil, nil]                                          // piecewise constant
+            case .select: (ga, gb) = (nil, try binary(.select, a, g))      // the mask passes the gradient where it passed x
             }
             return [try ga.map { try unbroadcast($0, to: a.shape) }, try gb.map { try unbroadcast($0, to: b.shape) }]
 
@@ -120,6 +121,27 @@ extension Graph {
         case .allReduce:
             // y = Σ_r x_r: every process's x reaches every y, so dL/dx_r = Σ_r' dL/dy_r'.
             return [try allReduce(g)]
+
+        case let .slice(starts, steps):
+            // The adjoint spreads g back to the places it was read from, zeros between.
+            let inDims = x[0].shape.dims, outDims = y.shape.dims
+            let high = inDims.indices.map { k in
+                inDims[k] - (outDims[k] == 0 ? starts[k] : starts[k] + steps[k] * (outDims[k] - 1) + 1)
+            }
+            return [try pad(g, low: starts, high: high, interior: steps.map { $0 - 1 })]
+
+        case let .pad(low, interior, _):
+            // Only the input's own elements depend on it: read them back out of g.
+            let inDims = x[0].shape.dims
+            let ends = inDims.indices.map { k in inDims[k] == 0 ? low[k] : low[k] + (inDims[k] - 1) * (interior[k] + 1) + 1 }
+            return [try slice(g, starts: low, ends: ends, steps: interior.map { $0 + 1 })]
+
+        case .concat(let axis):
+            var start = 0
+            return try x.map { part in
+                defer { start += part.shape[axis] }
+                return try slice(g, axis: axis, from: start, to: start + part.shape[axis])
+            }
 
         case .softmaxCrossEntropyGrad, .argmax, .accuracy, .maxPoolGrad, .softmaxGrad, .layerNormGrad:
             throw KilnError.notDifferentiable("\(node.label): \(node.op.name) has no gradient; it cannot lie between the loss and a parameter")

@@ -50,6 +50,10 @@ public enum UnaryOp: String, Sendable, Hashable, CaseIterable {
 /// float type); autodiff uses them as masks and they pass no gradient.
 public enum BinaryOp: String, Sendable, Hashable, CaseIterable {
     case add, sub, mul, div, maximum, minimum, greater, equal
+    /// `select(m, x)`: x where the mask m is nonzero, exactly 0 elsewhere (whatever x holds
+    /// there, infinities and NaN included). `Graph.where` is built from it; the gradient flows
+    /// to x alone.
+    case select
 
     /// The OpenCL C expression of `a` and `b` (of type `real`), matching the CPU backend:
     /// maximum and minimum keep the first input on ties, comparisons give 1 or 0.
@@ -63,6 +67,7 @@ public enum BinaryOp: String, Sendable, Hashable, CaseIterable {
         case .minimum: "a <= b ? a : b"
         case .greater: "a > b ? (real)1 : (real)0"
         case .equal: "a == b ? (real)1 : (real)0"
+        case .select: "a != (real)0 ? b : (real)0"
         }
     }
 
@@ -70,7 +75,7 @@ public enum BinaryOp: String, Sendable, Hashable, CaseIterable {
     public var testDomainOfRight: ClosedRange<Double> {
         switch self {
         case .div: 0.5...2
-        case .add, .sub, .mul, .maximum, .minimum, .greater, .equal: -1...1
+        case .add, .sub, .mul, .maximum, .minimum, .greater, .equal, .select: -1...1
         }
     }
 }
@@ -161,6 +166,15 @@ public enum Op: Sendable, Hashable {
     /// The gradient of `layerNorm`: inputs (x, upstream g) give r·(g − mean(g) − x̂·mean(g·x̂))
     /// along the last axis (RMS: without mean(g)), r = 1/√(var + ε), recomputed from x.
     case layerNormGrad(epsilon: Double, rms: Bool)
+    /// A strided window of the input, the node's shape: output element i (per axis) is input
+    /// element `starts + steps·i`, every step at least 1.
+    case slice(starts: [Int], steps: [Int])
+    /// The input spread over a tensor of `value` of the node's shape: input element i (per axis)
+    /// lands at `low + (interior + 1)·i`, with `interior` values between neighbours (XLA's pad;
+    /// PyTorch's constant pad where `interior` is 0). The adjoint of `slice`.
+    case pad(low: [Int], interior: [Int], value: Double)
+    /// The inputs, of one shape but along `axis`, joined in order along `axis`.
+    case concat(axis: Int)
 
     /// A short name for messages, schedules and graph drawings.
     public var name: String {
@@ -192,6 +206,11 @@ public enum Op: Sendable, Hashable {
         case let .softmaxGrad(axis, log): return "\(log ? "logSoftmax" : "softmax")Grad(axis: \(axis))"
         case let .layerNorm(eps, rms): return "\(rms ? "rmsNorm" : "layerNorm")(epsilon: \(eps))"
         case let .layerNormGrad(eps, rms): return "\(rms ? "rmsNorm" : "layerNorm")Grad(epsilon: \(eps))"
+        case let .slice(starts, steps):
+            return "slice(from \(starts)\(steps.allSatisfy { $0 == 1 } ? "" : " by \(steps)"))"
+        case let .pad(low, interior, value):
+            return "pad(low \(low)\(interior.allSatisfy { $0 == 0 } ? "" : ", interior \(interior)")\(value == 0 ? "" : ", value \(value)"))"
+        case .concat(let axis): return "concat(axis: \(axis))"
         }
     }
 }
@@ -206,7 +225,7 @@ public enum Op: Sendable, Hashable {
 public enum OpKind: String, CaseIterable, Sendable, Hashable {
     case feed, parameter, state, constant
     case neg, exp, log, sqrt, tanh, sigmoid, relu, gelu, erf
-    case add, sub, mul, div, maximum, minimum, greater, equal
+    case add, sub, mul, div, maximum, minimum, greater, equal, select
     case sum, mean, max
     case matmul, transpose, reshape, broadcastTo
     case gather, scatterAdd
@@ -218,6 +237,7 @@ public enum OpKind: String, CaseIterable, Sendable, Hashable {
     case uniform
     case softmax, logSoftmax, softmaxGrad
     case layerNorm, rmsNorm, layerNormGrad
+    case slice, pad, concat
 
     /// How the compiler places an op's nodes into kernels.
     public enum Fusion: Sendable, Hashable {
@@ -265,7 +285,7 @@ public enum OpKind: String, CaseIterable, Sendable, Hashable {
         }
         switch self {
         case .feed, .parameter, .state, .constant: return t(.leaf, .none, golden: false, parity: false)
-        case .neg, .exp, .log, .sqrt, .tanh, .sigmoid, .relu, .gelu, .erf, .add, .sub, .mul, .div, .maximum, .minimum:
+        case .neg, .exp, .log, .sqrt, .tanh, .sigmoid, .relu, .gelu, .erf, .add, .sub, .mul, .div, .maximum, .minimum, .select:
             return t(.elementwise, .rule)
         // Comparisons make masks inside gradient rules; PyTorch's give booleans.
         case .greater, .equal: return t(.elementwise, .none, golden: false)
@@ -296,6 +316,7 @@ public enum OpKind: String, CaseIterable, Sendable, Hashable {
         case .layerNorm, .rmsNorm: return t(.kernel, .rule)
         // Made only by layerNorm's gradient rule, and checked through it.
         case .layerNormGrad: return t(.kernel, .error, golden: false)
+        case .slice, .pad, .concat: return t(.kernel, .rule)
         }
     }
 }
@@ -327,6 +348,7 @@ extension BinaryOp {
         case .minimum: .minimum
         case .greater: .greater
         case .equal: .equal
+        case .select: .select
         }
     }
 }
@@ -376,6 +398,9 @@ extension Op {
         case .softmaxGrad: return .softmaxGrad
         case .layerNorm(_, let rms): return rms ? .rmsNorm : .layerNorm
         case .layerNormGrad: return .layerNormGrad
+        case .slice: return .slice
+        case .pad: return .pad
+        case .concat: return .concat
         }
     }
 }
@@ -404,7 +429,8 @@ extension OpKind {
 
     /// Makes this op's node from its inputs and named attributes (`axes`, `keepDims`, `perm`,
     /// `log` (softmaxGrad), `rms` (layerNormGrad; norms take epsilon 1e-5),
-    /// `shape`, `axis`, `rows`, `transposeA`, `transposeB`, `value`, `classes`, `ignoreIndex`;
+    /// `shape`, `axis`, `rows`, `transposeA`, `starts`/`ends`/`steps` (slice),
+    /// `low`/`high`/`interior`/`value` (pad), `transposeB`, `value`, `classes`, `ignoreIndex`;
     /// for windows `kernel`, `stride`, `padding`, `dilation` (pairs), `height`, `width`):
     /// how golden fixtures, written by name, become graphs. A oneHot made here is float32.
     /// `dtype` is the float type of an op whose inputs do not fix it (oneHot).
@@ -422,8 +448,10 @@ extension OpKind {
         switch self {
         case .feed, .parameter, .state, .constant: arity = 0
         case .neg, .exp, .log, .sqrt, .tanh, .sigmoid, .relu, .gelu, .erf, .sum, .mean, .max, .transpose, .reshape, .broadcastTo,
-             .argmax, .allReduce, .oneHot, .unfold, .fold, .maxPool, .uniform, .softmax, .logSoftmax, .layerNorm, .rmsNorm: arity = 1
-        case .add, .sub, .mul, .div, .maximum, .minimum, .greater, .equal, .matmul, .gather, .scatterAdd,
+             .argmax, .allReduce, .oneHot, .unfold, .fold, .maxPool, .uniform, .softmax, .logSoftmax, .layerNorm, .rmsNorm,
+             .slice, .pad: arity = 1
+        case .concat: arity = Swift.max(x.count, 1)
+        case .add, .sub, .mul, .div, .maximum, .minimum, .greater, .equal, .select, .matmul, .gather, .scatterAdd,
              .softmaxCrossEntropy, .accuracy, .maxPoolGrad, .softmaxGrad, .layerNormGrad: arity = 2
         case .softmaxCrossEntropyGrad: arity = 3
         }
@@ -435,7 +463,7 @@ extension OpKind {
             throw KilnError.invalidArgument(op: rawValue, message: "a leaf is made by Graph.placeholder, parameter, state or constant")
         case .neg, .exp, .log, .sqrt, .tanh, .sigmoid, .relu, .gelu, .erf:
             return try g.unary(UnaryOp(rawValue: rawValue)!, x[0])
-        case .add, .sub, .mul, .div, .maximum, .minimum, .greater, .equal:
+        case .add, .sub, .mul, .div, .maximum, .minimum, .greater, .equal, .select:
             return try g.binary(BinaryOp(rawValue: rawValue)!, x[0], x[1])
         case .sum, .mean, .max:
             return try g.reduce(ReduceOp(rawValue: rawValue)!, x[0], axes: attrs["axes"].flatMap(ints),
@@ -472,6 +500,13 @@ extension OpKind {
             return try g.layerNorm(x[0], epsilon: 1e-5, rms: self == .rmsNorm)
         case .layerNormGrad:
             return try g.layerNormGrad(x[0], upstream: x[1], epsilon: 1e-5, rms: attrs["rms"].flatMap(bool) ?? false)
+        case .slice:
+            return try g.slice(x[0], starts: try attr("starts", ints), ends: try attr("ends", ints), steps: attrs["steps"].flatMap(ints))
+        case .pad:
+            return try g.pad(x[0], low: try attr("low", ints), high: try attr("high", ints), interior: attrs["interior"].flatMap(ints),
+                             value: Double(attrs["value"].flatMap(int) ?? 0))
+        case .concat:
+            return try g.concat(x, axis: attrs["axis"].flatMap(int) ?? 0)
         case .uniform:
             return try g.uniform(Shape(try attr("shape", ints)), counter: x[0], seed: UInt32(truncatingIfNeeded: attrs["seed"].flatMap(int) ?? 0), dtype: dtype)
         }
@@ -501,7 +536,8 @@ extension Op {
             return [IndexInput(input: 1, limit: inputs[0][1], ignore: nil, what: "label")]
         case let .oneHot(classes, ignoreIndex): return [IndexInput(input: 0, limit: classes, ignore: ignoreIndex, what: "label")]
         case .input, .constant, .unary, .binary, .reduce, .matmul, .transpose, .reshape, .broadcastTo, .argmax, .allReduce,
-             .unfold, .fold, .maxPool, .maxPoolGrad, .uniform, .softmax, .softmaxGrad, .layerNorm, .layerNormGrad:
+             .unfold, .fold, .maxPool, .maxPoolGrad, .uniform, .softmax, .softmaxGrad, .layerNorm, .layerNormGrad,
+             .slice, .pad, .concat:
             return []
         }
     }

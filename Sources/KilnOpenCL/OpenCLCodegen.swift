@@ -170,7 +170,7 @@ struct OpenCLCodegen {
         case .elementwise, .reduce, .matmul, .allReduceStart, .allReduceFinish: return []
         case .node(let op):
             switch op {
-            case .transpose, .oneHot, .unfold, .fold, .maxPool, .maxPoolGrad: return []
+            case .transpose, .oneHot, .unfold, .fold, .maxPool, .maxPoolGrad, .slice, .pad, .concat: return []
             case .uniform: return [Philox.openCL]
             case .gather, .scatterAdd: return [KernelSources.embedding]
             case .softmaxCrossEntropy, .softmaxCrossEntropyGrad, .accuracy: return [KernelSources.softmaxCrossEntropy]
@@ -600,6 +600,9 @@ struct OpenCLCodegen {
 
         case let .node(.maxPool(w)), let .node(.maxPoolGrad(w)):
             try emitMaxPool(k, window: w, index: index)
+
+        case .node(.slice), .node(.pad), .node(.concat):
+            emitMovement(k, index: index)
 
         case .node(.input), .node(.constant), .node(.unary), .node(.binary), .node(.reduce), .node(.matmul), .node(.reshape),
              .node(.broadcastTo), .node(.allReduce):

@@ -225,6 +225,25 @@ public enum OpCases {
             g.output("rmsNorm odd rows", try g.graph.layerNorm(odd, rms: true))
             g.output("layerNorm · w + b", try g.graph.layerNorm(x) * w + b)
         })
+        // Steps that skip elements, padding on every side and between neighbours, parts of
+        // several sizes (one empty), a split whose parts are used apart, and where() hiding NaN
+        // (log of negatives) and a mask that broadcasts.
+        let (mv0, mv1) = (d(33, 5), d(129, 9))
+        cases.append(OpCase("movement: slice, pad, concat, split and where [\(mv0),\(mv1),3]", seed: 902) { g in
+            let x = try g.input("x", [mv0, mv1, 3]), y = try g.input("y", [mv0, 2, 3])
+            g.output("slice rows 1..<\(mv0 - 1) by 2", try g.graph.slice(x, starts: [1, 0, 0], ends: [mv0 - 1, mv1, 3], steps: [2, 1, 1]))
+            g.output("slice columns by 3, channels 1..<3", try g.graph.slice(x, starts: [0, 2, 1], ends: [mv0, mv1, 3], steps: [1, 3, 1]))
+            g.output("pad (1,2) (0,0) (2,1)", try x.padded([(1, 2), (0, 0), (2, 1)]))
+            g.output("pad interior (1,0,2) with -1", try g.graph.pad(x, low: [0, 1, 0], high: [1, 0, 0], interior: [1, 0, 2], value: -1))
+            g.output("concat [x, y, x] axis 1", try g.graph.concat([x, y, x], axis: 1))
+            g.output("concat [y, empty, y·2] axis -1", try g.graph.concat([y, g.input("empty", [mv0, 2, 0]), y * 2], axis: -1))
+            let parts = try x.split([1, mv1 - 3, 2], axis: 1)
+            g.output("split, rejoined out of order", try g.graph.concat([parts[2] * 2, parts[0], parts[1].exp()], axis: 1))
+            let positive = try g.graph.binary(.greater, x, x.scalar(0))
+            g.output("where(x > 0, log x, 0)", try g.graph.where(positive, x.log(), x.scalar(0)))
+            let mask = try g.graph.binary(.greater, g.constantInput("mask", [mv0, 1, 3]), x.scalar(0))
+            g.output("where(mask [\(mv0),1,3], y, -y)", try g.graph.where(mask, y, -y))
+        })
         // Bit for bit the same draws: Philox in Swift and in OpenCL C, two streams, a dropout mask.
         let draws = d(70000, 1000)
         cases.append(OpCase("random: uniform [\(draws)] and [3,5,7] from a counter, a dropout mask", seed: 800, gradients: false) { g in
@@ -323,6 +342,16 @@ public enum OpCases {
             g.output("rmsNorm", try g.graph.layerNorm(x, rms: true))
             g.output("layerNorm odd", try g.graph.layerNorm(odd))
             g.output("rmsNorm odd", try g.graph.layerNorm(odd, rms: true))
+        })
+        cases.append(OpCase("slice, pad, concat, split and where", seed: 1) { g in
+            let x = try g.input("x", [3, 5, 4]), y = try g.input("y", [3, 2, 4])
+            g.output("slice", try g.graph.slice(x, starts: [1, 0, 1], ends: [3, 5, 4], steps: [1, 2, 2]))
+            g.output("pad", try g.graph.pad(x, low: [1, 0, 2], high: [0, 2, 1], interior: [0, 1, 0], value: 0.5))
+            g.output("concat", try g.graph.concat([x, y, x], axis: 1))
+            let parts = try x.split([2, 3], axis: 1)
+            g.output("split", try parts[0].sum(axes: [1], keepDims: true) * parts[1])
+            let mask = try g.graph.binary(.greater, g.constantInput("mask", [3, 1, 4]), x.scalar(0))
+            g.output("where", try g.graph.where(mask, x, g.input("z", [3, 5, 1])))
         })
         // In one process the sum over processes is the identity, and so is its gradient.
         cases.append(OpCase("allReduce in one process", seed: 1) { g in
