@@ -557,7 +557,23 @@ def build_conv():
         "bn_grad_x": tj(gb[0]), "bn_grad_weight": tj(gb[1]), "bn_grad_bias": tj(gb[2]),
         "bn_running_mean": tj(bn.running_mean), "bn_running_var": tj(bn.running_var), "bn_eval_x": tj(xe), "bn_eval_output": tj(ye),
     }
-    return batch_norm | {
+    # Grouped convolutions (F.conv2d with groups): 2 groups of 2 channels with bias, depthwise
+    # with a channel multiplier of 2 and stride 2, and plain depthwise with dilation 2.
+    torch.manual_seed(6)
+    xg = randn(2, 4, 6, 5)
+    wg, bg = randn(6, 2, 3, 3) * 0.3, randn(6) * 0.1
+    wm, wd = randn(8, 1, 3, 3) * 0.3, randn(4, 1, 3, 3) * 0.3
+    gl = [t.clone().requires_grad_(True) for t in (xg, wg, bg, wm, wd)]
+    outs = [F.conv2d(gl[0], gl[1], gl[2], padding=1, groups=2), F.conv2d(gl[0], gl[3], stride=2, padding=1, groups=4),
+            F.conv2d(gl[0], gl[4], padding=2, dilation=2, groups=4)]
+    ups = [randn(*o.shape) for o in outs]
+    ggrads = torch.autograd.grad(sum((o * u).sum() for o, u in zip(outs, ups)), gl)
+    grouped = {"grouped_x": tj(xg), "grouped_w": tj(wg), "grouped_b": tj(bg), "multiplier_w": tj(wm), "depthwise_w": tj(wd)}
+    for name, o, u in zip(("grouped", "multiplier", "depthwise"), outs, ups):
+        grouped[f"{name}_output"], grouped[f"{name}_upstream"] = tj(o), tj(u)
+    for name, gr in zip(("x", "w", "b", "multiplier_w", "depthwise_w"), ggrads):
+        grouped[f"grouped_grad_{name}"] = tj(gr)
+    return batch_norm | grouped | {
         "x": tj(x), "w1": tj(w1), "b1": tj(b1), "w2": tj(w2), "output": tj(y), "upstream": tj(upstream),
         "grad_x": tj(grads[0]), "grad_w1": tj(grads[1]), "grad_b1": tj(grads[2]), "grad_w2": tj(grads[3]),
         "maxpool_pad1": tj(pooled), "maxpool_upstream": tj(up2), "maxpool_grad_x": tj(gt),

@@ -11,6 +11,61 @@ import Kiln
         let maxpool_pad1, maxpool_upstream, maxpool_grad_x: FixtureTensor
         let bn_x, bn_weight, bn_bias, bn_output, bn_upstream, bn_grad_x, bn_grad_weight, bn_grad_bias: FixtureTensor
         let bn_running_mean, bn_running_var, bn_eval_x, bn_eval_output: FixtureTensor
+        let grouped_x, grouped_w, grouped_b, multiplier_w, depthwise_w: FixtureTensor
+        let grouped_output, grouped_upstream, multiplier_output, multiplier_upstream, depthwise_output, depthwise_upstream: FixtureTensor
+        let grouped_grad_x, grouped_grad_w, grouped_grad_b, grouped_grad_multiplier_w, grouped_grad_depthwise_w: FixtureTensor
+    }
+
+    /// Three grouped convolutions of one input, as F.conv2d computes them with groups: 2 groups
+    /// with bias (a batched matmul), depthwise with a channel multiplier of 2 and stride 2, and
+    /// depthwise with dilation 2 (a reduction); the loss sums each output times its upstream.
+    func groupedNetwork(_ dtype: DType) throws -> (Graph, x: Tensor, ys: [Tensor], upstreams: [Tensor], loss: Tensor, params: [Tensor]) {
+        let g = Graph()
+        let x = try g.placeholder("x", [2, 4, 6, 5], dtype)
+        let convs = [try Conv2d(4, 6, kernel: 3, padding: 1, groups: 2, dtype: dtype, name: "grouped"),
+                     try Conv2d(4, 8, kernel: 3, stride: 2, padding: 1, groups: 4, bias: false, dtype: dtype, name: "multiplier"),
+                     try Conv2d(4, 4, kernel: 3, padding: 2, dilation: 2, groups: 4, bias: false, dtype: dtype, name: "depthwise")]
+        let ys = try convs.map { try $0(x) }
+        let upstreams = try ys.enumerated().map { try g.placeholder("upstream \($0.offset)", $0.element.shape, dtype) }
+        let loss = try zip(ys, upstreams).map { try ($0 * $1).sum() }.dropFirst().reduce(try (ys[0] * upstreams[0]).sum()) { try $0 + $1 }
+        let params = try [convs[0].weight, convs[0].bias!, convs[1].weight, convs[2].weight].map { try $0.tensor(in: g) }
+        return (g, x, ys, upstreams, loss, params)
+    }
+
+    @Test func groupedConvolutionsMatchPyTorch() throws {
+        let f = try Fixtures.load("conv.json", as: ConvFixture.self)
+        let (g, x, ys, upstreams, loss, params) = try groupedNetwork(.float64)
+        let grads = try g.gradients(of: loss, wrt: [x] + params)
+        var feeds: [Tensor: HostTensor] = [x: try f.grouped_x.host(.float64)]
+        for (t, v) in zip(upstreams + params, [f.grouped_upstream, f.multiplier_upstream, f.depthwise_upstream,
+                                               f.grouped_w, f.grouped_b, f.multiplier_w, f.depthwise_w]) {
+            feeds[t] = try v.host(.float64)
+        }
+        let out = try CPUReference<Double>().run(g, feeds: feeds, fetch: ys + grads)
+        let want = [(f.grouped_output, "grouped"), (f.multiplier_output, "multiplier"), (f.depthwise_output, "depthwise"),
+                    (f.grouped_grad_x, "dx"), (f.grouped_grad_w, "d grouped w"), (f.grouped_grad_b, "d grouped b"),
+                    (f.grouped_grad_multiplier_w, "d multiplier w"), (f.grouped_grad_depthwise_w, "d depthwise w")]
+        for (got, (want, label)) in zip(out, want) {
+            #expect(got.shape == Shape(want.shape), "\(label)")
+            #expect(maxError(got.doubles, want.data) < 1e-10, "\(label): \(maxError(got.doubles, want.data))")
+        }
+    }
+
+    /// The grouped convolutions in float32 on OpenCL, fused, against the oracle.
+    @Test func groupedOnOpenCLMatchTheOracle() throws {
+        guard let ctx = OpenCLSupport.context else { return }
+        let (g, x, ys, upstreams, loss, params) = try groupedNetwork(.float32)
+        let grads = try g.gradients(of: loss, wrt: [x] + params)
+        var rng = SeededGenerator(seed: 4)
+        var values: [Tensor: HostTensor] = [:]
+        for t in [x] + upstreams + params {
+            values[t] = try HostTensor(rng.uniform(t.shape.count, in: -1...1).map(Float.init), shape: t.shape)
+        }
+        let (device, reference) = try openCLAndReference(g, fetch: ys + grads, values: values, fusion: true, context: ctx)
+        for (i, (d, r)) in zip(device, reference).enumerated() {
+            let (_, rel) = DeviceCheck.errors(d, r)
+            #expect(rel < DeviceCheck.opTolerance, "output \(i): \(rel)")
+        }
     }
 
     /// conv2d (padding 1) -> relu -> max_pool2d 2 -> conv2d (stride 2, dilation 2, no bias) ->
@@ -137,6 +192,9 @@ import Kiln
         // Stride or dilation 0, padding over half the kernel, no batch and channels.
         #expect(message { try Conv2d(3, 8, kernel: 3, stride: 0) }.contains("stride [0, 0] must be two sizes"))
         #expect(message { try Conv2d(3, 8, kernel: 3, dilation: 0) }.contains("dilation [0, 0]"))
+        // Groups that do not divide the channels.
+        #expect(message { try Conv2d(3, 8, kernel: 3, groups: 2) }.contains("groups 2 must be at least 1 and divide both channel counts 3 -> 8"))
+        #expect(message { try Conv2d(4, 8, kernel: 3, groups: 2, name: "c")(x) }.contains("[2, 3, 5, 5] does not fit weight [8, 2, 3, 3] in 2 groups"))
         #expect(message { try MaxPool2d(2, padding: 2) }.contains("at most half the kernel"))
         #expect(message { try MaxPool2d(2)(try g.placeholder("flat", [2, 25])) }.contains("[N, C, H, W], got [2, 25]"))
         // fold's columns must be the shape unfold gives.

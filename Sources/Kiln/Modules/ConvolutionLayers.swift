@@ -2,46 +2,70 @@
 /// gradient is `Graph.fold`, and `Graph.maxPool`), matmuls and reductions, so that each is
 /// differentiated, fused and run on every backend as those are.
 
-/// 2-D convolution (cross-correlation, as PyTorch's nn.Conv2d) with weights `[out, in, kh, kw]`,
-/// initialized as PyTorch's (uniform ±1/√fan-in, fan-in = in x kh x kw, for weights and bias).
+/// 2-D convolution (cross-correlation, as PyTorch's nn.Conv2d) with weights
+/// `[out, in / groups, kh, kw]`, initialized as PyTorch's (uniform ±1/√fan-in, fan-in =
+/// in / groups x kh x kw, for weights and bias).
 ///
-/// Computed as one matmul: the input's patches `[N·OH·OW, in·kh·kw]` times the weights' rows,
-/// the bias in its epilogue, then moved to `[N, out, OH, OW]`.
+/// Computed from the input's patches `[N·OH·OW, in·kh·kw]`: one matmul with the weights' rows,
+/// the bias in its epilogue, then moved to `[N, out, OH, OW]`. With groups, a batched matmul
+/// (one matrix per group); depthwise (one input channel per group, any channel multiplier),
+/// a product with the weights summed over the window: one reduction kernel, as a matmul whose
+/// inner dimension is the window alone would waste the device.
 public final class Conv2d: Layer {
     public let weight: Parameter
     public let bias: Parameter?
     public let window: Window2D
+    /// The channels split into this many groups, each convolved with its own filters.
+    public let groups: Int
 
-    /// - Parameters: `kernel`, `stride`, `padding`, `dilation` are (height, width) pairs.
+    /// - Parameters: `kernel`, `stride`, `padding`, `dilation` are (height, width) pairs;
+    ///   `groups` divides both channel counts (`groups == inChannels`: depthwise).
     public init(_ inChannels: Int, _ outChannels: Int, kernel: [Int], stride: [Int] = [1, 1], padding: [Int] = [0, 0],
-                dilation: [Int] = [1, 1], bias: Bool = true, dtype: DType = .float32, name: String? = nil) throws {
+                dilation: [Int] = [1, 1], groups: Int = 1, bias: Bool = true, dtype: DType = .float32, name: String? = nil) throws {
         guard inChannels >= 1, outChannels >= 1 else {
             throw KilnError.invalidArgument(op: "Conv2d", message: "channels \(inChannels) -> \(outChannels) must be at least 1")
         }
+        guard groups >= 1, inChannels % groups == 0, outChannels % groups == 0 else {
+            throw KilnError.invalidArgument(op: "Conv2d", message: "groups \(groups) must be at least 1 and divide both channel counts \(inChannels) -> \(outChannels)")
+        }
         window = try Window2D(kernel: kernel, stride: stride, padding: padding, dilation: dilation)
-        let fanIn = inChannels * kernel[0] * kernel[1]
-        weight = Parameter([outChannels, inChannels, kernel[0], kernel[1]], dtype: dtype, initializer: .pytorchDefault(fanIn: fanIn),
+        self.groups = groups
+        let fanIn = inChannels / groups * kernel[0] * kernel[1]
+        weight = Parameter([outChannels, inChannels / groups, kernel[0], kernel[1]], dtype: dtype, initializer: .pytorchDefault(fanIn: fanIn),
                            name: name.map { "\($0).weight" })
         self.bias = bias ? Parameter([outChannels], dtype: dtype, initializer: .pytorchDefault(fanIn: fanIn), name: name.map { "\($0).bias" }) : nil
     }
 
     /// A square kernel with the same stride, padding and dilation both ways.
     public convenience init(_ inChannels: Int, _ outChannels: Int, kernel: Int, stride: Int = 1, padding: Int = 0, dilation: Int = 1,
-                            bias: Bool = true, dtype: DType = .float32, name: String? = nil) throws {
+                            groups: Int = 1, bias: Bool = true, dtype: DType = .float32, name: String? = nil) throws {
         try self.init(inChannels, outChannels, kernel: [kernel, kernel], stride: [stride, stride], padding: [padding, padding],
-                      dilation: [dilation, dilation], bias: bias, dtype: dtype, name: name)
+                      dilation: [dilation, dilation], groups: groups, bias: bias, dtype: dtype, name: name)
     }
 
     public func callAsFunction(_ x: Tensor) throws -> Tensor {
         let g = x.graph, w = try weight.tensor(in: g)
-        let (out, inChannels) = (w.shape[0], w.shape[1])
+        let (out, perGroup) = (w.shape[0], w.shape[1]), inChannels = perGroup * groups
         guard x.shape.rank == 4, x.shape[1] == inChannels else {
-            throw KilnError.shapeMismatch(op: "Conv2d", message: "input \(x.shape) does not fit weight \(w.shape): expected [N, \(inChannels), H, W]")
+            throw KilnError.shapeMismatch(op: "Conv2d", message: "input \(x.shape) does not fit weight \(w.shape)\(groups > 1 ? " in \(groups) groups" : ""): expected [N, \(inChannels), H, W]")
         }
         let patches = try g.unfold(x, window: window)
         let (n, oh, ow) = (x.shape[0], patches.shape[1], patches.shape[2])
-        let rows = try patches.reshaped([n * oh * ow, inChannels * window.kernel[0] * window.kernel[1]])
-        var y = try rows.matmul(w.reshaped([out, -1]), transposeB: true)
+        let (rowCount, k) = (n * oh * ow, window.kernel[0] * window.kernel[1])
+        let multiplier = out / groups
+        var y: Tensor
+        if groups == 1 {
+            y = try patches.reshaped([rowCount, inChannels * k]).matmul(w.reshaped([out, -1]), transposeB: true)
+        } else if perGroup == 1 {
+            // [R, G, 1, K] · [G, M, K] summed over K: each output channel's window dot product.
+            let rows = try patches.reshaped([rowCount, groups, 1, k])
+            y = try (rows * w.reshaped([groups, multiplier, k])).sum(axes: [3]).reshaped([rowCount, out])
+        } else {
+            // Per group: [R, C/G·K] @ [M, C/G·K]ᵀ, the groups a batch.
+            let rows = try patches.reshaped([rowCount, groups, perGroup * k]).transposed([1, 0, 2])
+            let product = try rows.matmul(w.reshaped([groups, multiplier, perGroup * k]), transposeB: true)
+            y = try product.transposed([1, 0, 2]).reshaped([rowCount, out])
+        }
         if let bias { y = try y + bias.tensor(in: g) }
         return try y.reshaped([n, oh, ow, out]).transposed([0, 3, 1, 2])
     }
