@@ -2,6 +2,8 @@ import ArgumentParser
 import Foundation
 import Kiln
 
+extension PositionEncoding: ExpressibleByArgument {}
+
 /// The transformer models' options (charlm's GPT, and ner's transformer tagger for width,
 /// layers, heads and clipping): the model's shape and how long charlm trains.
 struct LanguageModelFlags: ParsableArguments {
@@ -30,8 +32,11 @@ struct LanguageModelFlags: ParsableArguments {
     @Flag(help: "charlm: the output projection is the token embedding, transposed (one parameter used twice).")
     var tie = false
 
+    @Option(help: "charlm and the ner transformer: how positions are told apart: learned (a trained table) or sinusoidal (fixed sines and cosines).")
+    var positions = PositionEncoding.learned
+
     func config(vocabulary: Int) -> TransformerConfig {
-        TransformerConfig(vocabulary: vocabulary, context: context, width: width, layers: layers, heads: heads, tied: tie)
+        TransformerConfig(vocabulary: vocabulary, context: context, width: width, layers: layers, heads: heads, tied: tie, positions: positions)
     }
 }
 
@@ -74,7 +79,7 @@ extension TrainCommand {
         if checkNumerics { trainer.step.checkNumerics = true }
         let parameters = trainer.step.namedParameters.reduce(0) { $0 + $1.parameter.shape.count }
         print("Task charlm: \(corpus.train.count + corpus.validation.count) characters from \(corpus.source) (\(corpus.characters.count) distinct), \(corpus.train.count) for training, \(corpus.validation.count) held out")
-        print("Model: GPT, context \(shape.context), width \(shape.width), \(shape.layers) layers, \(shape.heads) heads\(shape.tied ? ", tied embedding" : ""): \(parameters) parameters")
+        print("Model: GPT, context \(shape.context), width \(shape.width), \(shape.layers) layers, \(shape.heads) heads\(shape.tied ? ", tied embedding" : "")\(shape.positions == .sinusoidal ? ", sinusoidal positions" : ""): \(parameters) parameters")
         print("Device \(try Devices.describe(device))")
         if resume, let checkpoint {
             if FileManager.default.fileExists(atPath: checkpoint) {

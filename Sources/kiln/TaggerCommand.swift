@@ -23,7 +23,7 @@ extension TrainCommand {
         let test = try TaggedSentences(testSentences, vocabulary: vocabulary, tags: tags, maxLength: maxLength, source: "test.txt")
         let dim = taskOptions.dim
         let model = try SentenceTagger(vocabulary: vocabulary.count, dim: dim, width: flags.width, layers: flags.layers,
-                                       heads: flags.heads, tags: tags.count, maxLength: maxLength)
+                                       heads: flags.heads, tags: tags.count, maxLength: maxLength, positions: flags.positions)
         var optimizer = (self.optimizer ?? .adamw).optimizer(momentum: momentum, weightDecay: weightDecay)
         optimizer.decayGroup = .matrices
         optimizer.clipNorm = flags.clip > 0 ? flags.clip : nil

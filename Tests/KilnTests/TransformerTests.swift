@@ -154,6 +154,29 @@ import Kiln
         #expect(try sampler.sample(prompt: prompt, count: 20, temperature: 0.8, topK: 5, seed: 3) == one)
     }
 
+    /// Sinusoidal positions: the table's values (sin and cos of p / 10000^(2i/width)), no
+    /// position parameter to train, a model that still learns, and a configuration saved
+    /// before the choice existed read as learned positions.
+    @Test func sinusoidalPositions() throws {
+        let table = PositionEncoding.sinusoids(positions: 3, width: 4)
+        let want: [Double] = [0, 1, 0, 1, sin(1.0), cos(1.0), sin(0.01), cos(0.01), sin(2.0), cos(2.0), sin(0.02), cos(0.02)]
+        #expect(maxError(table, want) < 1e-15)
+        let corpus = try Self.corpus()
+        var options = LanguageModelOptions()
+        (options.steps, options.batchSize, options.evaluateEvery, options.learningRate) = (8, 4, 8, 3e-3)
+        let config = TransformerConfig(vocabulary: corpus.characters.count, context: 16, width: 16, layers: 1, heads: 2, positions: .sinusoidal)
+        let model = try TransformerLanguageModel(config)
+        let trainer = try LanguageModelTrainer(model: model, corpus: corpus, optimizer: .adamW(weightDecay: 0.1, decayGroup: .matrices, clipNorm: 1),
+                                               device: .cpu, options: options)
+        #expect(!model.namedParameters().contains { $0.name.contains("position") } && model.positions == nil)
+        var last: LanguageModelEvaluation?
+        try trainer.run(evaluated: { last = $0 })
+        #expect(last!.validationLoss < log(Double(corpus.characters.count)))
+        let old = #"{"vocabulary": 5, "context": 8, "width": 16, "layers": 1, "heads": 2, "tied": false}"#
+        let decoded = try JSONDecoder().decode(TransformerConfig.self, from: Data(old.utf8))
+        #expect(decoded == TransformerConfig(vocabulary: 5, context: 8, width: 16, layers: 1, heads: 2))
+    }
+
     /// Clipping by global norm: one SGD step moves the parameters by lr · g · clip / ‖g‖.
     @Test func clipsByGlobalNorm() throws {
         final class Net: Module { let w = Parameter([2], initializer: .zeros, name: "w"); let v = Parameter([1], initializer: .zeros, name: "v") }

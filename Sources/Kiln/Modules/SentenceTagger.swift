@@ -1,11 +1,14 @@
 /// A transformer that tags every token of a sentence (named entities): word vectors (trainable,
-/// optionally GloVe's) projected to the model's width, learned positions, transformer blocks
+/// optionally GloVe's) projected to the model's width, positions (learned or sinusoidal), transformer blocks
 /// whose attention skips padding, a final layer norm and a tag for every position.
 public final class SentenceTagger: Module {
     public let words: Embedding
     /// From the word vectors' dimension to the width (absent when they are equal).
     public let project: Linear?
-    public let positions: Parameter
+    /// The learned position table; absent with sinusoidal positions.
+    public let positions: Parameter?
+    /// The sinusoidal position table, a constant kept with the model's state.
+    public let sinusoids: StateBuffer?
     public let blocks: [TransformerBlock]
     public let norm: LayerNorm
     public let classify: Linear
@@ -13,14 +16,19 @@ public final class SentenceTagger: Module {
     public let maxLength: Int
 
     public init(vocabulary: Int, dim: Int, width: Int, layers: Int, heads: Int, tags: Int, maxLength: Int,
-                dtype: DType = .float32) throws {
+                positions encoding: PositionEncoding = .learned, dtype: DType = .float32) throws {
         guard vocabulary >= 1, dim >= 1, width >= 1, layers >= 1, tags >= 1, maxLength >= 1 else {
             throw KilnError.invalidArgument(op: "SentenceTagger", message: "vocabulary \(vocabulary), dim \(dim), width \(width), layers \(layers), tags \(tags) and length \(maxLength) must all be at least 1")
         }
         let std = Initializer.normal(0.02)
         words = Embedding(vocabulary: vocabulary, dim: dim, dtype: dtype, name: "words")
         project = dim == width ? nil : Linear(dim, width, dtype: dtype, weightInit: std, biasInit: .zeros)
-        positions = Parameter([maxLength, width], dtype: dtype, initializer: std)
+        switch encoding {
+        case .learned: (positions, sinusoids) = (Parameter([maxLength, width], dtype: dtype, initializer: std), nil)
+        case .sinusoidal:
+            (positions, sinusoids) = (nil, try StateBuffer([maxLength, width], values: PositionEncoding.sinusoids(positions: maxLength, width: width),
+                                                           dtype: dtype))
+        }
         blocks = try (0..<layers).map { _ in
             try TransformerBlock(width: width, heads: heads, dtype: dtype, weightInit: std,
                                  residualInit: .normal(0.02 / Double(2 * layers).squareRoot()))
@@ -38,7 +46,7 @@ public final class SentenceTagger: Module {
         }
         var x = try words(ids)
         if let project { x = try project(x) }
-        x = try x + positions.tensor(in: ids.graph)
+        x = try x + (positions?.tensor(in: ids.graph) ?? sinusoids!.tensor(in: ids.graph))
         for block in blocks { x = try block(x, padding: mask) }
         return try classify(norm(x))
     }
