@@ -573,7 +573,22 @@ def build_conv():
         grouped[f"{name}_output"], grouped[f"{name}_upstream"] = tj(o), tj(u)
     for name, gr in zip(("x", "w", "b", "multiplier_w", "depthwise_w"), ggrads):
         grouped[f"grouped_grad_{name}"] = tj(gr)
-    return batch_norm | grouped | {
+    # Transposed convolutions (F.conv_transpose2d): stride 2, padding 1, output padding 1 with
+    # bias (upsampling 4x5 to 8x10), and dilation 2 without bias.
+    torch.manual_seed(7)
+    xt = randn(2, 3, 4, 5)
+    wt1, bt1, wt2 = randn(3, 4, 3, 3) * 0.3, randn(4) * 0.1, randn(3, 2, 2, 2) * 0.3
+    tl = [t.clone().requires_grad_(True) for t in (xt, wt1, bt1, wt2)]
+    touts = [F.conv_transpose2d(tl[0], tl[1], tl[2], stride=2, padding=1, output_padding=1),
+             F.conv_transpose2d(tl[0], tl[3], dilation=2)]
+    tups = [randn(*o.shape) for o in touts]
+    tgrads = torch.autograd.grad(sum((o * u).sum() for o, u in zip(touts, tups)), tl)
+    transposed = {"transposed_x": tj(xt), "transposed_w1": tj(wt1), "transposed_b1": tj(bt1), "transposed_w2": tj(wt2),
+                  "transposed_output1": tj(touts[0]), "transposed_upstream1": tj(tups[0]),
+                  "transposed_output2": tj(touts[1]), "transposed_upstream2": tj(tups[1])}
+    for name, gr in zip(("x", "w1", "b1", "w2"), tgrads):
+        transposed[f"transposed_grad_{name}"] = tj(gr)
+    return batch_norm | grouped | transposed | {
         "x": tj(x), "w1": tj(w1), "b1": tj(b1), "w2": tj(w2), "output": tj(y), "upstream": tj(upstream),
         "grad_x": tj(grads[0]), "grad_w1": tj(grads[1]), "grad_b1": tj(grads[2]), "grad_w2": tj(grads[3]),
         "maxpool_pad1": tj(pooled), "maxpool_upstream": tj(up2), "maxpool_grad_x": tj(gt),

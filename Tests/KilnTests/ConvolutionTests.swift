@@ -14,6 +14,58 @@ import Kiln
         let grouped_x, grouped_w, grouped_b, multiplier_w, depthwise_w: FixtureTensor
         let grouped_output, grouped_upstream, multiplier_output, multiplier_upstream, depthwise_output, depthwise_upstream: FixtureTensor
         let grouped_grad_x, grouped_grad_w, grouped_grad_b, grouped_grad_multiplier_w, grouped_grad_depthwise_w: FixtureTensor
+        let transposed_x, transposed_w1, transposed_b1, transposed_w2: FixtureTensor
+        let transposed_output1, transposed_upstream1, transposed_output2, transposed_upstream2: FixtureTensor
+        let transposed_grad_x, transposed_grad_w1, transposed_grad_b1, transposed_grad_w2: FixtureTensor
+    }
+
+    /// Two transposed convolutions of one input, as F.conv_transpose2d: stride 2, padding 1 and
+    /// output padding 1 with bias (4x5 up to 8x10), and dilation 2 without bias.
+    func transposedNetwork(_ dtype: DType) throws -> (Graph, x: Tensor, ys: [Tensor], upstreams: [Tensor], loss: Tensor, params: [Tensor]) {
+        let g = Graph()
+        let x = try g.placeholder("x", [2, 3, 4, 5], dtype)
+        let up = try ConvTranspose2d(3, 4, kernel: 3, stride: 2, padding: 1, outputPadding: 1, dtype: dtype, name: "up")
+        let dilated = try ConvTranspose2d(3, 2, kernel: 2, dilation: 2, bias: false, dtype: dtype, name: "dilated")
+        let ys = [try up(x), try dilated(x)]
+        let upstreams = try ys.enumerated().map { try g.placeholder("upstream \($0.offset)", $0.element.shape, dtype) }
+        let loss = try (ys[0] * upstreams[0]).sum() + (ys[1] * upstreams[1]).sum()
+        let params = try [up.weight, up.bias!, dilated.weight].map { try $0.tensor(in: g) }
+        return (g, x, ys, upstreams, loss, params)
+    }
+
+    @Test func transposedConvolutionsMatchPyTorch() throws {
+        let f = try Fixtures.load("conv.json", as: ConvFixture.self)
+        let (g, x, ys, upstreams, loss, params) = try transposedNetwork(.float64)
+        #expect(ys[0].shape == [2, 4, 8, 10])
+        let grads = try g.gradients(of: loss, wrt: [x] + params)
+        var feeds: [Tensor: HostTensor] = [x: try f.transposed_x.host(.float64)]
+        for (t, v) in zip(upstreams + params, [f.transposed_upstream1, f.transposed_upstream2, f.transposed_w1, f.transposed_b1, f.transposed_w2]) {
+            feeds[t] = try v.host(.float64)
+        }
+        let out = try CPUReference<Double>().run(g, feeds: feeds, fetch: ys + grads)
+        let want = [(f.transposed_output1, "stride 2"), (f.transposed_output2, "dilation 2"), (f.transposed_grad_x, "dx"),
+                    (f.transposed_grad_w1, "dw1"), (f.transposed_grad_b1, "db1"), (f.transposed_grad_w2, "dw2")]
+        for (got, (want, label)) in zip(out, want) {
+            #expect(got.shape == Shape(want.shape), "\(label)")
+            #expect(maxError(got.doubles, want.data) < 1e-10, "\(label): \(maxError(got.doubles, want.data))")
+        }
+    }
+
+    /// The transposed convolutions in float32 on OpenCL, fused, against the oracle.
+    @Test func transposedOnOpenCLMatchTheOracle() throws {
+        guard let ctx = OpenCLSupport.context else { return }
+        let (g, x, ys, upstreams, loss, params) = try transposedNetwork(.float32)
+        let grads = try g.gradients(of: loss, wrt: [x] + params)
+        var rng = SeededGenerator(seed: 5)
+        var values: [Tensor: HostTensor] = [:]
+        for t in [x] + upstreams + params {
+            values[t] = try HostTensor(rng.uniform(t.shape.count, in: -1...1).map(Float.init), shape: t.shape)
+        }
+        let (device, reference) = try openCLAndReference(g, fetch: ys + grads, values: values, fusion: true, context: ctx)
+        for (i, (d, r)) in zip(device, reference).enumerated() {
+            let (_, rel) = DeviceCheck.errors(d, r)
+            #expect(rel < DeviceCheck.opTolerance, "output \(i): \(rel)")
+        }
     }
 
     /// Three grouped convolutions of one input, as F.conv2d computes them with groups: 2 groups
@@ -192,6 +244,9 @@ import Kiln
         // Stride or dilation 0, padding over half the kernel, no batch and channels.
         #expect(message { try Conv2d(3, 8, kernel: 3, stride: 0) }.contains("stride [0, 0] must be two sizes"))
         #expect(message { try Conv2d(3, 8, kernel: 3, dilation: 0) }.contains("dilation [0, 0]"))
+        // Output padding not below the stride.
+        #expect(message { try ConvTranspose2d(3, 8, kernel: 3, stride: 2, outputPadding: 2) }.contains("output padding [2, 2] must be"))
+        #expect(message { try ConvTranspose2d(4, 8, kernel: 3, name: "t")(x) }.contains("[2, 3, 5, 5] does not fit weight [4, 8, 3, 3]"))
         // Groups that do not divide the channels.
         #expect(message { try Conv2d(3, 8, kernel: 3, groups: 2) }.contains("groups 2 must be at least 1 and divide both channel counts 3 -> 8"))
         #expect(message { try Conv2d(4, 8, kernel: 3, groups: 2, name: "c")(x) }.contains("[2, 3, 5, 5] does not fit weight [8, 2, 3, 3] in 2 groups"))

@@ -71,6 +71,72 @@ public final class Conv2d: Layer {
     }
 }
 
+/// Transposed 2-D convolution (PyTorch's nn.ConvTranspose2d, without groups) with weights
+/// `[in, out, kh, kw]`, initialized as PyTorch's (uniform ±1/√fan-in, fan-in = out x kh x kw):
+/// the adjoint of a convolution, which upsamples by the stride. It is what a convolution's
+/// input gradient computes: one matmul of the pixels' channels with the weights, giving each
+/// pixel's patch, then `fold`, which adds the patches into the output.
+/// The output is `(H − 1)·stride − 2·padding + dilation·(kernel − 1) + outputPadding + 1` high
+/// (and wide likewise).
+public final class ConvTranspose2d: Layer {
+    public let weight: Parameter
+    public let bias: Parameter?
+    public let window: Window2D
+    /// Rows and columns added at the bottom and right of the output (below the stride), so that
+    /// a strided convolution's output size can be inverted exactly.
+    public let outputPadding: [Int]
+
+    /// - Parameters: `kernel`, `stride`, `padding`, `outputPadding`, `dilation` are (height,
+    ///   width) pairs; `outputPadding` smaller than the stride.
+    public init(_ inChannels: Int, _ outChannels: Int, kernel: [Int], stride: [Int] = [1, 1], padding: [Int] = [0, 0],
+                outputPadding: [Int] = [0, 0], dilation: [Int] = [1, 1], bias: Bool = true, dtype: DType = .float32,
+                name: String? = nil) throws {
+        guard inChannels >= 1, outChannels >= 1 else {
+            throw KilnError.invalidArgument(op: "ConvTranspose2d", message: "channels \(inChannels) -> \(outChannels) must be at least 1")
+        }
+        window = try Window2D(kernel: kernel, stride: stride, padding: padding, dilation: dilation)
+        guard outputPadding.count == 2, outputPadding[0] >= 0, outputPadding[1] >= 0,
+              outputPadding[0] < stride[0], outputPadding[1] < stride[1] else {
+            throw KilnError.invalidArgument(op: "ConvTranspose2d", message: "output padding \(outputPadding) must be two sizes (height, width) of at least 0 and below the stride \(stride)")
+        }
+        self.outputPadding = outputPadding
+        let fanIn = outChannels * kernel[0] * kernel[1]
+        weight = Parameter([inChannels, outChannels, kernel[0], kernel[1]], dtype: dtype, initializer: .pytorchDefault(fanIn: fanIn),
+                           name: name.map { "\($0).weight" })
+        self.bias = bias ? Parameter([outChannels], dtype: dtype, initializer: .pytorchDefault(fanIn: fanIn), name: name.map { "\($0).bias" }) : nil
+    }
+
+    /// A square kernel with the same stride, padding, output padding and dilation both ways.
+    public convenience init(_ inChannels: Int, _ outChannels: Int, kernel: Int, stride: Int = 1, padding: Int = 0, outputPadding: Int = 0,
+                            dilation: Int = 1, bias: Bool = true, dtype: DType = .float32, name: String? = nil) throws {
+        try self.init(inChannels, outChannels, kernel: [kernel, kernel], stride: [stride, stride], padding: [padding, padding],
+                      outputPadding: [outputPadding, outputPadding], dilation: [dilation, dilation], bias: bias, dtype: dtype, name: name)
+    }
+
+    /// The output's size along an axis (0: height, 1: width) for an input of `size`.
+    public func outputSize(_ size: Int, axis: Int) -> Int {
+        (size - 1) * window.stride[axis] - 2 * window.padding[axis] + window.dilation[axis] * (window.kernel[axis] - 1) + outputPadding[axis] + 1
+    }
+
+    public func callAsFunction(_ x: Tensor) throws -> Tensor {
+        let g = x.graph, w = try weight.tensor(in: g)
+        let (inChannels, out) = (w.shape[0], w.shape[1])
+        guard x.shape.rank == 4, x.shape[1] == inChannels else {
+            throw KilnError.shapeMismatch(op: "ConvTranspose2d", message: "input \(x.shape) does not fit weight \(w.shape): expected [N, \(inChannels), H, W]")
+        }
+        let (n, h, wd) = (x.shape[0], x.shape[2], x.shape[3])
+        let (oh, ow) = (outputSize(h, axis: 0), outputSize(wd, axis: 1))
+        guard oh >= 1, ow >= 1 else {
+            throw KilnError.shapeMismatch(op: "ConvTranspose2d", message: "input \(x.shape) with window (\(window)) gives an empty output \(oh)x\(ow)")
+        }
+        let rows = try x.transposed([0, 2, 3, 1]).reshaped([n * h * wd, inChannels])
+        let patches = try rows.matmul(w.reshaped([inChannels, -1])).reshaped([n, h, wd, out, window.kernel[0], window.kernel[1]])
+        let y = try g.fold(patches, window: window, height: oh, width: ow)
+        guard let bias else { return y }
+        return try y + bias.tensor(in: g).reshaped([1, out, 1, 1])
+    }
+}
+
 /// Max pooling over windows (nn.MaxPool2d; the stride defaults to the kernel). The gradient goes
 /// to the first largest value of each window in row-major order, as PyTorch routes it; the
 /// padding never wins.
