@@ -42,17 +42,17 @@ __kernel void fill(__global real* x, int offset, int n, real value) {
 
 // Packs B (row-major [k, n], or its transpose when `transposed`, leading dimension ld) into
 // panels of w columns: dst[(panel * k + kk) * w + c] = B(kk, panel * w + c), zero past n.
-// A batch of `batches` matrices, `strideS` elements apart, is packed into consecutive panel
-// sets. A matmul then reads each panel's rows as contiguous blocks of w floats. One work-item
+// A batch of `batches` matrices, matrix b at (b / inner)·strideOuter + (b % inner)·strideInner
+// (two batch axes of a strided view; one: inner 1), is packed into consecutive panel sets. A matmul then reads each panel's rows as contiguous blocks of w floats. One work-item
 // copies one panel row, so rows of an untransposed B are read contiguously.
 __kernel void pack_panels(__global const real* src, int offS, int ld, int transposed, __global real* dst, int k, int n, int w,
-                          int batches, int strideS) {
+                          int batches, int inner, int strideOuter, int strideInner) {
     const int i = get_global_id(0);
     const int panels = (n + w - 1) / w;
     if (i >= panels * k * batches) return;
     const int batch = i / (panels * k), p = i % (panels * k);
     const int panel = p / k, kk = p % k, j0 = panel * w;
-    const int base = offS + batch * strideS;
+    const int base = offS + (batch / inner) * strideOuter + (batch % inner) * strideInner;
     __global real* out = dst + (size_t)i * w;
     const int valid = min(w, n - j0);
     if (transposed) {

@@ -81,21 +81,27 @@ struct CPUStep<T: KilnFloat> {
             let r = aShape.rank, batches = ins[0].shape.dims.prefix(r - 2).reduce(1, *)
             let (a0, a1, b0, b1) = (aShape[r - 2], aShape[r - 1], bShape[r - 2], bShape[r - 1])
             let m = ta ? a1 : a0, k = ta ? a0 : a1, n = tb ? b0 : b1
-            let lda = a1, ldb = b1
+            // An operand may be a strided view (a transpose read in place): its storage order
+            // folds into the transpose flag, and each matrix of a batch has its own offset.
+            let (la, lb) = (ins[0].matrixLayout(transposed: ta), ins[1].matrixLayout(transposed: tb))
+            let (ta, tb, lda, ldb) = (la.transposed, lb.transposed, la.ld, lb.ld)
+            let strided = ins[0].strides != nil || ins[1].strides != nil
+            let aOffsets = (0..<batches).map { la.offset(batch: $0) }, bOffsets = (0..<batches).map { lb.offset(batch: $0) }
             let eval = epilogue.map {
                 FusedEvaluator<T>($0, loads: ins.map { (real($0), $0.shape) }, targets: outs.map(real), scratch: true, workspace: workspace)
             }
             let product = eval?.scratch ?? real(outs[0])
             run = {
                 if blas && m > 0 && n > 0 {
-                    T.batchedGemm(ta, tb, batches: batches, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, c: product)
+                    T.batchedGemm(ta, tb, batches: batches, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, c: product,
+                                  offsets: strided ? (aOffsets, bOffsets) : nil)
                     _ = eval?.run()
                     return
                 }
                 // The plain loops: the reference.
                 product.update(repeating: 0, count: batches * m * n)
                 for batch in 0..<batches {
-                    let (a, b) = (a + batch * m * k, b + batch * k * n)
+                    let (a, b) = (a + aOffsets[batch], b + bOffsets[batch])
                     for i in 0..<m {
                         let c = product + (batch * m + i) * n
                         for p in 0..<k {

@@ -109,8 +109,11 @@ final class FusedEvaluator<T: KilnFloat>: @unchecked Sendable {
         self.targets = targets.isEmpty ? [result] : targets
         accumulator = needScratch ? scratch : nil
         let shape = code.shape
+        // A matmul's operands are loads its epilogue need not read: no index table for those.
+        let read = Set(code.code.compactMap { instr -> Int? in if case .load(let j) = instr { return j }; return nil })
         self.loads = loads.enumerated().map { i, load in
             let (base, s) = load
+            if !read.contains(i) { return (base, .direct, s.count) }
             if let rows = sparse[i] { return (base, .sparse(rows), s.count) }
             if s == shape { return (base, .direct, s.count) }
             if s.count == 1 { return (base, .scalar, s.count) }

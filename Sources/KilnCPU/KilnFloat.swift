@@ -73,14 +73,18 @@ extension Double: KilnFloat {
 extension KilnFloat {
     /// `batches` matmuls of consecutive `[m, k]` and `[k, n]` matrices into consecutive
     /// `[m, n]` ones: one matmul split over the threads, or several spread whole over them.
+    /// `offsets`: where each matrix of A and of B starts (strided views); nil: one after another.
     static func batchedGemm(_ ta: Bool, _ tb: Bool, batches: Int, m: Int, n: Int, k: Int, a: UnsafePointer<Self>, lda: Int,
-                            b: UnsafePointer<Self>, ldb: Int, c: UnsafeMutablePointer<Self>) {
-        guard batches > 1 else { return parallelGemm(ta, tb, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, c: c) }
+                            b: UnsafePointer<Self>, ldb: Int, c: UnsafeMutablePointer<Self>, offsets: ([Int], [Int])? = nil) {
+        guard batches > 1 else {
+            return parallelGemm(ta, tb, m: m, n: n, k: k, a: a + (offsets?.0[0] ?? 0), lda: lda, b: b + (offsets?.1[0] ?? 0), ldb: ldb, c: c)
+        }
         let pool = WorkerPool.shared
         let parts = 2 * m * n * k * batches >= 1 << 20 ? min(pool.threads, batches) : 1
         pool.run(parts: parts) { p in
             for i in batches * p / parts..<batches * (p + 1) / parts {
-                gemm(ta, tb, m: m, n: n, k: k, a: a + i * m * k, lda: lda, b: b + i * k * n, ldb: ldb, c: c + i * m * n, ldc: n)
+                let (ao, bo) = offsets.map { ($0.0[i], $0.1[i]) } ?? (i * m * k, i * k * n)
+                gemm(ta, tb, m: m, n: n, k: k, a: a + ao, lda: lda, b: b + bo, ldb: ldb, c: c + i * m * n, ldc: n)
             }
         }
     }

@@ -42,4 +42,6 @@ struct PendingKernel {
     var nodes: [Int]
     /// The latest node computed: kernels run in the order of their roots.
     var root: Int
+    /// Inputs read as strided views: input index to the transpose node viewed (`Fusion.matmulViews`).
+    var views: [Int: Int] = [:]
 }

@@ -32,6 +32,10 @@ struct Fusion {
     private var prologueGroup: [Int: Int] = [:]
     /// Broadcasts that are never materialized: their consumers read the input with broadcasting.
     private(set) var transparent: Set<Int> = []
+    /// Transposes that are never materialized: every consumer is a matmul, which reads the
+    /// transpose's input in place with the permuted strides (attention's heads split off
+    /// `[B, T, H, d]` as `[B, H, T, d]`).
+    private(set) var matmulViews: Set<Int> = []
 
     init(graph: Graph, roots: [Int], external: Set<Int>, updates: [(target: Tensor, value: Tensor)], enabled: Bool) {
         self.graph = graph
@@ -87,6 +91,8 @@ struct Fusion {
                 }
                 groups.append(Group(shape: node.shape, root: id, members: [id]))
                 groupOf[id] = groups.count - 1
+            case .transpose(let perm) where enabled:
+                if isMatmulView(id, perm: perm) { matmulViews.insert(id) }
             case .reduce where enabled:
                 groups.append(Group(shape: nodes[node.inputs[0]].shape, root: id, prologueOf: id))
                 prologueGroup[id] = groups.count - 1
@@ -100,6 +106,29 @@ struct Fusion {
                 break
             }
         }
+    }
+
+    /// Whether matmuls can read transpose `id` in place: it is internal, read only by matmuls,
+    /// of rank 2 to 4 (at most two batch axes), its input materialized, and one of its last two
+    /// axes contiguous in the input, so every matrix is stored by rows or by columns.
+    private func isMatmulView(_ id: Int, perm: [Int]) -> Bool {
+        let node = nodes[id], input = node.inputs[0], r = perm.count
+        guard !external.contains(id), !consumers[id].isEmpty, (2...4).contains(r), !transparent.contains(input),
+              consumers[id].allSatisfy({ if case .matmul = nodes[$0].op { return true }; return false }) else { return false }
+        let strides = nodes[input].shape.strides
+        return strides[perm[r - 1]] == 1 || strides[perm[r - 2]] == 1
+    }
+
+    /// The input strides a matmul view of transpose `id` reads with.
+    func viewStrides(_ id: Int) -> [Int]? {
+        guard matmulViews.contains(id), case .transpose(let perm) = nodes[id].op else { return nil }
+        let strides = nodes[nodes[id].inputs[0]].shape.strides
+        return perm.map { strides[$0] }
+    }
+
+    /// A matmul's operand: the node to read, and the transpose it reads as a view, if any.
+    func matmulOperand(_ id: Int) -> (node: Int, view: Int?) {
+        matmulViews.contains(id) ? (nodes[id].inputs[0], id) : (resolve(id), nil)
     }
 
     /// The kernels, unordered.
@@ -119,10 +148,14 @@ struct Fusion {
             if let m = group.matmul {
                 guard case let .matmul(ta, tb) = nodes[m].op else { continue }
                 var b = CodeBuilder(fusion: self, group: g, accumulator: m)
-                b.loads = nodes[m].inputs.map { b.resolve($0) }
+                let operands = nodes[m].inputs.map { matmulOperand($0) }
+                b.loads = operands.map(\.node)
+                // The epilogue must not load a view's input as if it were the view.
+                b.viewLoads = Set(operands.indices.filter { operands[$0].view != nil })
                 let code = b.build(outputs: outputs, shape: group.shape)
                 out.append(PendingKernel(kind: .matmul(transposeA: ta, transposeB: tb, epilogue: code), inputs: b.loads,
-                                         outputs: outputs, nodes: [m] + group.members.sorted(), root: group.root))
+                                         outputs: outputs, nodes: [m] + group.members.sorted(), root: group.root,
+                                         views: Self.views(operands)))
                 continue
             }
             var b = CodeBuilder(fusion: self, group: g, accumulator: nil)
@@ -130,7 +163,7 @@ struct Fusion {
             out.append(PendingKernel(kind: .elementwise(code), inputs: b.loads, outputs: outputs,
                                      nodes: group.members.sorted(), root: group.root))
         }
-        for node in nodes where needed[node.id] && groupOf[node.id] == nil && prologueGroup[node.id] == nil {
+        for node in nodes where needed[node.id] && groupOf[node.id] == nil && prologueGroup[node.id] == nil && !matmulViews.contains(node.id) {
             let kind: Kernel.Kind
             switch node.op.kind.traits.fusion {
             case .leaf, .view: continue
@@ -145,10 +178,22 @@ struct Fusion {
                 kind = .matmul(transposeA: ta, transposeB: tb, epilogue: nil)
             case .kernel: kind = .node(node.op)
             }
+            if case .matmul = kind {
+                let operands = node.inputs.map { matmulOperand($0) }
+                out.append(PendingKernel(kind: kind, inputs: operands.map(\.node), outputs: [node.id], nodes: [node.id], root: node.id,
+                                         views: Self.views(operands)))
+                continue
+            }
             out.append(PendingKernel(kind: kind, inputs: node.inputs.map { resolve($0) }, outputs: [node.id],
                                      nodes: [node.id], root: node.id))
         }
         return out
+    }
+
+    static func views(_ operands: [(node: Int, view: Int?)]) -> [Int: Int] {
+        var views: [Int: Int] = [:]
+        for (i, o) in operands.enumerated() { if let v = o.view { views[i] = v } }
+        return views
     }
 
     /// The node to read for `id`'s value: a transparent broadcast reads its input instead.
@@ -165,6 +210,8 @@ struct CodeBuilder {
     let group: Int
     let accumulator: Int?
     var loads: [Int] = []
+    /// Loads that are a matmul's strided views, which other code must not share.
+    var viewLoads: Set<Int> = []
     var code: [Instr] = []
     var codeNodes: [Int?] = []
     var memo: [Int: Int] = [:]
@@ -208,7 +255,7 @@ struct CodeBuilder {
         } else if fusion.transparent.contains(id) {
             v = emit(node.inputs[0])
         } else {
-            let index = loads.firstIndex(of: id) ?? { loads.append(id); return loads.count - 1 }()
+            let index = loads.indices.first { loads[$0] == id && !viewLoads.contains($0) } ?? { loads.append(id); return loads.count - 1 }()
             v = push(.load(index), nil)
         }
         memo[id] = v

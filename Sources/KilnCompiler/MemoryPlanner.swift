@@ -127,8 +127,14 @@ struct MemoryPlanner {
             let n = nodes[id]
             return Operand(location: location[storage(id)]!, shape: n.shape, dtype: n.dtype, node: id)
         }
+        // A view: the transpose's shape over its input's memory, with the permuted strides.
+        func input(_ p: PendingKernel, _ i: Int) -> Operand {
+            guard let v = p.views[i], let strides = fusion.viewStrides(v) else { return operand(p.inputs[i]) }
+            let n = nodes[v]
+            return Operand(location: location[storage(p.inputs[i])]!, shape: n.shape, dtype: n.dtype, node: v, strides: strides)
+        }
         let planned = kernels.enumerated().map { k, p in
-            Kernel(name: "k\(k)_\(Self.kindName(p.kind))", kind: p.kind, inputs: p.inputs.map(operand),
+            Kernel(name: "k\(k)_\(Self.kindName(p.kind))", kind: p.kind, inputs: p.inputs.indices.map { input(p, $0) },
                    outputs: p.outputs.map(operand), nodes: p.nodes)
         }
         let stats = MemoryStats(arenaBytes: arenaBytes, transientBytes: transient.reduce(0) { $0 + Self.aligned(bytes($1)) },

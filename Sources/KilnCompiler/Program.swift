@@ -59,16 +59,51 @@ public struct Operand: Sendable, Hashable {
     public let shape: Shape
     public let dtype: DType
     public let node: Int
+    /// Element strides per axis where the tensor is a strided view of another's memory (a
+    /// transpose that a matmul reads in place); nil: row-major and contiguous.
+    public let strides: [Int]?
 
-    public init(location: Location, shape: Shape, dtype: DType, node: Int) {
+    public init(location: Location, shape: Shape, dtype: DType, node: Int, strides: [Int]? = nil) {
         self.location = location
         self.shape = shape
         self.dtype = dtype
         self.node = node
+        self.strides = strides
+    }
+
+    /// How a matmul reads this operand as a batch of matrices, `transposed` as the matmul asks
+    /// (see `MatrixLayout`).
+    public func matrixLayout(transposed: Bool) -> MatrixLayout {
+        let r = shape.rank
+        let s = strides ?? shape.strides
+        // A stored by rows (unit column stride) keeps the matmul's transpose; by columns flips it.
+        let byRows = s[r - 1] == 1 || (shape[r - 1] == 1 && s[r - 2] != 1)
+        let ld = max(byRows ? s[r - 2] : s[r - 1], 1)
+        guard strides != nil, r > 2 else {
+            return MatrixLayout(transposed: byRows ? transposed : !transposed, ld: ld, inner: 1,
+                                outerStride: shape[r - 2] * shape[r - 1], innerStride: 0)
+        }
+        if r == 3 { return MatrixLayout(transposed: byRows ? transposed : !transposed, ld: ld, inner: 1, outerStride: s[0], innerStride: 0) }
+        return MatrixLayout(transposed: byRows ? transposed : !transposed, ld: ld, inner: shape[1], outerStride: s[0], innerStride: s[1])
     }
 
     /// The offset in elements of `elementSize` bytes.
     public func offset(elementSize: Int) -> Int { location.byteOffset / elementSize }
+}
+
+/// Where a matmul finds each matrix of a batched operand: matrix `batch` starts at
+/// `(batch / inner)·outerStride + (batch % inner)·innerStride` elements in, its rows `ld` apart
+/// (its columns when `transposed`, which already folds in how the operand is stored). At most
+/// two batch axes: the outer and the inner.
+public struct MatrixLayout: Sendable, Hashable {
+    public let transposed: Bool
+    public let ld: Int
+    public let inner: Int
+    public let outerStride: Int
+    public let innerStride: Int
+
+    /// The element offset of matrix `batch`.
+    public func offset(batch: Int) -> Int { (batch / inner) * outerStride + (batch % inner) * innerStride }
 }
 
 /// One instruction of a fused elementwise computation, in static single assignment form: its

@@ -8,7 +8,8 @@ extension Program {
         func bytes(_ o: Operand) -> Int { o.shape.count * (o.dtype == .int32 ? 4 : realSize) }
         func describe(_ o: Operand) -> String {
             let where_ = o.location.buffer == 0 ? "arena+\(o.location.byteOffset)" : buffers[o.location.buffer].name
-            return "\(graph.nodes[o.node].label) \(o.dtype) \(o.shape) \(formatBytes(bytes(o))) @\(where_)"
+            let view = o.strides.map { " (read in place with strides \($0))" } ?? ""
+            return "\(graph.nodes[o.node].label) \(o.dtype) \(o.shape) \(formatBytes(bytes(o))) @\(where_)\(view)"
         }
         var lines = ["Schedule: \(kernels.count) kernels, \(realType), fusion \(fused ? "on" : "off")"]
         for k in kernels {

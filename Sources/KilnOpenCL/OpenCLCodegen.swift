@@ -369,13 +369,21 @@ struct OpenCLCodegen {
                 launches.append(LaunchSpec(function: name, args: bufferArgs + [.int(outputs)], global: [outputs * local], local: [local], kernel: index))
             }
 
-        case let .matmul(ta, tb, epilogue):
+        case let .matmul(logicalTA, logicalTB, epilogue):
             let a = ins[0], b = ins[1], rank = a.shape.rank
-            let m = outs[0].shape[rank - 2], n = outs[0].shape[rank - 1], kk = a.shape[rank - (ta ? 2 : 1)]
-            let lda = a.shape[rank - 1], ldb = b.shape[rank - 1]
+            let m = outs[0].shape[rank - 2], n = outs[0].shape[rank - 1], kk = a.shape[rank - (logicalTA ? 2 : 1)]
+            // An operand may be a strided view (a transpose read in place): how it is stored
+            // folds into the transpose flag and the leading dimension.
+            let (la, lb) = (a.matrixLayout(transposed: logicalTA), b.matrixLayout(transposed: logicalTB))
+            let (ta, tb, lda, ldb) = (la.transposed, lb.transposed, la.ld, lb.ld)
             // A batched matmul: a matrix per index of the launch's third dimension (`batch`).
             let batches = a.shape.dims.prefix(rank - 2).reduce(1, *)
-            let (aBase, bBase) = batches > 1 ? ("\(offset(a)) + batch * \(m * kk)", "\(offset(b)) + batch * \(kk * n)") : ("\(offset(a))", "\(offset(b))")
+            func base(_ o: Operand, _ l: MatrixLayout) -> String {
+                guard batches > 1 else { return "\(offset(o))" }
+                if l.inner == 1 { return "\(offset(o)) + batch * \(l.outerStride)" }
+                return "\(offset(o)) + (batch / \(l.inner)) * \(l.outerStride) + (batch % \(l.inner)) * \(l.innerStride)"
+            }
+            let (aBase, bBase) = (base(a, la), base(b, lb))
             let cBase = batches > 1 ? "batch * \(m * n)" : "0"
             let aAt = ta ? "b\(a.location.buffer)[\(aBase) + (k) * \(lda) + (r)]" : "b\(a.location.buffer)[\(aBase) + (r) * \(lda) + (k)]"
             let code = epilogue ?? FusedCode(shape: outs[0].shape, code: [.accumulator], results: [0], nodes: [nil])
@@ -399,7 +407,7 @@ struct OpenCLCodegen {
                     let s = scratchBytes.count
                     scratchBytes.append(max(batches * padded * kk * realSize, 4))
                     launch("pack_panels", real(b) + [.int(ldb), .int(tb ? 1 : 0), .scratch(s), .int(kk), .int(n), .int(width),
-                                                     .int(batches), .int(kk * n)],
+                                                     .int(batches), .int(lb.inner), .int(lb.outerStride), .int(lb.innerStride)],
                            items: batches * padded / width * kk, local: 64, kernel: index)
                     packedArgs = [.scratch(s)]
                 }

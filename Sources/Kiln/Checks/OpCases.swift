@@ -121,6 +121,25 @@ public enum OpCases {
             g.output("x·w, rows of a batch", try x.matmul(w))
             g.output("vᵀ·x broadcast over the batch", try v.matmul(x, transposeA: true))
         })
+        // Transposes that matmuls read in place (compiled with fusion): attention's heads split
+        // off [B, T, H·d] (rows in place, two batch axes), keys as columns ([0,2,3,1]), one batch
+        // axis, a plain matrix, one transpose read by two matmuls, an epilogue that also reads the
+        // transposed tensor's input, and the gradients, whose transposes are read in place too.
+        let (vb, vt, vh, vd) = (2, d(33, 5), 3, d(16, 4))
+        cases.append(OpCase("strided views: matmuls reading transposes in place [\(vb),\(vt),\(vh)·\(vd)]", seed: 203) { g in
+            func heads(_ x: Tensor) throws -> Tensor { try x.reshaped([vb, vt, vh, vd]).transposed([0, 2, 1, 3]) }
+            let x = try g.input("x", [vb, vt, vh * vd]), y = try g.input("y", [vb, vt, vh * vd])
+            let q = try heads(x), k = try heads(y)
+            let scores = try q.matmul(k, transposeB: true)                                   // [B, H, T, T]
+            g.output("q·kᵀ", scores)
+            g.output("q·(k as columns)", try q.matmul(y.reshaped([vb, vt, vh, vd]).transposed([0, 2, 3, 1])))
+            g.output("softmax(q·kᵀ)·k, joined", try g.graph.softmax(scores).matmul(k).transposed([0, 2, 1, 3]).reshaped([vb, vt, vh * vd]))
+            let m = try g.input("m", [vt, vb, vd])
+            g.output("[1,0,2] batch · m", try x.reshaped([vb, vt, vh, vd]).slice(axis: 2, from: 0, to: 1).reshaped([vb, vt, vd])
+                .transposed([1, 0, 2]).matmul(m, transposeB: true))
+            let sq = try g.input("s", [vt, vt]), z = try g.input("z", [vt, vt])
+            g.output("sᵀ·z + s", try sq.transposed().matmul(z) + sq)
+        })
         cases.append(OpCase("matmul: epilogues, and B computed in the arena", seed: 201) { g in
             let x = try g.input("x", [p0, p1]), w = try g.input("w", [p1, 17]), b = try g.input("b", [17])
             g.output("relu(x·w + b)", try (x.matmul(w) + b).relu())
