@@ -29,6 +29,42 @@ import Kiln
         #expect(resumed == straight)
     }
 
+    /// The transformer tagger resumes from its checkpoint on the same trajectory: one epoch,
+    /// then a second after `--resume`, ends bitwise where two straight epochs do; a checkpoint
+    /// of another task is refused by name.
+    @Test func taggerResumesFromItsCheckpoint() throws {
+        guard let kiln = kilnExecutable() else { return }
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-tagger-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        func train(epochs: Int, checkpoint: String, resume: Bool = false, task: [String] = ["--model", "transformer"]) throws -> (Int32, String) {
+            let p = Process(), out = Pipe()
+            p.executableURL = kiln
+            p.currentDirectoryURL = Self.repository
+            p.arguments = ["train", "--task", "ner", "--device", "cpu", "--epochs", "\(epochs)", "--batch-size", "32", "--dim", "8",
+                           "--width", "16", "--layers", "1", "--heads", "2", "--checkpoint", checkpoint] + task + (resume ? ["--resume"] : [])
+            p.standardOutput = out
+            p.standardError = out
+            try p.run()
+            let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            p.waitUntilExit()
+            return (p.terminationStatus, text)
+        }
+        let straight = dir.appendingPathComponent("straight.safetensors").path, split = dir.appendingPathComponent("split.safetensors").path
+        #expect(try train(epochs: 2, checkpoint: straight).0 == 0)
+        #expect(try train(epochs: 1, checkpoint: split).0 == 0)
+        let (status, text) = try train(epochs: 2, checkpoint: split, resume: true)
+        #expect(status == 0 && text.contains("Resumed from") && text.contains("epoch 2/2"), "\(text)")
+        let a = try SafeTensorsFile.read(path: straight), b = try SafeTensorsFile.read(path: split)
+        #expect(a.metadata["epoch"] == "2" && b.metadata["epoch"] == "2" && a.tensors.count == b.tensors.count)
+        for (name, t) in a.tensors { #expect(t.doubles == b.tensors[name]?.doubles, "\(name)") }
+
+        let window = dir.appendingPathComponent("window.safetensors").path
+        #expect(try train(epochs: 1, checkpoint: window, task: ["--hidden", "16"]).0 == 0)
+        let (refused, message) = try train(epochs: 2, checkpoint: window, resume: true)
+        #expect(refused != 0 && message.contains("not a checkpoint of `kiln train --task ner --model transformer`"), "\(message)")
+    }
+
     /// `kiln train` killed with SIGKILL at 50 random moments (many during checkpoint writes):
     /// the checkpoint on disk always reads back whole, its epoch never goes backwards, and
     /// `--resume` continues from it.

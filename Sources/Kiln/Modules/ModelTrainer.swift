@@ -171,12 +171,13 @@ public final class ModelTrainer<M: Module> {
     /// Parameters, optimizer state and where training stands (epoch, step in the epoch, the
     /// epoch's loss so far), written atomically; in a data-parallel job by rank 0 alone (every
     /// process holds the same values).
-    public func saveCheckpoint(to path: String) throws {
+    /// `metadata`: what else the caller needs to rebuild the run (a vocabulary, the data's shape).
+    public func saveCheckpoint(to path: String, metadata: [String: String] = [:]) throws {
         guard (step.job?.rank ?? 0) == 0 else { return }
-        try step.save(to: path, optimizerState: true, metadata: [
+        try step.save(to: path, optimizerState: true, metadata: metadata.merging([
             "epoch": "\(epoch)", "epoch_step": "\(epochStep)", "epoch_loss_sum": "\(lossSum)", "epoch_examples": "\(examples)",
             "seed": "\(options.seed)", "batch_size": "\(options.batchSize)",
-        ])
+        ]) { $1 })
     }
 
     /// Continues from a checkpoint of this model and batch size: the run then follows the
