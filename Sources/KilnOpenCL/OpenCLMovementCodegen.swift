@@ -15,6 +15,7 @@ extension OpenCLCodegen {
         let name = k.name, ins = k.inputs, out = k.outputs[0]
         let (params, bufferArgs) = parameters(k)
         let shape = out.shape
+        guard shape.count > 0 else { return }   // nothing to write (and strides of 0 to divide by)
         func element(_ o: Operand, _ at: String) -> String { "b\(o.location.buffer)[\(offset(o)) + \(at)]" }
         var body: String
         switch k.kind {
