@@ -7,7 +7,9 @@ import KilnGraph
 /// (so the group has no way out and back in, and no cycle can form); otherwise it starts a
 /// group of its own, materialized in memory. A reduction owns a group that computes its input
 /// (a prologue); a matmul whose consumers all lie in one group of its output's shape becomes
-/// that group's producer, the group its epilogue. An optimizer's update chain for a parameter
+/// that group's producer, the group its epilogue (also through a reshape that alone reads the
+/// product: a Linear over `[B, T, in]` multiplies `[B·T, in]` rows, then adds its bias to
+/// `[B, T, out]`). An optimizer's update chain for a parameter
 /// therefore becomes one kernel with several outputs. With fusion off, every op is a kernel.
 struct Fusion {
     struct Group {
@@ -18,6 +20,9 @@ struct Fusion {
         var prologueOf: Int?
         /// The matmul whose output this group consumes as its accumulator.
         var matmul: Int?
+        /// The node the group reads as the accumulator: the matmul, or a reshape of its output
+        /// (a Linear over `[B, T, in]` multiplies rows, then reshapes back before its bias).
+        var accumulator: Int?
     }
 
     let graph: Graph
@@ -97,9 +102,15 @@ struct Fusion {
                 groups.append(Group(shape: nodes[node.inputs[0]].shape, root: id, prologueOf: id))
                 prologueGroup[id] = groups.count - 1
             case .matmul where enabled:
-                if !external.contains(id), let g = commonGroup(id), groups[g].prologueOf == nil,
-                   groups[g].matmul == nil, groups[g].shape == node.shape {
+                // The consumers' group, seen through a reshape that is the product's only reader.
+                var read = id
+                if consumers[id].count == 1, let r = consumers[id].first, nodes[r].op == .reshape, !external.contains(r) {
+                    read = r
+                }
+                if !external.contains(id), let g = commonGroup(read), groups[g].prologueOf == nil,
+                   groups[g].matmul == nil, groups[g].shape == nodes[read].shape {
                     groups[g].matmul = id
+                    groups[g].accumulator = read
                     groupOf[id] = g
                 }
             default:
@@ -147,7 +158,7 @@ struct Fusion {
             let outputs = [group.root] + group.members.filter { $0 != group.root && external.contains($0) }.sorted()
             if let m = group.matmul {
                 guard case let .matmul(ta, tb) = nodes[m].op else { continue }
-                var b = CodeBuilder(fusion: self, group: g, accumulator: m)
+                var b = CodeBuilder(fusion: self, group: g, accumulator: group.accumulator ?? m)
                 let operands = nodes[m].inputs.map { matmulOperand($0) }
                 b.loads = operands.map(\.node)
                 // The epilogue must not load a view's input as if it were the view.

@@ -178,6 +178,14 @@ public struct Kernel: Sendable {
         }
     }
 
+    /// A matmul kernel's product from its operands: the batch, m, n and k (its outputs may
+    /// have another shape of as many elements: a reshape read by the epilogue).
+    public var matmulDimensions: (batches: Int, m: Int, n: Int, k: Int)? {
+        guard case let .matmul(ta, tb, _) = kind else { return nil }
+        let a = inputs[0].shape, b = inputs[1].shape, r = a.rank
+        return (a.dims.prefix(r - 2).reduce(1, *), ta ? a[r - 1] : a[r - 2], tb ? b[r - 2] : b[r - 1], ta ? a[r - 2] : a[r - 1])
+    }
+
     /// Bytes read and written, for profiling.
     public func bytesMoved(realSize: Int) -> Int {
         (inputs + outputs).reduce(0) { $0 + $1.shape.count * ($1.dtype == .int32 ? 4 : realSize) }

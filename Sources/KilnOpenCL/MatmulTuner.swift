@@ -16,12 +16,8 @@ struct MatmulShape: Hashable {
     }
 
     init?(_ kernel: Kernel, realType: DType) {
-        guard case let .matmul(ta, tb, _) = kernel.kind else { return nil }
-        let c = kernel.outputs[0].shape, a = kernel.inputs[0].shape, r = c.rank
-        m = c[r - 2]
-        n = c[r - 1]
-        k = a[r - (ta ? 2 : 1)]
-        batches = c.dims.prefix(r - 2).reduce(1, *)
+        guard case let .matmul(ta, tb, _) = kernel.kind, let d = kernel.matmulDimensions else { return nil }
+        (m, n, k, batches) = (d.m, d.n, d.k, d.batches)
         transposeA = ta
         transposeB = tb
         self.realType = realType

@@ -371,7 +371,7 @@ struct OpenCLCodegen {
 
         case let .matmul(logicalTA, logicalTB, epilogue):
             let a = ins[0], b = ins[1], rank = a.shape.rank
-            let m = outs[0].shape[rank - 2], n = outs[0].shape[rank - 1], kk = a.shape[rank - (logicalTA ? 2 : 1)]
+            let (_, m, n, kk) = k.matmulDimensions!
             // An operand may be a strided view (a transpose read in place): how it is stored
             // folds into the transpose flag and the leading dimension.
             let (la, lb) = (a.matrixLayout(transposed: logicalTA), b.matrixLayout(transposed: logicalTB))

@@ -119,6 +119,8 @@ public enum OpCases {
             let x = try g.input("x", [bb, bm, bk]), w = try g.input("w", [bk, bn]), v = try g.input("v", [bm, bn])
             g.output("tanh(x·w) batched", try x.matmul(try w.broadcast(to: [bb, bk, bn])).tanh())
             g.output("x·w, rows of a batch", try x.matmul(w))
+            // The rows' product reshaped back to [B, T, n], then an epilogue (a Linear's bias and activation).
+            g.output("tanh(x·w + c), rows of a batch", try (x.matmul(w) + g.input("c", [bn])).tanh())
             g.output("vᵀ·x broadcast over the batch", try v.matmul(x, transposeA: true))
         })
         // Transposes that matmuls read in place (compiled with fusion): attention's heads split
