@@ -74,11 +74,21 @@ public struct Operand: Sendable, Hashable {
     /// How a matmul reads this operand as a batch of matrices, `transposed` as the matmul asks
     /// (see `MatrixLayout`).
     public func matrixLayout(transposed: Bool) -> MatrixLayout {
+        Self.matrixLayout(shape: shape, strides: strides, transposed: transposed)!
+    }
+
+    /// The layout of a `shape` with `strides` (nil: contiguous), or nil where its matrices are
+    /// stored neither by rows nor by columns with a leading dimension BLAS accepts.
+    public static func matrixLayout(shape: Shape, strides: [Int]?, transposed: Bool) -> MatrixLayout? {
         let r = shape.rank
         let s = strides ?? shape.strides
-        // A stored by rows (unit column stride) keeps the matmul's transpose; by columns flips it.
-        let byRows = s[r - 1] == 1 || (shape[r - 1] == 1 && s[r - 2] != 1)
-        let ld = max(byRows ? s[r - 2] : s[r - 1], 1)
+        let (rows, cols) = (shape[r - 2], shape[r - 1])
+        // By rows (unit column stride) keeps the matmul's transpose; by columns flips it. A
+        // leading dimension over an axis of size 1 is free: the smallest BLAS accepts.
+        let byRows = (cols == 1 || s[r - 1] == 1) && (rows == 1 || s[r - 2] >= cols)
+        let byColumns = (rows == 1 || s[r - 2] == 1) && (cols == 1 || s[r - 1] >= rows)
+        guard byRows || byColumns else { return nil }
+        let ld = byRows ? (rows == 1 ? max(cols, 1) : s[r - 2]) : (cols == 1 ? max(rows, 1) : s[r - 1])
         guard strides != nil, r > 2 else {
             return MatrixLayout(transposed: byRows ? transposed : !transposed, ld: ld, inner: 1,
                                 outerStride: shape[r - 2] * shape[r - 1], innerStride: 0)
