@@ -23,10 +23,6 @@ struct Fusion {
         /// The node the group reads as the accumulator: the matmul, or a reshape of its output
         /// (a Linear over `[B, T, in]` multiplies rows, then reshapes back before its bias).
         var accumulator: Int?
-        /// Members written to memory besides the root and external ones: the roots of groups merged in.
-        var extraOutputs: Set<Int> = []
-        /// Merged into another group: no kernel of its own.
-        var merged = false
     }
 
     let graph: Graph
@@ -121,36 +117,6 @@ struct Fusion {
                 break
             }
         }
-        if enabled { mergeIntoProducers() }
-    }
-
-    /// An elementwise group that reads only another group's values (and inputs or constants),
-    /// over the same shape, joins that group as an extra output: GELU after a Linear, whose
-    /// pre-activation the backward keeps as well, is computed in the Linear's epilogue instead
-    /// of a kernel that reads the pre-activation back. The merged kernel runs where the producer
-    /// did, so the consumer's root must come after the producer's.
-    private mutating func mergeIntoProducers() {
-        for g0 in groups.indices where groups[g0].prologueOf == nil && groups[g0].matmul == nil {
-            let members = groups[g0].members
-            var producer: Int?, ok = true
-            for m in members {
-                for i in nodes[m].inputs.map({ resolve($0) }) where !members.contains(i) {
-                    if nodes[i].op.kind.traits.fusion == .leaf { continue }
-                    guard let g = groupOf[i], g != g0, producer == nil || producer == g else { ok = false; break }
-                    producer = g
-                }
-                if !ok { break }
-            }
-            guard ok, let g1 = producer, !groups[g1].merged, groups[g1].prologueOf == nil, groups[g1].shape == groups[g0].shape,
-                  groups[g0].root > groups[g1].root,
-                  !groups[g1].members.contains(where: { nodes[$0].inputs.contains(where: members.contains) }) else { continue }
-            groups[g1].members.formUnion(members)
-            groups[g1].extraOutputs.insert(groups[g0].root)
-            groups[g1].extraOutputs.formUnion(groups[g0].extraOutputs)
-            for m in members { groupOf[m] = g1 }
-            groups[g0].members = []
-            groups[g0].merged = true
-        }
     }
 
     /// Whether matmuls can read transpose `id` in place: it is internal, read only by matmuls,
@@ -179,7 +145,7 @@ struct Fusion {
     /// The kernels, unordered.
     func kernels() -> [PendingKernel] {
         var out: [PendingKernel] = []
-        for g in groups.indices where !groups[g].merged {
+        for g in groups.indices {
             let group = groups[g]
             if let r = group.prologueOf {
                 var b = CodeBuilder(fusion: self, group: g, accumulator: nil)
@@ -189,9 +155,7 @@ struct Fusion {
                                          outputs: [r], nodes: group.members.sorted() + [r], root: r))
                 continue
             }
-            let outputs = [group.root] + group.members.filter {
-                $0 != group.root && (external.contains($0) || group.extraOutputs.contains($0))
-            }.sorted()
+            let outputs = [group.root] + group.members.filter { $0 != group.root && external.contains($0) }.sorted()
             if let m = group.matmul {
                 guard case let .matmul(ta, tb) = nodes[m].op else { continue }
                 var b = CodeBuilder(fusion: self, group: g, accumulator: group.accumulator ?? m)
