@@ -483,10 +483,19 @@ struct OpenCLCodegen {
                        items: dim, local: 64, kernel: index)
             }
 
-        case .node(.softmaxCrossEntropy), .node(.accuracy):
-            let fn = k.kind == .node(.accuracy) ? "accuracy" : "softmax_xent"
+        case .node(.accuracy):
             let args = real(ins[0]) + real(ins[1]) + real(outs[0]) + [.int(ins[0].shape[0]), .int(ins[0].shape[1])]
-            launches.append(LaunchSpec(function: fn, args: args, global: [256], local: [256], kernel: index))
+            launches.append(LaunchSpec(function: "accuracy", args: args, global: [256], local: [256], kernel: index))
+
+        case .node(.softmaxCrossEntropy):
+            // Each row's loss by a work-item of its own into scratch, then their mean by one
+            // work-group in a fixed order (one work-group over all rows kept one core busy).
+            let (rows, classes) = (ins[0].shape[0], ins[0].shape[1]), scratch = scratchBytes.count
+            scratchBytes.append(max(rows, 1) * realSize)
+            launch("softmax_xent_rows", real(ins[0]) + real(ins[1]) + [.scratch(scratch), .int(rows), .int(classes)],
+                   items: rows, local: 64, kernel: index)
+            launches.append(LaunchSpec(function: "mean_of_rows", args: [.scratch(scratch)] + real(outs[0]) + [.int(rows)],
+                                       global: [256], local: [256], kernel: index))
 
         case let .node(.softmax(axis, log)), let .node(.softmaxGrad(axis, log)):
             let shape = ins[0].shape
@@ -509,8 +518,13 @@ struct OpenCLCodegen {
             launch(function, buffers + [.int(rows), .int(n % 8 == 0 ? n / 8 : n), .real(eps), .int(rms ? 1 : 0)], items: rows, local: 64, kernel: index)
 
         case .node(.softmaxCrossEntropyGrad):
-            let args = real(ins[0]) + real(ins[1]) + real(ins[2]) + real(outs[0]) + [.int(ins[0].shape[0]), .int(ins[0].shape[1])]
-            launch("softmax_xent_grad", args, items: ins[0].shape[0], local: 64, kernel: index)
+            // Each row's log-sum-exp by a work-item of its own, then a work-item per element, so
+            // neighbours write neighbours.
+            let (rows, classes) = (ins[0].shape[0], ins[0].shape[1]), scratch = scratchBytes.count
+            scratchBytes.append(max(rows, 1) * realSize)
+            launch("row_logsumexp", real(ins[0]) + [.scratch(scratch), .int(rows), .int(classes)], items: rows, local: 64, kernel: index)
+            launchRows("softmax_xent_grad", real(ins[0]) + real(ins[1]) + [.scratch(scratch)] + real(ins[2]) + real(outs[0])
+                       + [.int(rows), .int(classes)], rows: rows, columns: classes, kernel: index)
 
         case .allReduceStart, .allReduceFinish:
             break   // host work: OpenCLAllReduce
