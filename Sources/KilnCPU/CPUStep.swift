@@ -341,15 +341,27 @@ struct CPUStep<T: KilnFloat> {
                             continue
                         }
                         var m = xr[0]
-                        for k in 1..<n where xr[k * inner] > m || xr[k * inner].isNaN { m = xr[k * inner] }
+                        if inner == 1 && !log {
+                            m = RowReductions<T>.max(xr, n)
+                        } else {
+                            for k in 1..<n where xr[k * inner] > m || xr[k * inner].isNaN { m = xr[k * inner] }
+                        }
                         var s: T = 0
-                        for k in 0..<n { s += T.exp(xr[k * inner] - m) }
                         if log {
+                            for k in 0..<n { s += T.exp(xr[k * inner] - m) }
                             let shift = m + T.log(s)
                             for k in 0..<n { yr[k * inner] = xr[k * inner] - shift }
                         } else {
+                            // Each exponential once: kept in the output, then scaled.
+                            if inner == 1 {
+                                for k in 0..<n { yr[k] = xr[k] - m }
+                                T.exp(yr, into: yr, count: n)
+                                s = RowReductions<T>.sum(yr, n)
+                            } else {
+                                for k in 0..<n { let e = T.exp(xr[k * inner] - m); yr[k * inner] = e; s += e }
+                            }
                             let scale = 1 / s
-                            for k in 0..<n { yr[k * inner] = T.exp(xr[k * inner] - m) * scale }
+                            for k in 0..<n { yr[k * inner] *= scale }
                         }
                     }
                 }

@@ -346,7 +346,7 @@ final class FusedEvaluator<T: KilnFloat>: @unchecked Sendable {
                 let x = values[a], r = out(i)
                 switch op {
                 case .neg: Self.negate(r, x, n)
-                case .exp: for e in 0..<n { r[e] = T.exp(x[e]) }
+                case .exp: T.exp(x, into: r, count: n)
                 case .log: for e in 0..<n { r[e] = T.log(x[e]) }
                 case .sqrt: for e in 0..<n { r[e] = T.squareRoot(x[e]) }
                 case .tanh: T.tanh(x, into: r, count: n)
