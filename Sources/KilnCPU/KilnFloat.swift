@@ -23,7 +23,7 @@ public protocol KilnFloat: BinaryFloatingPoint, SIMDScalar, Codable, Sendable {
 private func blasTranspose(_ t: Bool) -> CBLAS_TRANSPOSE { t ? CblasTrans : CblasNoTrans }
 
 extension Float: KilnFloat {
-    public static func exp(_ x: Float) -> Float { Foundation.exp(x) }
+    public static func exp(_ x: Float) -> Float { polynomialExp(x) }
     public static func log(_ x: Float) -> Float { Foundation.log(x) }
     public static func tanh(_ x: Float) -> Float { Foundation.tanh(x) }
     public static func erf(_ x: Float) -> Float { Foundation.erf(x) }
@@ -51,31 +51,33 @@ extension Float: KilnFloat {
         }
     }
     public static func exp(_ x: UnsafePointer<Float>, into r: UnsafeMutablePointer<Float>, count: Int) {
-        // Cephes' expf: e^x = 2^n · e^g with n = round(x / ln 2) and g = x − n·ln 2 (ln 2 in two
-        // parts), e^g a degree-7 polynomial; 2^n as two halves, so that overflow to infinity and
-        // underflow through the subnormals come out of the multiplication. No calls and no
-        // branches, so the loop vectorizes; libm's expf is a call per element, and slow where it
-        // underflows, as masked attention scores (−10⁹) do.
-        for i in 0..<count {
-            let v = x[i]
-            let c = v.isNaN ? 0 : Swift.min(Swift.max(v, -104), 89)
-            // Rounded to the nearest integer by adding and taking away 1.5·2^23 (rounded() is a
-            // libm call without SSE4.1); n is then in the sum's low mantissa bits.
-            let t = c * 1.44269504088896341 + 12582912
-            let fx = t - 12582912
-            let g = c - fx * 0.693359375 + fx * 2.12194440e-4
-            var p: Float = 1.9875691500e-4
-            p = p * g + 1.3981999507e-3
-            p = p * g + 8.3334519073e-3
-            p = p * g + 4.1665795894e-2
-            p = p * g + 1.6666665459e-1
-            p = p * g + 5.0000001201e-1
-            let y = p * (g * g) + g + 1
-            let n = Int32(bitPattern: t.bitPattern) &- 0x4B40_0000, h = n >> 1
-            let twoH = Float(bitPattern: UInt32(bitPattern: (h &+ 127) << 23))
-            let twoRest = Float(bitPattern: UInt32(bitPattern: (n &- h &+ 127) << 23))
-            r[i] = v.isNaN ? v : y * twoH * twoRest
-        }
+        for i in 0..<count { r[i] = polynomialExp(x[i]) }
+    }
+
+    /// Cephes' expf: e^x = 2^n · e^g with n = round(x / ln 2) and g = x − n·ln 2 (ln 2 in two
+    /// parts), e^g a degree-7 polynomial, within 2 ulp; 2^n as two halves, so that overflow to
+    /// infinity and underflow through the subnormals come out of the multiplication. No calls
+    /// and no branches, so loops over it vectorize; libm's expf is a call per element, and slow
+    /// where it underflows, as masked attention scores (−10⁹) do. Every float exp of the CPU
+    /// backend is this one, so per-element and vectorized evaluation agree to the bit.
+    @inline(__always) static func polynomialExp(_ v: Float) -> Float {
+        let c = v.isNaN ? 0 : Swift.min(Swift.max(v, -104), 89)
+        // Rounded to the nearest integer by adding and taking away 1.5·2^23 (rounded() is a
+        // libm call without SSE4.1); n is then in the sum's low mantissa bits.
+        let t = c * 1.44269504088896341 + 12582912
+        let fx = t - 12582912
+        let g = c - fx * 0.693359375 + fx * 2.12194440e-4
+        var p: Float = 1.9875691500e-4
+        p = p * g + 1.3981999507e-3
+        p = p * g + 8.3334519073e-3
+        p = p * g + 4.1665795894e-2
+        p = p * g + 1.6666665459e-1
+        p = p * g + 5.0000001201e-1
+        let y = p * (g * g) + g + 1
+        let n = Int32(bitPattern: t.bitPattern) &- 0x4B40_0000, h = n >> 1
+        let twoH = Float(bitPattern: UInt32(bitPattern: (h &+ 127) << 23))
+        let twoRest = Float(bitPattern: UInt32(bitPattern: (n &- h &+ 127) << 23))
+        return v.isNaN ? v : y * twoH * twoRest
     }
     public static func gemm(_ ta: Bool, _ tb: Bool, m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int,
                             b: UnsafePointer<Float>, ldb: Int, c: UnsafeMutablePointer<Float>, ldc: Int) {

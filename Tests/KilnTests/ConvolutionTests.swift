@@ -53,15 +53,21 @@ import Kiln
 
     /// The transposed convolutions in float32 on OpenCL, fused, against the oracle.
     @Test func transposedOnOpenCLMatchTheOracle() throws {
-        guard let ctx = OpenCLSupport.context else { return }
         let (g, x, ys, upstreams, loss, params) = try transposedNetwork(.float32)
-        let grads = try g.gradients(of: loss, wrt: [x] + params)
-        var rng = SeededGenerator(seed: 5)
+        try expectOpenCLMatchesOracle(g, inputs: [x] + upstreams + params, outputs: ys, loss: loss, wrt: [x] + params, seed: 5)
+    }
+
+    /// The outputs and the loss's gradients in float32 on OpenCL, fused, against the oracle,
+    /// from seeded uniform inputs.
+    func expectOpenCLMatchesOracle(_ g: Graph, inputs: [Tensor], outputs: [Tensor], loss: Tensor, wrt: [Tensor], seed: UInt64) throws {
+        guard let ctx = OpenCLSupport.context else { return }
+        let grads = try g.gradients(of: loss, wrt: wrt)
+        var rng = SeededGenerator(seed: seed)
         var values: [Tensor: HostTensor] = [:]
-        for t in [x] + upstreams + params {
+        for t in inputs {
             values[t] = try HostTensor(rng.uniform(t.shape.count, in: -1...1).map(Float.init), shape: t.shape)
         }
-        let (device, reference) = try openCLAndReference(g, fetch: ys + grads, values: values, fusion: true, context: ctx)
+        let (device, reference) = try openCLAndReference(g, fetch: outputs + grads, values: values, fusion: true, context: ctx)
         for (i, (d, r)) in zip(device, reference).enumerated() {
             let (_, rel) = DeviceCheck.errors(d, r)
             #expect(rel < DeviceCheck.opTolerance, "output \(i): \(rel)")
@@ -105,19 +111,8 @@ import Kiln
 
     /// The grouped convolutions in float32 on OpenCL, fused, against the oracle.
     @Test func groupedOnOpenCLMatchTheOracle() throws {
-        guard let ctx = OpenCLSupport.context else { return }
         let (g, x, ys, upstreams, loss, params) = try groupedNetwork(.float32)
-        let grads = try g.gradients(of: loss, wrt: [x] + params)
-        var rng = SeededGenerator(seed: 4)
-        var values: [Tensor: HostTensor] = [:]
-        for t in [x] + upstreams + params {
-            values[t] = try HostTensor(rng.uniform(t.shape.count, in: -1...1).map(Float.init), shape: t.shape)
-        }
-        let (device, reference) = try openCLAndReference(g, fetch: ys + grads, values: values, fusion: true, context: ctx)
-        for (i, (d, r)) in zip(device, reference).enumerated() {
-            let (_, rel) = DeviceCheck.errors(d, r)
-            #expect(rel < DeviceCheck.opTolerance, "output \(i): \(rel)")
-        }
+        try expectOpenCLMatchesOracle(g, inputs: [x] + upstreams + params, outputs: ys, loss: loss, wrt: [x] + params, seed: 4)
     }
 
     /// conv2d (padding 1) -> relu -> max_pool2d 2 -> conv2d (stride 2, dilation 2, no bias) ->

@@ -37,18 +37,11 @@ import Kiln
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-tagger-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
+        let data = Self.repository.appendingPathComponent("data/ner-sample").path
         func train(epochs: Int, checkpoint: String, resume: Bool = false, task: [String] = ["--model", "transformer"]) throws -> (Int32, String) {
-            let p = Process(), out = Pipe()
-            p.executableURL = kiln
-            p.currentDirectoryURL = Self.repository
-            p.arguments = ["train", "--task", "ner", "--device", "cpu", "--epochs", "\(epochs)", "--batch-size", "32", "--dim", "8",
-                           "--width", "16", "--layers", "1", "--heads", "2", "--checkpoint", checkpoint] + task + (resume ? ["--resume"] : [])
-            p.standardOutput = out
-            p.standardError = out
-            try p.run()
-            let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            p.waitUntilExit()
-            return (p.terminationStatus, text)
+            try runProgram(kiln, ["train", "--task", "ner", "--data", data, "--device", "cpu", "--epochs", "\(epochs)", "--batch-size", "32",
+                                  "--dim", "8", "--width", "16", "--layers", "1", "--heads", "2", "--checkpoint", checkpoint]
+                                 + task + (resume ? ["--resume"] : []))
         }
         let straight = dir.appendingPathComponent("straight.safetensors").path, split = dir.appendingPathComponent("split.safetensors").path
         #expect(try train(epochs: 2, checkpoint: straight).0 == 0)
