@@ -115,6 +115,10 @@ struct OpenCLCodegen {
     private(set) var launches: [LaunchSpec] = []
     /// Bytes of each scratch buffer the launches use (transposed copies of matmul operands).
     private(set) var scratchBytes: [Int] = []
+    /// Scratch buffers whose contents live from the host's upload before a run to their kernel
+    /// (the scatter-adds' groupings); every other one lives within one kernel's launches, and
+    /// no kernel uses two of those, so the executable gives them all one buffer.
+    private(set) var persistentScratch: Set<Int> = []
     /// Scatter-adds whose ids are a feed: the executable groups the ids by value on the host
     /// before each run and writes the groups into these scratch buffers (int32).
     struct Grouping {
@@ -474,6 +478,7 @@ struct OpenCLCodegen {
                 // by many work-items in parallel rather than a column each over every position.
                 let first = scratchBytes.count
                 scratchBytes += [count * 4, (count + 1) * 4, count * 4, 4]
+                persistentScratch.formUnion(first..<first + 4)
                 groupings.append(Grouping(idsBuffer: ins[0].location.buffer, idsOffset: offset(ins[0]), count: count, limit: rows,
                                           rows: first, starts: first + 1, order: first + 2, distinct: first + 3))
                 launchRows("scatter_add_grouped", [.scratch(first), .scratch(first + 1), .scratch(first + 2), .scratch(first + 3)]

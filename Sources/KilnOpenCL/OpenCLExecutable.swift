@@ -97,11 +97,18 @@ public final class OpenCLExecutable: Executable {
                                         nativeFloatWidth: device.nativeFloatWidth,
                                         computeUnits: device.computeUnits, localMemoryBytes: Int(device.localMemoryBytes),
                                         maxWorkGroupSize: device.maxWorkGroupSize, isGPU: device.isGPU, options: options)
+        // One buffer for all the scratch that lives within a kernel (packed panels, partial
+        // sums): the queue runs kernels in order, so they take turns (W4 held 100+ MiB of them).
+        let transient = codegen.scratchBytes.indices.filter { !codegen.persistentScratch.contains($0) }
+        let shared = try transient.isEmpty ? nil
+            : CLBuffer(context, bytes: transient.map { codegen.scratchBytes[$0] }.max()!, name: "scratch")
         var scratch: [CLBuffer] = []
         for (i, bytes) in codegen.scratchBytes.enumerated() {
+            if let shared, !codegen.persistentScratch.contains(i) { scratch.append(shared); continue }
             scratch.append(try CLBuffer(context, bytes: bytes, name: "scratch \(i)"))
             counters.allocations += 1
         }
+        if shared != nil { counters.allocations += 1 }
         self.scratch = scratch
         matmulKernels = Dictionary(uniqueKeysWithValues: codegen.chosen.map { (program.kernels[$0.key].name, $0.value.description) })
         if options.debug {
