@@ -115,22 +115,9 @@ struct CPUStep<T: KilnFloat> {
             }
 
         case .node(.transpose(let perm)):
-            let x = real(ins[0]), out = real(outs[0])
+            // Rows of the output's last axis, each read at the input's stride for it.
             let strides = ins[0].shape.strides
-            // Rows of the output's last axis, each read at the input's stride for it; the rows'
-            // starts come from a table of one entry per row, not per element.
-            let shape = outs[0].shape, inStrides = perm.map { strides[$0] }
-            let width = shape.rank > 0 ? shape[shape.rank - 1] : 1, step = shape.rank > 0 ? inStrides[shape.rank - 1] : 1
-            let starts = shape.rank > 0 ? stridedOffsets(Shape(Array(shape.dims.dropLast())), Array(inStrides.dropLast())) : [0]
-            let parts = shape.count >= 1 << 16 ? WorkerPool.shared.threads : 1
-            run = {
-                WorkerPool.shared.run(parts: parts) { p in
-                    for r in starts.count * p / parts..<starts.count * (p + 1) / parts {
-                        let from = x + starts[r], to = out + r * width
-                        for j in 0..<width { to[j] = from[j * step] }
-                    }
-                }
-            }
+            run = MovementSteps<T>.strided(real(ins[0]), strides: perm.map { strides[$0] }, base: 0, real(outs[0]), outs[0].shape)
 
         case let .node(.slice(starts, steps)):
             run = MovementSteps<T>.slice(real(ins[0]), ins[0].shape, real(outs[0]), outs[0].shape, starts: starts, steps: steps)

@@ -1,6 +1,6 @@
 import KilnGraph
 
-/// The CPU kernels of the movement ops (slice, pad, concat): copies of rows along the last
+/// The CPU kernels of the movement ops (transpose, slice, pad, concat): copies of rows along the last
 /// axis, each row's start from a table built at load time, so a run computes no index per element.
 enum MovementSteps<T: KilnFloat> {
     /// Copies `rows` rows of `width` elements, row r read from `from + sources[r]` at `readStep`
@@ -23,16 +23,24 @@ enum MovementSteps<T: KilnFloat> {
         return stridedOffsets(Shape(Array(shape.dims.dropLast())), Array(strides.dropLast())).map { $0 + base }
     }
 
+    /// `out` (row-major, `outShape`) read from `x + base` with `strides` per output axis: a
+    /// slice (the input's strides times the steps) or a transpose (its strides permuted).
+    static func strided(_ x: UnsafeMutablePointer<T>, strides: [Int], base: Int, _ out: UnsafeMutablePointer<T>,
+                        _ outShape: Shape) -> () -> Void {
+        let rank = outShape.rank
+        let sources = rowStarts(outShape, strides, base: base)
+        let targets = rowStarts(outShape, outShape.strides, base: 0)
+        let width = rank > 0 ? outShape[rank - 1] : 1, step = rank > 0 ? strides[rank - 1] : 1
+        guard outShape.count > 0 else { return {} }
+        return { copyRows(from: x, sources: sources, readStep: step, to: out, targets: targets, writeStep: 1, width: width) }
+    }
+
     /// `out[i] = x[starts + steps·i]`.
     static func slice(_ x: UnsafeMutablePointer<T>, _ inShape: Shape, _ out: UnsafeMutablePointer<T>, _ outShape: Shape,
                       starts: [Int], steps: [Int]) -> () -> Void {
-        let strides = inShape.strides, rank = outShape.rank
-        let read = zip(strides, steps).map { $0 * $1 }
-        let sources = rowStarts(outShape, read, base: zip(starts, strides).map { $0 * $1 }.reduce(0, +))
-        let targets = rowStarts(outShape, outShape.strides, base: 0)
-        let width = rank > 0 ? outShape[rank - 1] : 1, step = rank > 0 ? read[rank - 1] : 1
-        guard outShape.count > 0 else { return {} }
-        return { copyRows(from: x, sources: sources, readStep: step, to: out, targets: targets, writeStep: 1, width: width) }
+        let strides = inShape.strides
+        return strided(x, strides: zip(strides, steps).map { $0 * $1 }, base: zip(starts, strides).map { $0 * $1 }.reduce(0, +),
+                       out, outShape)
     }
 
     /// `out` filled with `value`, then `out[low + (interior + 1)·i] = x[i]`.

@@ -9,8 +9,9 @@ import KilnGraph
 /// (a prologue); a matmul whose consumers all lie in one group of its output's shape becomes
 /// that group's producer, the group its epilogue (also through a reshape that alone reads the
 /// product: a Linear over `[B, T, in]` multiplies `[B·T, in]` rows, then adds its bias to
-/// `[B, T, out]`). An optimizer's update chain for a parameter
-/// therefore becomes one kernel with several outputs. With fusion off, every op is a kernel.
+/// `[B, T, out]`). An optimizer's update chain for a parameter therefore becomes one kernel with
+/// several outputs. A transpose read only by matmuls is never materialized: they read its input
+/// in place with its strides. With fusion off, every op is a kernel.
 struct Fusion {
     struct Group {
         var shape: Shape
@@ -120,21 +121,25 @@ struct Fusion {
     }
 
     /// Whether matmuls can read transpose `id` in place: it is internal, read only by matmuls,
-    /// of rank 2 to 4 (at most two batch axes), its input materialized, and one of its last two
-    /// axes contiguous in the input, so every matrix is stored by rows or by columns.
+    /// of rank 2 to 4 (at most two batch axes), its input materialized, and its matrices stored
+    /// in the input by rows or by columns with a leading dimension BLAS accepts.
     private func isMatmulView(_ id: Int, perm: [Int]) -> Bool {
-        let node = nodes[id], input = node.inputs[0], r = perm.count
+        let input = nodes[id].inputs[0], r = perm.count
         guard !external.contains(id), !consumers[id].isEmpty, (2...4).contains(r), !transparent.contains(input),
               consumers[id].allSatisfy({ if case .matmul = nodes[$0].op { return true }; return false }) else { return false }
-        let strides = nodes[input].shape.strides
-        return Operand.matrixLayout(shape: node.shape, strides: perm.map { strides[$0] }, transposed: false) != nil
+        return Operand.matrixLayout(shape: nodes[id].shape, strides: permutedStrides(id, perm), transposed: false) != nil
+    }
+
+    /// The strides of transpose `id`'s input, in the transpose's axis order.
+    private func permutedStrides(_ id: Int, _ perm: [Int]) -> [Int] {
+        let strides = nodes[nodes[id].inputs[0]].shape.strides
+        return perm.map { strides[$0] }
     }
 
     /// The input strides a matmul view of transpose `id` reads with.
     func viewStrides(_ id: Int) -> [Int]? {
         guard matmulViews.contains(id), case .transpose(let perm) = nodes[id].op else { return nil }
-        let strides = nodes[nodes[id].inputs[0]].shape.strides
-        return perm.map { strides[$0] }
+        return permutedStrides(id, perm)
     }
 
     /// A matmul's operand: the node to read, and the transpose it reads as a view, if any.

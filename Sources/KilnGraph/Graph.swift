@@ -146,10 +146,7 @@ public final class Graph: @unchecked Sendable {
     public func softmax(_ x: Tensor, axis: Int = -1, log: Bool = false) throws -> Tensor {
         let name = log ? "logSoftmax" : "softmax"
         try requireFloat(name, x)
-        let a = axis < 0 ? axis + x.shape.rank : axis
-        guard a >= 0, a < x.shape.rank else {
-            throw KilnError.invalidArgument(op: name, message: "axis \(axis) is outside shape \(x.shape)")
-        }
+        let a = try normalizedAxis(name, axis, x.shape)
         guard x.shape[a] > 0 else { throw KilnError.invalidArgument(op: name, message: "axis \(a) of shape \(x.shape) is empty") }
         return try append(.softmax(axis: a, log: log), [x], x.shape, x.dtype)
     }

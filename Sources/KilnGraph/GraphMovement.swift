@@ -94,6 +94,7 @@ extension Graph {
         return try chosen + other
     }
 
+    /// `axis` counted from the front (negative counts from the end), or an error naming `op`.
     func normalizedAxis(_ op: String, _ axis: Int, _ shape: Shape) throws -> Int {
         let a = axis < 0 ? axis + shape.rank : axis
         guard a >= 0, a < shape.rank else {

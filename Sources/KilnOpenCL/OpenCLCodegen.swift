@@ -276,23 +276,6 @@ struct OpenCLCodegen {
             // Work-groups of 256: on PoCL a work-group is the unit its vectorizer and threads take; a common size on GPUs too.
             launch(name, bufferArgs + [.int(f.shape.count)], items: f.shape.count, local: min(256, maxWorkGroupSize), kernel: index)
 
-        case .node(.transpose(let perm)):
-            let inStrides = ins[0].shape.strides, out = outs[0].shape, os = out.strides
-            let terms = (0..<out.rank).filter { out[$0] != 1 }.map { k -> String in
-                var t = os[k] == 1 ? "gid" : "(gid / \(os[k]))"
-                if k > 0 { t = "(\(t) % \(out[k]))" }
-                return "\(t) * \(inStrides[perm[k]])"
-            }
-            let src = terms.isEmpty ? "0" : terms.joined(separator: " + ")
-            generated.append("""
-            __kernel void \(name)(\(params)int n) {
-                const int gid = get_global_id(0);
-                if (gid >= n) return;
-                b\(outs[0].location.buffer)[\(offset(outs[0])) + gid] = b\(ins[0].location.buffer)[\(offset(ins[0])) + \(src)];
-            }
-            """)
-            launch(name, bufferArgs + [.int(out.count)], items: out.count, local: 64, kernel: index)
-
         case let .reduce(op, axes, f):
             let space = ReductionSpace(shape: f.shape, reduced: axes, loads: ins.map(\.shape))
             let count = axes.map { f.shape[$0] }.reduce(1, *), outputs = outs[0].shape.count
@@ -628,7 +611,7 @@ struct OpenCLCodegen {
         case let .node(.maxPool(w)), let .node(.maxPoolGrad(w)):
             try emitMaxPool(k, window: w, index: index)
 
-        case .node(.slice), .node(.pad), .node(.concat):
+        case .node(.transpose), .node(.slice), .node(.pad), .node(.concat):
             emitMovement(k, index: index)
 
         case .node(.input), .node(.constant), .node(.unary), .node(.binary), .node(.reduce), .node(.matmul), .node(.reshape),

@@ -9,7 +9,13 @@ extension OpenCLCodegen {
         return k == 0 ? t : "(\(t) % \(shape[k]))"
     }
 
-    /// slice, pad and concat: a work-item per output element, its source computed from its
+    /// The element read for output flat index `gid` of `shape` with `strides` per output axis, from `base`.
+    static func stridedIndex(_ shape: Shape, _ strides: [Int], base: Int) -> String {
+        ([String(base)] + (0..<shape.rank).filter { shape[$0] > 1 }.map { "\(coordinate(shape, $0)) * \(strides[$0])" })
+            .joined(separator: " + ")
+    }
+
+    /// transpose, slice, pad and concat: a work-item per output element, its source computed from its
     /// coordinates with every size and stride a constant.
     mutating func emitMovement(_ k: Kernel, index: Int) {
         let name = k.name, ins = k.inputs, out = k.outputs[0]
@@ -22,11 +28,10 @@ extension OpenCLCodegen {
         case let .node(.slice(starts, steps)):
             // Read at starts + steps·c along each axis.
             let strides = ins[0].shape.strides
-            var terms = [String(zip(starts, strides).map { $0 * $1 }.reduce(0, +))]
-            for a in 0..<shape.rank where shape[a] > 1 {
-                terms.append("\(Self.coordinate(shape, a)) * \(strides[a] * steps[a])")
-            }
-            body = "\(element(out, "gid")) = \(element(ins[0], terms.joined(separator: " + ")));"
+            body = "\(element(out, "gid")) = \(element(ins[0], Self.stridedIndex(shape, zip(strides, steps).map { $0 * $1 }, base: zip(starts, strides).map { $0 * $1 }.reduce(0, +))));"
+        case .node(.transpose(let perm)):
+            let strides = ins[0].shape.strides
+            body = "\(element(out, "gid")) = \(element(ins[0], Self.stridedIndex(shape, perm.map { strides[$0] }, base: 0)));"
         case let .node(.pad(low, interior, value)):
             // An output coordinate c holds input element (c − low) / (interior + 1) where that
             // divides exactly and lies inside the input; the value elsewhere.
@@ -65,6 +70,7 @@ extension OpenCLCodegen {
             \(body)
         }
         """)
-        launch(name, bufferArgs + [.int(shape.count)], items: shape.count, local: min(256, maxWorkGroupSize), kernel: index)
+        // Work-groups of 64, as the transposes had before they joined these kernels.
+        launch(name, bufferArgs + [.int(shape.count)], items: shape.count, local: min(64, maxWorkGroupSize), kernel: index)
     }
 }

@@ -3,10 +3,7 @@ import Kiln
 
 /// Bad input throws, and the message names the problem.
 @Suite struct BadInputTests {
-    func message(_ body: () throws -> Void) -> String {
-        do { try body() } catch { return "\(error)" }
-        return "no error"
-    }
+    func message(_ body: () throws -> Void) -> String { thrownMessage(body) }
 
     @Test func mismatchedShapesNameOpAndShapes() throws {
         let g = Graph()

@@ -77,3 +77,9 @@ func maxError(_ a: [Double], _ b: [Double]) -> Double {
     guard a.count == b.count else { return .infinity }
     return zip(a, b).map { abs($0 - $1) / max(1, abs($1)) }.max() ?? 0
 }
+
+/// The message of the error `body` throws, or "no error".
+func thrownMessage(_ body: () throws -> Void) -> String {
+    do { try body() } catch { return "\(error)" }
+    return "no error"
+}

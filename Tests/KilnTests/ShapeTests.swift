@@ -44,10 +44,7 @@ import Kiln
 /// slice, pad, concat, split and where: their shapes, the exact values where() chooses, and
 /// errors that name the op and the shapes.
 @Suite struct MovementTests {
-    func message(_ body: () throws -> Void) -> String {
-        do { try body() } catch { return "\(error)" }
-        return "no error"
-    }
+    func message(_ body: () throws -> Void) -> String { thrownMessage(body) }
 
     @Test func shapes() throws {
         let g = Graph()
