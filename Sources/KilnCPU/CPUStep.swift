@@ -53,19 +53,38 @@ struct CPUStep<T: KilnFloat> {
             // adds its inputs in the same order in all three.
             let pattern = FusedEvaluator<T>.broadcast(stridedOffsets(shape, strides), inputCount: outCount)
             let count = shape.count
+            // Threads take disjoint outputs (columns of rows, channels of runs), each added in
+            // the same order whatever the number of threads.
+            let parts = max(1, min(WorkerPool.shared.threads, outCount, count / 65536))
+            // A reduction of an input as it is (batch norm's mean) reads it in place, not a copy.
+            let plain: Bool = {
+                guard code.code.count == 1, code.results == [0], ins.count == 1, ins[0].shape == shape, case .load(0) = code.code[0] else { return false }
+                return true
+            }()
+            let input = plain ? real(ins[0]) : nil
             run = {
-                let x = eval.run()
+                let x = input ?? eval.run()
                 out.update(repeating: op == .max ? -T.infinity : 0, count: outCount)
                 switch (pattern, op) {
                 case (.rows(let w), .max):
                     for r in stride(from: 0, to: count, by: w) { let row = x + r; for j in 0..<w where row[j] > out[j] || row[j].isNaN { out[j] = row[j] } }
                 case (.rows(let w), _):
-                    for r in stride(from: 0, to: count, by: w) { let row = x + r; for j in 0..<w { out[j] += row[j] } }
+                    // Split by columns only where each thread's part of a row is long: narrow
+                    // rows (a convolution's 32 channels) would have both threads read every line.
+                    WorkerPool.shared.run(parts: w >= 512 ? parts : 1) { part in
+                        let columns = w * part / parts..<w * (part + 1) / parts
+                        for r in stride(from: 0, to: count, by: w) { let row = x + r; for j in columns { out[j] += row[j] } }
+                    }
                 case let (.repeated(q, period), .max):
                     for b in 0..<count / q { let k = b % period; for i in b * q..<(b + 1) * q where x[i] > out[k] || x[i].isNaN { out[k] = x[i] } }
                 case let (.repeated(q, period), _):
-                    // Each run summed on its own, then added to its output (a channel's runs in order).
-                    for b in 0..<count / q { var s: T = 0; for i in b * q..<(b + 1) * q { s += x[i] }; out[b % period] += s }
+                    // Each run summed on its own (in eight accumulators), then added to its
+                    // output: a channel's runs in order.
+                    WorkerPool.shared.run(parts: parts) { part in
+                        for k in period * part / parts..<period * (part + 1) / parts {
+                            for b in stride(from: k, to: count / q, by: period) { out[k] += RowReductions<T>.sum(x + b * q, q) }
+                        }
+                    }
                 case (.table(let target), .max):
                     for i in target.indices where x[i] > out[target[i]] || x[i].isNaN { out[target[i]] = x[i] }
                 case (.table(let target), _):
@@ -205,8 +224,15 @@ struct CPUStep<T: KilnFloat> {
                                             o += kw
                                             continue
                                         }
-                                        let row = plane + r * wd
-                                        var col = j * sw - pw
+                                        let row = plane + r * wd, first = j * sw - pw
+                                        if first >= 0 && first + (kw - 1) * dw < wd {
+                                            // The whole window row inside the image: no bounds to check.
+                                            if isUnfold { for q in 0..<kw { o[q] = row[first + q * dw] } }
+                                            else { for q in 0..<kw { row[first + q * dw] += o[q] } }
+                                            o += kw
+                                            continue
+                                        }
+                                        var col = first
                                         for _ in 0..<kw {
                                             if isUnfold { o.pointee = col >= 0 && col < wd ? row[col] : pad }
                                             else if col >= 0 && col < wd { row[col] += o.pointee }
@@ -223,9 +249,15 @@ struct CPUStep<T: KilnFloat> {
 
         case let .node(.uniform(seed, stream)):
             let counter = int(ins[0]), out = real(outs[0]), count = outs[0].shape.count
+            let parts = max(1, min(WorkerPool.shared.threads, count / 16384))
             run = {
                 let c = UInt32(bitPattern: counter[0])
-                for i in 0..<count { out[i] = T(Philox.uniform(index: UInt32(i), counter: c, seed: seed, stream: stream)) }
+                // Each element's number depends on its index alone: any split gives the same values.
+                WorkerPool.shared.run(parts: parts) { part in
+                    for i in count * part / parts..<count * (part + 1) / parts {
+                        out[i] = T(Philox.uniform(index: UInt32(i), counter: c, seed: seed, stream: stream))
+                    }
+                }
             }
 
         case let .node(.maxPool(w)), let .node(.maxPoolGrad(w)):
@@ -252,8 +284,9 @@ struct CPUStep<T: KilnFloat> {
             run = {
                 WorkerPool.shared.run(parts: parts) { part in
                     let range = planes * part / parts..<planes * (part + 1) / parts
-                    if let upstream { MaxPoolPlanes.backward(x, upstream, out, planes: range, geometry) }
-                    else { MaxPoolPlanes.forward(x, out, planes: range, geometry) }
+                    let kernel = (w.kernel[0], w.kernel[1])
+                    if let upstream { MaxPoolPlanes.backward(x, upstream, out, planes: range, geometry, kernel: kernel) }
+                    else { MaxPoolPlanes.forward(x, out, planes: range, geometry, kernel: kernel) }
                 }
             }
 

@@ -112,7 +112,7 @@ struct OpenCLCodegen {
     var generated: [String] = []
     /// What each matmul kernel (by index in the schedule) was generated as.
     private(set) var chosen: [Int: MatmulChoice] = [:]
-    private(set) var launches: [LaunchSpec] = []
+    var launches: [LaunchSpec] = []
     /// Bytes of each scratch buffer the launches use (transposed copies of matmul operands).
     private(set) var scratchBytes: [Int] = []
     /// Scratch buffers whose contents live from the host's upload before a run to their kernel
@@ -216,16 +216,24 @@ struct OpenCLCodegen {
         return (buffers.map { "__global real* b\($0), " }.joined(), buffers.map { .buffer($0) })
     }
 
+    /// Where operand `o` starts, plus `extra` elements: a pointer the kernel indexes from 0.
+    /// PoCL vectorizes `(b0 + 4096)[gid]` but not `b0[4096 + gid]` (8.6 against 59 GB/s for a
+    /// copy): it cannot tell that the sum's 32-bit index advances with `gid`.
+    func pointer(_ o: Operand, plus extra: String? = nil) -> String {
+        "(b\(o.location.buffer) + \(offset(o))\(extra.map { " + \($0)" } ?? ""))"
+    }
+
     /// Statements computing fused code at flat index `gid`, and the name of each result; `at`,
-    /// where given, writes load `j`'s index instead (from coordinates the kernel declares).
-    func statements(_ f: FusedCode, loads: [Operand], gid: String, at: ((Int) -> String)? = nil) -> (String, [String]) {
+    /// where given, writes load `j`'s index instead (from coordinates the kernel declares), and
+    /// an offset to add to its pointer.
+    func statements(_ f: FusedCode, loads: [Operand], gid: String, at: ((Int) -> (offset: String?, index: String))? = nil) -> (String, [String]) {
         var lines: [String] = []
         for (i, instr) in f.code.enumerated() {
             let rhs: String
             switch instr {
             case .load(let j):
-                let o = loads[j]
-                rhs = "b\(o.location.buffer)[\(offset(o)) + \(at?(j) ?? Self.index(o.shape, in: f.shape, gid: gid))]"
+                let o = loads[j], (extra, index) = at?(j) ?? (nil, Self.index(o.shape, in: f.shape, gid: gid))
+                rhs = "\(pointer(o, plus: extra))[\(index)]"
             case .accumulator: rhs = "acc"
             case .constant(let c): rhs = Self.literal(c)
             case let .unary(op, a): rhs = "k_\(op.rawValue)(v\(a))"
@@ -236,8 +244,14 @@ struct OpenCLCodegen {
         return (lines.joined(separator: " "), f.results.map { "v\($0)" })
     }
 
-    func stores(_ outputs: [Operand], _ values: [String], gid: String) -> String {
-        zip(outputs, values).map { o, v in "b\(o.location.buffer)[\(offset(o)) + \(gid)] = \(v);" }.joined(separator: " ")
+    func stores(_ outputs: [Operand], _ values: [String], gid: String, plus extra: String? = nil) -> String {
+        zip(outputs, values).map { o, v in "\(pointer(o, plus: extra))[\(gid)] = \(v);" }.joined(separator: " ")
+    }
+
+    /// A new scratch buffer of `bytes` (see `scratchBytes`), by index.
+    mutating func scratch(bytes: Int) -> Int {
+        scratchBytes.append(bytes)
+        return scratchBytes.count - 1
     }
 
     mutating func launch(_ function: String, _ args: [LaunchSpec.Arg], items: Int, local: Int, kernel: Int) {
@@ -264,29 +278,56 @@ struct OpenCLCodegen {
         func real(_ o: Operand) -> [LaunchSpec.Arg] { [.buffer(o.location.buffer), .int(offset(o))] }
         switch k.kind {
         case .elementwise(let f):
+            let limit = min(256, maxWorkGroupSize), count = f.shape.count
+            guard count > 0 else { break }
+            if let rows = ElementwiseRows(shape: f.shape, loads: ins.map(\.shape)) {
+                // Broadcast loads: a 2-D range of (element in row, row), a load constant along
+                // the row read once per row. Work-groups divide the row where they can, so that
+                // no work-item needs a bounds check.
+                let (body, values) = statements(f, loads: ins, gid: "i", at: { j in
+                    rows.advances[j] ? (rows.rowOffsets[j], "i") : (nil, rows.rowOffsets[j])
+                })
+                let across = ElementwiseRows.divisor(of: rows.inner, limit: limit, atLeast: 16)
+                let local = across ?? min(64, limit)
+                let down = ElementwiseRows.divisor(of: rows.rows, limit: max(1, limit / local), atLeast: 1) ?? 1
+                generated.append("""
+                __kernel void \(name)(\(params)int n) {
+                    const int i = get_global_id(0), r = get_global_id(1);
+                    \(across == nil ? "if (i >= \(rows.inner)) return;" : "")
+                    \(body)
+                    \(stores(outs, values, gid: "i", plus: "r * \(rows.inner)"))
+                }
+                """)
+                launches.append(LaunchSpec(function: name, args: bufferArgs + [.int(count)], global: [Self.roundUp(rows.inner, local), rows.rows],
+                                           local: [local, down], kernel: index))
+                break
+            }
             let (body, values) = statements(f, loads: ins, gid: "gid")
+            // Work-groups of up to 256 (on PoCL a work-group is the unit its vectorizer and
+            // threads take; a common size on GPUs too) that divide the range where one can: a
+            // bounds check costs PoCL its vectorization (31 against 91 GB/s for a copy).
+            let exact = ElementwiseRows.divisor(of: count, limit: limit, atLeast: 32)
             generated.append("""
             __kernel void \(name)(\(params)int n) {
                 const int gid = get_global_id(0);
-                if (gid >= n) return;
+                \(exact == nil ? "if (gid >= n) return;" : "")
                 \(body)
                 \(stores(outs, values, gid: "gid"))
             }
             """)
-            // Work-groups of 256: on PoCL a work-group is the unit its vectorizer and threads take; a common size on GPUs too.
-            launch(name, bufferArgs + [.int(f.shape.count)], items: f.shape.count, local: min(256, maxWorkGroupSize), kernel: index)
+            launch(name, bufferArgs + [.int(count)], items: count, local: exact ?? limit, kernel: index)
 
         case let .reduce(op, axes, f):
             let space = ReductionSpace(shape: f.shape, reduced: axes, loads: ins.map(\.shape))
             let count = axes.map { f.shape[$0] }.reduce(1, *), outputs = outs[0].shape.count
-            let (body, values) = statements(f, loads: ins, gid: "gid", at: { space.index(operand: $0 + 1) })
+            let (body, values) = statements(f, loads: ins, gid: "gid", at: { (nil, space.index(operand: $0 + 1)) })
             // What both reduction templates share: the prologue, the combination, the store.
             let common = [
                 "$NAME": name, "$PARAMS": params, "$KEPT": space.keptCoordinates(output: "o"),
                 "$PROLOGUE": body + " v = \(values[0]);",
                 "$IDENTITY": op == .max ? "(-INFINITY)" : "(real)0", "$COMBINE": op == .max ? "red_max" : "red_sum",
                 "$FINISH": op == .mean ? " / (real)\(count)" : "",
-                "$STORE": "b\(outs[0].location.buffer)[\(offset(outs[0])) + o] = result;",
+                "$STORE": "\(pointer(outs[0]))[o] = result;",
             ]
             // A template with `common`'s values and `own`'s, which win where both name a key.
             func instantiate(_ template: String, _ own: [String: String]) -> String {
@@ -297,6 +338,11 @@ struct OpenCLCodegen {
                 "for (int c\(k) = \(from); c\(k) < \(space.axes[k].size); c\(k)\(step))"
             }
             let leading = axes == Array(0..<axes.count)
+            if matmul == .vector, outputs > 0, count > 64, let lane = reduced.last {
+                emitReductionPerItem(name: name, params: params, args: bufferArgs, space: space, lane: lane, f: f, loads: ins,
+                                     instantiate: instantiate, outputs: outputs, kernel: index)
+                break
+            }
             // A few long columns (a convolution's bias gradient, [N·H·W, C] summed over the
             // rows): a work-item per column would leave the device idle, a work-group per column
             // reads with a stride. Two launches instead: work-items (part, column) sum a chunk of

@@ -41,23 +41,42 @@ extension OpenCLCodegen {
             return lines.joined(separator: "\n    ")
         }
         let local = min(256, maxWorkGroupSize)
-        // A work-item per window (i, j) of a plane, and the plane of x it reads.
-        let window = """
+        // A work-item per window (i, j) of a plane, and the plane of x it reads, on a range of
+        // (j, row of windows) where rows are long: no divisions per window, and work-groups that
+        // divide the row need no bounds check (PoCL vectorizes neither).
+        // Rows shorter than two of PoCL's vectors ran slower so (the CNN's 14 and 7 windows a
+        // row): a flat range there.
+        let rows = ow >= 32
+        let across = ElementwiseRows.divisor(of: ow, limit: local, atLeast: 16)
+        let windowsLocal = across ?? min(64, local)
+        let down = ElementwiseRows.divisor(of: planes * oh, limit: max(1, local / windowsLocal), atLeast: 1) ?? 1
+        let window = rows ? """
+            const int j = get_global_id(0), row = get_global_id(1);
+            \(across == nil ? "if (j >= \(ow)) return;" : "")
+            const int i = row % \(oh), plane = row / \(oh), gid = row * \(ow) + j;
+            __global const real* x = \(x) + plane * \(h * wd);
+            """ : """
             const int gid = get_global_id(0);
             if (gid >= n) return;
             const int j = gid % \(ow), i = (gid / \(ow)) % \(oh), plane = gid / \(oh * ow);
             __global const real* x = \(x) + plane * \(h * wd);
             """
+        func launchWindows(_ function: String, _ args: [LaunchSpec.Arg]) {
+            guard planes * oh > 0 && ow > 0 else { return }
+            guard rows else { return launch(function, args, items: planes * oh * ow, local: local, kernel: index) }
+            launches.append(LaunchSpec(function: function, args: args, global: [Self.roundUp(ow, windowsLocal), planes * oh],
+                                       local: [windowsLocal, down], kernel: index))
+        }
         if forward {
             let count = outs[0].shape.count
             generated.append("""
             __kernel void \(name)(\(params)int n) {
             \(window)
                 \(first("", "i", "j"))
-                b\(outs[0].location.buffer)[\(offset(outs[0])) + gid] = m;
+                \(pointer(outs[0]))[gid] = m;
             }
             """)
-            launch(name, bufferArgs + [.int(count)], items: count, local: local, kernel: index)
+            launchWindows(name, bufferArgs + [.int(count)])
             return
         }
         let g = "b\(ins[1].location.buffer) + \(offset(ins[1]))", dx = "b\(outs[0].location.buffer) + \(offset(outs[0]))"
@@ -70,7 +89,7 @@ extension OpenCLCodegen {
                 generated.append("""
                 __kernel void \(name)_zero(__global real* dx, int n) {
                     const int gid = get_global_id(0);
-                    if (gid < n) dx[\(offset(outs[0])) + gid] = (real)0;
+                    if (gid < n) (dx + \(offset(outs[0])))[gid] = (real)0;
                 }
                 """)
                 launch(name + "_zero", [.buffer(outs[0].location.buffer), .int(outs[0].shape.count)], items: outs[0].shape.count,
@@ -95,7 +114,7 @@ extension OpenCLCodegen {
                 \(writes.joined(separator: "\n    "))
             }
             """)
-            launch(name, bufferArgs + [.int(count)], items: count, local: local, kernel: index)
+            launchWindows(name, bufferArgs + [.int(count)])
             return
         }
         var gathers: [String] = []

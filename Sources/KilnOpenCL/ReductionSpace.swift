@@ -58,12 +58,19 @@ struct ReductionSpace {
     }
 
     /// The flat index, in the fused input (`operand` 0) or in load `operand - 1`, of the element
-    /// at coordinates `cK`.
-    func index(operand: Int) -> String {
+    /// at coordinates `cK`, leaving out axis `excluding`'s term.
+    func index(operand: Int, excluding: Int? = nil) -> String {
         let terms = axes.indices.compactMap { k -> String? in
+            guard k != excluding else { return nil }
             let s = axes[k].strides[operand]
             return s == 0 ? nil : s == 1 ? "c\(k)" : "c\(k) * \(s)"
         }
         return terms.isEmpty ? "0" : terms.joined(separator: " + ")
+    }
+
+    /// Axis `axis`'s term of the flat index in `operand` (as in `index(operand:)`).
+    func laneIndex(operand: Int, axis: Int) -> String {
+        let s = axes[axis].strides[operand]
+        return s == 0 ? "0" : s == 1 ? "c\(axis)" : "c\(axis) * \(s)"
     }
 }
