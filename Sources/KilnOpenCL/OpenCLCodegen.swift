@@ -338,9 +338,11 @@ struct OpenCLCodegen {
                 "for (int c\(k) = \(from); c\(k) < \(space.axes[k].size); c\(k)\(step))"
             }
             let leading = axes == Array(0..<axes.count)
-            if matmul == .vector, outputs > 0, count > 64, let lane = reduced.last {
+            // CPU devices, where the innermost reduced axis is contiguous (not column sums: a
+            // work-item per group of columns measured no faster than the kernels below).
+            if matmul == .vector, outputs > 0, count > 64, let lane = reduced.last, space.axes[lane].strides[0] == 1 {
                 emitReductionPerItem(name: name, params: params, args: bufferArgs, space: space, lane: lane, f: f, loads: ins,
-                                     instantiate: instantiate, outputs: outputs, kernel: index)
+                                     output: outs[0], instantiate: instantiate, outputs: outputs, kernel: index)
                 break
             }
             // A few long columns (a convolution's bias gradient, [N·H·W, C] summed over the
@@ -420,7 +422,14 @@ struct OpenCLCodegen {
             let cBase = batches > 1 ? "batch * \(m * n)" : "0"
             let aAt = ta ? "b\(a.location.buffer)[\(aBase) + (k) * \(lda) + (r)]" : "b\(a.location.buffer)[\(aBase) + (r) * \(lda) + (k)]"
             let code = epilogue ?? FusedCode(shape: outs[0].shape, code: [.accumulator], results: [0], nodes: [nil])
-            let (body, values) = statements(code, loads: ins, gid: "gid")
+            // A load broadcast along the rows (a bias) reads at `col`: `gid % n` for every
+            // element kept PoCL from vectorizing the vector family's epilogue loop.
+            let (body, values) = statements(code, loads: ins, gid: "gid", at: { j in
+                let s = ins[j].shape, r = code.shape.rank, bs = s.broadcastStrides(to: code.shape)
+                if s == code.shape { return (nil, "gid") }
+                if r >= 1, code.shape[r - 1] == n, bs[r - 1] == 1, bs.dropLast().allSatisfy({ $0 == 0 }) { return (nil, "col") }
+                return (nil, Self.index(s, in: code.shape, gid: "gid"))
+            })
             let epilogueText = body + " " + stores(outs, values, gid: "gid")
             guard m > 0 && n > 0 else { break }
             let (realSize, localMemory, maxGroup) = (self.realSize, localMemoryBytes, maxWorkGroupSize)
@@ -614,15 +623,18 @@ struct OpenCLCodegen {
 
         case let .node(.uniform(seed, stream)):
             let count = outs[0].shape.count
+            // As the elementwise kernels: a pointer to index from 0, no bounds check where the
+            // work-groups divide the range (PoCL vectorized neither: 0.7 GB/s).
+            let exact = ElementwiseRows.divisor(of: count, limit: min(256, maxWorkGroupSize), atLeast: 32)
             generated.append("""
             __kernel void \(name)(__global const int* counter, __global real* out, int n) {
                 const int gid = get_global_id(0);
-                if (gid >= n) return;
-                out[\(offset(outs[0])) + gid] = kiln_uniform((uint)gid, (uint)counter[\(offset(ins[0]))], \(seed)u, \(stream)u);
+                \(exact == nil ? "if (gid >= n) return;" : "")
+                (out + \(offset(outs[0])))[gid] = kiln_uniform((uint)gid, (uint)counter[\(offset(ins[0]))], \(seed)u, \(stream)u);
             }
             """)
             launch(name, [.buffer(ins[0].location.buffer), .buffer(outs[0].location.buffer), .int(count)], items: count,
-                   local: min(256, maxWorkGroupSize), kernel: index)
+                   local: exact ?? min(256, maxWorkGroupSize), kernel: index)
 
         case let .node(.fold(w, h, wd)):
             // A work-item per pixel, summing the patch entries that read it (kh, then kw

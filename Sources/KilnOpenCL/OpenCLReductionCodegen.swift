@@ -13,7 +13,7 @@ extension OpenCLCodegen {
     /// `instantiate` fills Kernels/reduce_columns.cl (the parts' sum) with the reduction's
     /// common values.
     mutating func emitReductionPerItem(name: String, params: String, args: [LaunchSpec.Arg], space: ReductionSpace, lane: Int,
-                                       f: FusedCode, loads: [Operand], instantiate: (String, [String: String]) -> String,
+                                       f: FusedCode, loads: [Operand], output: Operand, instantiate: (String, [String: String]) -> String,
                                        outputs: Int, kernel: Int) {
         let outer = space.reducedAxes.dropLast()
         let rows = outer.map { space.axes[$0].size }.reduce(1, *), length = space.axes[lane].size
