@@ -653,15 +653,18 @@ struct OpenCLCodegen {
                     terms.append("if (\(okT) && \(okU)) sum += image[\(at)];")
                 }
             }
+            // Neighbouring work-items take neighbouring channels of one pixel: their entries
+            // are neighbours in the patches (pixel-major, a pixel's neighbour is C·kh·kw
+            // entries away): 6.0 against 8.2 ms for the CNN's conv2 on PoCL.
             generated.append("""
             __kernel void \(name)(\(params)int n) {
                 const int gid = get_global_id(0);
                 if (gid >= n) return;
-                const int col = gid % \(wd), r = (gid / \(wd)) % \(h), ch = (gid / \(wd * h)) % \(c), b = gid / \(wd * h * c);
+                const int ch = gid % \(c), col = (gid / \(c)) % \(wd), r = (gid / \(c * wd)) % \(h), b = gid / \(c * wd * h);
                 __global const real* image = b\(ins[0].location.buffer) + \(offset(ins[0])) + b * \(oh * ow * c * kh * kw) + ch * \(kh * kw);
                 real sum = (real)0;
                 \(terms.joined(separator: "\n    "))
-                b\(outs[0].location.buffer)[\(offset(outs[0])) + gid] = sum;
+                (b\(outs[0].location.buffer) + \(offset(outs[0])))[((b * \(c) + ch) * \(h) + r) * \(wd) + col] = sum;
             }
             """)
             launch(name, bufferArgs + [.int(count)], items: count, local: min(256, maxWorkGroupSize), kernel: index)

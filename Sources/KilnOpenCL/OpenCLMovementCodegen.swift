@@ -36,6 +36,17 @@ extension OpenCLCodegen {
                 (along, base) = (zip(strides, steps).map { $0 * $1 }, zip(starts, strides).map { $0 * $1 }.reduce(0, +))
             } else if case let .node(.transpose(perm)) = k.kind {
                 (along, base) = (perm.map { strides[$0] }, 0)
+                // Short output rows over long input rows ([N, H, W, C] -> [N, C, H, W]): walk
+                // the input's rows instead, writing at a stride (3.1 -> 0.9 ms for the CNN's).
+                let inShape = ins[0].shape
+                if shape.rank > 1, shape[shape.rank - 1] < 32, inShape[inShape.rank - 1] >= 32 {
+                    let outStrides = shape.strides
+                    var written = [Int](repeating: 0, count: perm.count)
+                    for (k, a) in perm.enumerated() { written[a] = outStrides[k] }
+                    emitStridedRows(name: name, params: params, args: bufferArgs, shape: inShape, strides: written, base: 0,
+                                    source: ins[0], destination: out, kernel: index, scatter: true)
+                    return
+                }
             } else { return }
             emitStridedRows(name: name, params: params, args: bufferArgs, shape: shape, strides: along, base: base,
                             source: ins[0], destination: out, kernel: index)
@@ -83,9 +94,11 @@ extension OpenCLCodegen {
     }
 
     /// A strided copy into `destination` (of `shape`): output element c reads `source` at
-    /// `base + Σ c[k]·strides[k]`, on a range of (position along the last axis, row).
+    /// `base + Σ c[k]·strides[k]`, on a range of (position along the last axis, row). With
+    /// `scatter`, the other way round: `shape` is the source's, and its element c is written
+    /// to `destination` at `base + Σ c[k]·strides[k]`.
     private mutating func emitStridedRows(name: String, params: String, args: [LaunchSpec.Arg], shape: Shape, strides: [Int], base: Int,
-                                          source: Operand, destination: Operand, kernel: Int) {
+                                          source: Operand, destination: Operand, kernel: Int, scatter: Bool = false) {
         let rank = shape.rank, inner = rank == 0 ? 1 : shape[rank - 1], rows = shape.count / inner
         let outer = Shape(Array(shape.dims.dropLast()))
         var start = [String(base)]
@@ -99,7 +112,8 @@ extension OpenCLCodegen {
             __kernel void \(name)(\(params)int n) {
                 const int gid = get_global_id(0);
                 if (gid >= n) return;
-                \(pointer(destination))[gid] = \(pointer(source))[\(Self.stridedIndex(shape, strides, base: base))];
+                \(scatter ? "\(pointer(destination))[\(Self.stridedIndex(shape, strides, base: base))] = \(pointer(source))[gid];"
+                          : "\(pointer(destination))[gid] = \(pointer(source))[\(Self.stridedIndex(shape, strides, base: base))];")
             }
             """)
             return launch(name, args + [.int(shape.count)], items: shape.count, local: min(64, maxWorkGroupSize), kernel: kernel)
@@ -111,7 +125,8 @@ extension OpenCLCodegen {
         __kernel void \(name)(\(params)int n) {
             const int i = get_global_id(0), r = get_global_id(1);
             \(across == nil ? "if (i >= \(inner)) return;" : "")
-            \(pointer(destination, plus: "r * \(inner)"))[i] = \(pointer(source, plus: start.joined(separator: " + ")))[\(step == 1 ? "i" : "i * \(step)")];
+            \(scatter ? "\(pointer(destination, plus: start.joined(separator: " + ")))[\(step == 1 ? "i" : "i * \(step)")] = \(pointer(source, plus: "r * \(inner)"))[i];"
+                      : "\(pointer(destination, plus: "r * \(inner)"))[i] = \(pointer(source, plus: start.joined(separator: " + ")))[\(step == 1 ? "i" : "i * \(step)")];")
         }
         """)
         launches.append(LaunchSpec(function: name, args: args + [.int(shape.count)], global: [Self.roundUp(inner, local), rows],

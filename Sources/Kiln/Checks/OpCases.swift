@@ -56,6 +56,23 @@ public enum OpCases {
             g.output("reshape [\(r1),\(3 * r0)]", try r.reshaped([r1, 3 * r0]).exp())
             g.output("broadcastTo [3,\(r1),\(columns)]", try col.broadcast(to: [3, r1, columns]))
         })
+        // Images both ways between channels-last and channels-first (OpenCL walks whichever
+        // side has the long rows), per-channel statistics as batch norm takes them (a work-item
+        // per channel and part on CPU devices), and broadcasts along rows of 35 (a work-group
+        // per row) and 526 (no divisor from 16 to 256: bounds checked).
+        let (ih, iw) = (d(5, 3), d(7, 5))
+        cases.append(OpCase("images: channels-last <-> first, per-channel statistics, row broadcasts", seed: 13) { g in
+            let last = try g.input("nhwc", [2, ih, iw, 33]), first = try g.input("nchw", [2, 33, ih, iw])
+            g.output("nhwc -> nchw", try last.transposed([0, 3, 1, 2]))
+            g.output("nchw -> nhwc", try first.transposed([0, 2, 3, 1]))
+            let x = try g.input("x", [3, 4, 5, 7]), scale = try g.input("scale", [1, 4, 1, 1], 0.5...2)
+            let mean = try x.mean(axes: [0, 2, 3], keepDims: true)
+            g.output("per-channel mean", mean)
+            g.output("per-channel variance", try ((x - mean) * (x - mean)).mean(axes: [0, 2, 3]))
+            g.output("per-channel max", try x.max(axes: [0, 2, 3]))
+            g.output("normalized", try (x - mean) * scale)
+            g.output("rows of 526 + bias", try (g.input("wide rows", [3, 526]) + g.input("bias", [526])).relu())
+        })
         for op in ReduceOp.allCases {
             cases.append(OpCase("reduce: \(op) of [\(r0),\(r1),3] over 6 axis sets", seed: 10) { g in
                 let r = try g.input("r", [r0, r1, 3])
