@@ -284,7 +284,8 @@ struct CPUStep<T: KilnFloat> {
             run = {
                 WorkerPool.shared.run(parts: parts) { part in
                     let range = planes * part / parts..<planes * (part + 1) / parts
-                    let kernel = (w.kernel[0], w.kernel[1])
+                    // The oracle (no BLAS) keeps to the general loops, so that it checks the fast paths.
+                    let kernel = blas ? (w.kernel[0], w.kernel[1]) : nil
                     if let upstream { MaxPoolPlanes.backward(x, upstream, out, planes: range, geometry, kernel: kernel) }
                     else { MaxPoolPlanes.forward(x, out, planes: range, geometry, kernel: kernel) }
                 }

@@ -32,12 +32,14 @@ enum MaxPoolPlanes {
 
     /// Whether the windows tile each plane exactly (pooling's usual kernel 2, stride 2 on an
     /// even plane): every pixel in one window, no padding, no dilation.
-    static func tiles(_ g: Geometry, kernel: (Int, Int)) -> Bool {
-        g.stride == kernel && g.padding == (0, 0) && g.dilation == (1, 1) && g.oh * kernel.0 == g.h && g.ow * kernel.1 == g.w
+    /// `kernel` nil: the general loops only (the oracle's).
+    static func tiles(_ g: Geometry, kernel: (Int, Int)?) -> Bool {
+        guard let kernel else { return false }
+        return g.stride == kernel && g.padding == (0, 0) && g.dilation == (1, 1) && g.oh * kernel.0 == g.h && g.ow * kernel.1 == g.w
     }
 
     /// The plane index of window (i, j)'s first largest element where windows tile the plane:
-    /// the same comparisons as `first`, without its per-window bounds (3x faster).
+    /// the same comparisons as `first`, without its per-window bounds.
     @inline(__always)
     static func firstTiled<T: KilnFloat>(_ plane: UnsafePointer<T>, _ i: Int, _ j: Int, _ g: Geometry, kh: Int, kw: Int) -> Int {
         let corner = i * kh * g.w + j * kw
@@ -53,12 +55,13 @@ enum MaxPoolPlanes {
         return best
     }
 
-    /// Pools planes `range` of `x` into `out` with windows of `kernel` (rows, columns).
+    /// Pools planes `range` of `x` into `out` with windows of `kernel` (rows, columns; nil:
+    /// the general loops only).
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     static func forward<T: KilnFloat>(_ x: UnsafePointer<T>, _ out: UnsafeMutablePointer<T>, planes range: Range<Int>, _ g: Geometry,
-                                      kernel: (Int, Int)) {
-        if kernel == (2, 2) && tiles(g, kernel: kernel) {
+                                      kernel: (Int, Int)?) {
+        if let kernel, kernel == (2, 2) && tiles(g, kernel: kernel) {
             // The usual 2 x 2: each window's four comparisons written out, so that the loop over
             // a row's windows has no inner loops and no index to carry.
             for p in range {
@@ -77,7 +80,7 @@ enum MaxPoolPlanes {
             }
             return
         }
-        if tiles(g, kernel: kernel) {
+        if let kernel, tiles(g, kernel: kernel) {
             for p in range {
                 let plane = x + p * g.h * g.w, o = out + p * g.oh * g.ow
                 for i in 0..<g.oh {
@@ -105,8 +108,8 @@ enum MaxPoolPlanes {
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     static func backward<T: KilnFloat>(_ x: UnsafePointer<T>, _ upstream: UnsafePointer<T>, _ out: UnsafeMutablePointer<T>,
-                                       planes range: Range<Int>, _ g: Geometry, kernel: (Int, Int)) {
-        if kernel == (2, 2) && tiles(g, kernel: kernel) {
+                                       planes range: Range<Int>, _ g: Geometry, kernel: (Int, Int)?) {
+        if let kernel, kernel == (2, 2) && tiles(g, kernel: kernel) {
             // The usual 2 x 2 written out, as in `forward`: which of the four is first largest
             // (0...3), then all four pixels written, the upstream value or 0.
             for p in range {
@@ -132,7 +135,7 @@ enum MaxPoolPlanes {
             }
             return
         }
-        if tiles(g, kernel: kernel) {
+        if let kernel, tiles(g, kernel: kernel) {
             // Each pixel is in one window: written once, the upstream value or 0.
             for p in range {
                 let plane = x + p * g.h * g.w, o = out + p * g.h * g.w, up = upstream + p * g.oh * g.ow

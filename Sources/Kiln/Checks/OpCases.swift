@@ -58,10 +58,11 @@ public enum OpCases {
         })
         // Images both ways between channels-last and channels-first (OpenCL walks whichever
         // side has the long rows), per-channel statistics as batch norm takes them (a work-item
-        // per channel and part on CPU devices), and broadcasts along rows of 35 (a work-group
-        // per row) and 526 (no divisor from 16 to 256: bounds checked).
+        // per channel and part on CPU devices), broadcasts along rows of 35 (a work-group per
+        // row) and 526 (no divisor from 16 to 256: bounds checked), and pooling windows that
+        // tile the plane.
         let (ih, iw) = (d(5, 3), d(7, 5))
-        cases.append(OpCase("images: channels-last <-> first, per-channel statistics, row broadcasts", seed: 13) { g in
+        cases.append(OpCase("images: channels-last <-> first, per-channel statistics, row broadcasts, tiling windows", seed: 13) { g in
             let last = try g.input("nhwc", [2, ih, iw, 33]), first = try g.input("nchw", [2, 33, ih, iw])
             g.output("nhwc -> nchw", try last.transposed([0, 3, 1, 2]))
             g.output("nchw -> nhwc", try first.transposed([0, 2, 3, 1]))
@@ -72,6 +73,10 @@ public enum OpCases {
             g.output("per-channel max", try x.max(axes: [0, 2, 3]))
             g.output("normalized", try (x - mean) * scale)
             g.output("rows of 526 + bias", try (g.input("wide rows", [3, 526]) + g.input("bias", [526])).relu())
+            // Windows that tile the plane (the CPU backend's fast paths): 2 x 2, and 2 x 3.
+            g.output("maxPool 2 on 6x8", try g.graph.maxPool(try g.input("pooled", [2, 3, 6, 8]), window: try Window2D(2, stride: 2)))
+            g.output("maxPool 2x3 on 6x9", try g.graph.maxPool(try g.input("pooled 2x3", [2, 3, 6, 9]),
+                                                               window: try Window2D(kernel: [2, 3], stride: [2, 3])))
         })
         for op in ReduceOp.allCases {
             cases.append(OpCase("reduce: \(op) of [\(r0),\(r1),3] over 6 axis sets", seed: 10) { g in
