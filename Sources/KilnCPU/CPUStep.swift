@@ -207,37 +207,46 @@ struct CPUStep<T: KilnFloat> {
             let (sh, sw, ph, pw, dh, dw) = (w.stride[0], w.stride[1], w.padding[0], w.padding[1], w.dilation[0], w.dilation[1])
             let pad: T = { if case let .node(.unfold(_, v)) = kernel.kind { return T(v) }; return 0 }()
             let parts = max(1, min(WorkerPool.shared.threads, n, colShape.count / 16384))
+            // A window's entries relative to its corner pixel, for windows wholly inside the image.
+            let offsets = (0..<kh).flatMap { p in (0..<kw).map { q in p * dh * wd + q * dw } }, entries = kh * kw
             run = {
                 WorkerPool.shared.run(parts: parts) { part in
-                    let (b0, b1) = (n * part / parts, n * (part + 1) / parts)
-                    if !isUnfold { (image + b0 * c * h * wd).update(repeating: 0, count: (b1 - b0) * c * h * wd) }
-                    var o = cols + b0 * oh * ow * c * kh * kw
-                    for b in b0..<b1 {
-                        for i in 0..<oh {
-                            for j in 0..<ow {
-                                for ch in 0..<c {
-                                    let plane = image + (b * c + ch) * h * wd
-                                    for p in 0..<kh {
-                                        let r = i * sh - ph + p * dh
-                                        if r < 0 || r >= h {
-                                            if isUnfold { o.update(repeating: pad, count: kw) }
-                                            o += kw
-                                            continue
+                    offsets.withUnsafeBufferPointer { offsets in
+                        let (b0, b1) = (n * part / parts, n * (part + 1) / parts)
+                        if !isUnfold { (image + b0 * c * h * wd).update(repeating: 0, count: (b1 - b0) * c * h * wd) }
+                        var o = cols + b0 * oh * ow * c * kh * kw
+                        for b in b0..<b1 {
+                            for i in 0..<oh {
+                                for j in 0..<ow {
+                                    let (r0, c0) = (i * sh - ph, j * sw - pw)
+                                    if blas && r0 >= 0 && r0 + (kh - 1) * dh < h && c0 >= 0 && c0 + (kw - 1) * dw < wd {
+                                        // Inside the image: each channel's entries through the offsets, no
+                                        // bounds (not for the oracle, which checks this against the loops below).
+                                        for ch in 0..<c {
+                                            let corner = image + (b * c + ch) * h * wd + r0 * wd + c0
+                                            if isUnfold { for t in 0..<entries { o[t] = corner[offsets[t]] } }
+                                            else { for t in 0..<entries { corner[offsets[t]] += o[t] } }
+                                            o += entries
                                         }
-                                        let row = plane + r * wd, first = j * sw - pw
-                                        if first >= 0 && first + (kw - 1) * dw < wd {
-                                            // The whole window row inside the image: no bounds to check.
-                                            if isUnfold { for q in 0..<kw { o[q] = row[first + q * dw] } }
-                                            else { for q in 0..<kw { row[first + q * dw] += o[q] } }
-                                            o += kw
-                                            continue
-                                        }
-                                        var col = first
-                                        for _ in 0..<kw {
-                                            if isUnfold { o.pointee = col >= 0 && col < wd ? row[col] : pad }
-                                            else if col >= 0 && col < wd { row[col] += o.pointee }
-                                            o += 1
-                                            col += dw
+                                        continue
+                                    }
+                                    for ch in 0..<c {
+                                        let plane = image + (b * c + ch) * h * wd
+                                        for p in 0..<kh {
+                                            let r = i * sh - ph + p * dh
+                                            if r < 0 || r >= h {
+                                                if isUnfold { o.update(repeating: pad, count: kw) }
+                                                o += kw
+                                                continue
+                                            }
+                                            let row = plane + r * wd
+                                            var col = j * sw - pw
+                                            for _ in 0..<kw {
+                                                if isUnfold { o.pointee = col >= 0 && col < wd ? row[col] : pad }
+                                                else if col >= 0 && col < wd { row[col] += o.pointee }
+                                                o += 1
+                                                col += dw
+                                            }
                                         }
                                     }
                                 }
