@@ -5,8 +5,9 @@ import KilnGraph
 /// mean is `N·C` rows of `H·W`; a bias added to `[B, T, D]` is `B·T` rows of `D`).
 ///
 /// A broadcast load indexed per element (`(gid / 784) % 32`) is a gather PoCL cannot vectorize:
-/// such a kernel ran at 16 GB/s. On a 2-D range of (element in row, row) the broadcast operand's
-/// index is computed once per row and its value is the same for a row's work-items: 87 GB/s.
+/// such a kernel ran at 26 GB/s. On a 2-D range of (element in row, row) the broadcast operand's
+/// index is computed once per row and its value is the same for a row's work-items: 73 GB/s
+/// (`scripts/pocl_kernel_forms.py`).
 struct ElementwiseRows {
     let rows: Int, inner: Int
     /// Per load: the expression (in the row `r`) of the offset of its row's first element, and

@@ -112,7 +112,7 @@ struct OpenCLCodegen {
     var generated: [String] = []
     /// What each matmul kernel (by index in the schedule) was generated as.
     private(set) var chosen: [Int: MatmulChoice] = [:]
-    var launches: [LaunchSpec] = []
+    private(set) var launches: [LaunchSpec] = []
     /// Bytes of each scratch buffer the launches use (transposed copies of matmul operands).
     private(set) var scratchBytes: [Int] = []
     /// Scratch buffers whose contents live from the host's upload before a run to their kernel
@@ -217,8 +217,9 @@ struct OpenCLCodegen {
     }
 
     /// Where operand `o` starts, plus `extra` elements: a pointer the kernel indexes from 0.
-    /// PoCL vectorizes `(b0 + 4096)[gid]` but not `b0[4096 + gid]` (8.6 against 59 GB/s for a
-    /// copy): it cannot tell that the sum's 32-bit index advances with `gid`.
+    /// PoCL vectorizes `(b0 + 4096)[gid]` but not `b0[4096 + gid]` (28 against 8.4 GB/s for a
+    /// copy, `scripts/pocl_kernel_forms.py`): it cannot tell that the sum's 32-bit index
+    /// advances with `gid`.
     func pointer(_ o: Operand, plus extra: String? = nil) -> String {
         "(b\(o.location.buffer) + \(offset(o))\(extra.map { " + \($0)" } ?? ""))"
     }
@@ -254,6 +255,24 @@ struct OpenCLCodegen {
         return scratchBytes.count - 1
     }
 
+    /// A range of (position in row, row) over `rows` rows of `inner` elements: work-groups that
+    /// divide the row where one of 16 work-items or more does (a bounds check costs PoCL its
+    /// vectorization), several short rows a group. `checked`: whether the kernel must check
+    /// `position < inner`.
+    func rowRange(inner: Int, rows: Int) -> (global: [Int], local: [Int], checked: Bool) {
+        let limit = min(256, maxWorkGroupSize)
+        let across = ElementwiseRows.divisor(of: inner, limit: limit, atLeast: 16)
+        let local = across ?? min(64, limit)
+        let down = ElementwiseRows.divisor(of: rows, limit: max(1, limit / local), atLeast: 1) ?? 1
+        return ([Self.roundUp(inner, local), rows], [local, down], across == nil)
+    }
+
+    /// A launch on a range from `rowRange` (nothing where it is empty).
+    mutating func launch(_ function: String, _ args: [LaunchSpec.Arg], range: (global: [Int], local: [Int], checked: Bool), kernel: Int) {
+        guard range.global.allSatisfy({ $0 > 0 }) else { return }
+        launches.append(LaunchSpec(function: function, args: args, global: range.global, local: range.local, kernel: kernel))
+    }
+
     mutating func launch(_ function: String, _ args: [LaunchSpec.Arg], items: Int, local: Int, kernel: Int) {
         guard items > 0 else { return }
         launches.append(LaunchSpec(function: function, args: args, global: [Self.roundUp(items, local)], local: [local], kernel: kernel))
@@ -287,25 +306,22 @@ struct OpenCLCodegen {
                 let (body, values) = statements(f, loads: ins, gid: "i", at: { j in
                     rows.advances[j] ? (rows.rowOffsets[j], "i") : (nil, rows.rowOffsets[j])
                 })
-                let across = ElementwiseRows.divisor(of: rows.inner, limit: limit, atLeast: 16)
-                let local = across ?? min(64, limit)
-                let down = ElementwiseRows.divisor(of: rows.rows, limit: max(1, limit / local), atLeast: 1) ?? 1
+                let range = rowRange(inner: rows.inner, rows: rows.rows)
                 generated.append("""
                 __kernel void \(name)(\(params)int n) {
                     const int i = get_global_id(0), r = get_global_id(1);
-                    \(across == nil ? "if (i >= \(rows.inner)) return;" : "")
+                    \(range.checked ? "if (i >= \(rows.inner)) return;" : "")
                     \(body)
                     \(stores(outs, values, gid: "i", plus: "r * \(rows.inner)"))
                 }
                 """)
-                launches.append(LaunchSpec(function: name, args: bufferArgs + [.int(count)], global: [Self.roundUp(rows.inner, local), rows.rows],
-                                           local: [local, down], kernel: index))
+                launch(name, bufferArgs + [.int(count)], range: range, kernel: index)
                 break
             }
             let (body, values) = statements(f, loads: ins, gid: "gid")
             // Work-groups of up to 256 (on PoCL a work-group is the unit its vectorizer and
             // threads take; a common size on GPUs too) that divide the range where one can: a
-            // bounds check costs PoCL its vectorization (31 against 91 GB/s for a copy).
+            // bounds check costs PoCL its vectorization (28 against 83 GB/s for a copy).
             let exact = ElementwiseRows.divisor(of: count, limit: limit, atLeast: 32)
             generated.append("""
             __kernel void \(name)(\(params)int n) {
@@ -614,8 +630,8 @@ struct OpenCLCodegen {
                 if (gid >= n) return;
                 const int ch = gid % \(c), j = (gid / \(c)) % \(ow), i = (gid / \(c * ow)) % \(oh), b = gid / \(c * ow * oh);
                 const int r0 = i * \(w.stride[0]) - \(w.padding[0]), c0 = j * \(w.stride[1]) - \(w.padding[1]);
-                __global const real* x = b\(ins[0].location.buffer) + \(offset(ins[0])) + (b * \(c) + ch) * \(h * wd);
-                __global real* out = b\(outs[0].location.buffer) + \(offset(outs[0])) + gid * \(kh * kw);
+                __global const real* x = \(pointer(ins[0])) + (b * \(c) + ch) * \(h * wd);
+                __global real* out = \(pointer(outs[0])) + gid * \(kh * kw);
                 \(entries.joined(separator: "\n    "))
             }
             """)
@@ -661,10 +677,10 @@ struct OpenCLCodegen {
                 const int gid = get_global_id(0);
                 if (gid >= n) return;
                 const int ch = gid % \(c), col = (gid / \(c)) % \(wd), r = (gid / \(c * wd)) % \(h), b = gid / \(c * wd * h);
-                __global const real* image = b\(ins[0].location.buffer) + \(offset(ins[0])) + b * \(oh * ow * c * kh * kw) + ch * \(kh * kw);
+                __global const real* image = \(pointer(ins[0])) + b * \(oh * ow * c * kh * kw) + ch * \(kh * kw);
                 real sum = (real)0;
                 \(terms.joined(separator: "\n    "))
-                (b\(outs[0].location.buffer) + \(offset(outs[0])))[((b * \(c) + ch) * \(h) + r) * \(wd) + col] = sum;
+                \(pointer(outs[0]))[((b * \(c) + ch) * \(h) + r) * \(wd) + col] = sum;
             }
             """)
             launch(name, bufferArgs + [.int(count)], items: count, local: min(256, maxWorkGroupSize), kernel: index)

@@ -104,7 +104,6 @@ extension OpenCLCodegen {
         var start = [String(base)]
         for k in 0..<max(rank - 1, 0) where shape[k] > 1 { start.append("\(Self.coordinate(outer, k, gid: "r")) * \(strides[k])") }
         let step = rank == 0 ? 0 : strides[rank - 1]
-        let limit = min(256, maxWorkGroupSize)
         // Rows shorter than two of PoCL's vectors ran slower so (7.0 against 8.6 GB/s for the
         // CNN's [N, H, W, C] -> [N, C, 28, 28]): a flat range there.
         guard inner >= 32 else {
@@ -118,18 +117,15 @@ extension OpenCLCodegen {
             """)
             return launch(name, args + [.int(shape.count)], items: shape.count, local: min(64, maxWorkGroupSize), kernel: kernel)
         }
-        let across = ElementwiseRows.divisor(of: inner, limit: limit, atLeast: 16)
-        let local = across ?? min(64, limit)
-        let down = ElementwiseRows.divisor(of: rows, limit: max(1, limit / local), atLeast: 1) ?? 1
+        let range = rowRange(inner: inner, rows: rows)
         generated.append("""
         __kernel void \(name)(\(params)int n) {
             const int i = get_global_id(0), r = get_global_id(1);
-            \(across == nil ? "if (i >= \(inner)) return;" : "")
+            \(range.checked ? "if (i >= \(inner)) return;" : "")
             \(scatter ? "\(pointer(destination, plus: start.joined(separator: " + ")))[\(step == 1 ? "i" : "i * \(step)")] = \(pointer(source, plus: "r * \(inner)"))[i];"
                       : "\(pointer(destination, plus: "r * \(inner)"))[i] = \(pointer(source, plus: start.joined(separator: " + ")))[\(step == 1 ? "i" : "i * \(step)")];")
         }
         """)
-        launches.append(LaunchSpec(function: name, args: args + [.int(shape.count)], global: [Self.roundUp(inner, local), rows],
-                                   local: [local, down], kernel: kernel))
+        launch(name, args + [.int(shape.count)], range: range, kernel: kernel)
     }
 }

@@ -21,7 +21,7 @@ extension OpenCLCodegen {
             throw KilnError.shapeMismatch(op: name, message: "window (\(w)) does not fit \(ins[0].shape)")
         }
         let planes = ins[0].shape[0] * ins[0].shape[1]
-        let x = "b\(ins[0].location.buffer) + \(offset(ins[0]))"
+        let x = pointer(ins[0])
         let padded = w.padding != [0, 0]
         // Statements leaving in `best` the plane index of window (i, j)'s first largest element
         // (-1 if the window lies wholly in the padding) and in `m` its value; `s` names them.
@@ -46,13 +46,10 @@ extension OpenCLCodegen {
         // divide the row need no bounds check (PoCL vectorizes neither).
         // Rows shorter than two of PoCL's vectors ran slower so (the CNN's 14 and 7 windows a
         // row): a flat range there.
-        let rows = ow >= 32
-        let across = ElementwiseRows.divisor(of: ow, limit: local, atLeast: 16)
-        let windowsLocal = across ?? min(64, local)
-        let down = ElementwiseRows.divisor(of: planes * oh, limit: max(1, local / windowsLocal), atLeast: 1) ?? 1
+        let rows = ow >= 32, range = rowRange(inner: ow, rows: planes * oh)
         let window = rows ? """
             const int j = get_global_id(0), row = get_global_id(1);
-            \(across == nil ? "if (j >= \(ow)) return;" : "")
+            \(range.checked ? "if (j >= \(ow)) return;" : "")
             const int i = row % \(oh), plane = row / \(oh), gid = row * \(ow) + j;
             __global const real* x = \(x) + plane * \(h * wd);
             """ : """
@@ -62,10 +59,8 @@ extension OpenCLCodegen {
             __global const real* x = \(x) + plane * \(h * wd);
             """
         func launchWindows(_ function: String, _ args: [LaunchSpec.Arg]) {
-            guard planes * oh > 0 && ow > 0 else { return }
-            guard rows else { return launch(function, args, items: planes * oh * ow, local: local, kernel: index) }
-            launches.append(LaunchSpec(function: function, args: args, global: [Self.roundUp(ow, windowsLocal), planes * oh],
-                                       local: [windowsLocal, down], kernel: index))
+            if rows { launch(function, args, range: range, kernel: index) }
+            else { launch(function, args, items: planes * oh * ow, local: local, kernel: index) }
         }
         if forward {
             let count = outs[0].shape.count
@@ -79,7 +74,7 @@ extension OpenCLCodegen {
             launchWindows(name, bufferArgs + [.int(count)])
             return
         }
-        let g = "b\(ins[1].location.buffer) + \(offset(ins[1]))", dx = "b\(outs[0].location.buffer) + \(offset(outs[0]))"
+        let g = pointer(ins[1]), dx = pointer(outs[0])
         let overlap = (0..<2).contains { w.stride[$0] < w.dilation[$0] * (w.kernel[$0] - 1) + 1 }
         if !overlap {
             // Pixels no window reads (between windows, past the last) stay 0.

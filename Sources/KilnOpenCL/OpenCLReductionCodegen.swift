@@ -6,9 +6,9 @@ extension OpenCLCodegen {
     /// A reduction for devices whose work-items are a CPU core's threads (the vector matmul
     /// family's devices): a work-item per output and part of its elements, walking the innermost
     /// reduced axis with eight accumulators, then a work-item per output summing its parts in
-    /// order. Batch norm's sum over `[128, 32, 28, 28]` took PoCL 2.5 ms as work-groups sharing
-    /// the contiguous axis (a work-item's loop is not vectorized across work-items) and 0.15 ms
-    /// this way.
+    /// order. Batch norm's sum over `[128, 32, 28, 28]` took PoCL 3.4 ms as work-groups sharing
+    /// the contiguous axis (a work-item's loop is not vectorized across work-items) and 0.27 ms
+    /// this way (`scripts/pocl_kernel_forms.py`).
     ///
     /// `instantiate` fills Kernels/reduce_columns.cl (the parts' sum) with the reduction's
     /// common values.
@@ -21,7 +21,7 @@ extension OpenCLCodegen {
         let parts = min(rows, max(1, (256 + outputs - 1) / outputs)), chunk = (rows + parts - 1) / parts
         // A load at lane coordinate `c<lane>`: its row's start as a pointer offset, the lane's step as the index.
         let (body, values) = statements(f, loads: loads, gid: "gid", at: { j in
-            (space.index(operand: j + 1, excluding: lane), space.laneIndex(operand: j + 1, axis: lane))
+            (space.index(operand: j + 1, excluding: lane), space.index(operand: j + 1, axes: [lane]))
         })
         let step = { (u: String) in "{ const int c\(lane) = \(u); real v; \(body) v = \(values[0]); ACC = COMBINE(ACC, v); }" }
         let unrolled = (0..<8).map { step("e + \($0)").replacingOccurrences(of: "ACC", with: "acc\($0)") }.joined(separator: "\n            ")

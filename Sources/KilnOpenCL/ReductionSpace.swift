@@ -60,17 +60,15 @@ struct ReductionSpace {
     /// The flat index, in the fused input (`operand` 0) or in load `operand - 1`, of the element
     /// at coordinates `cK`, leaving out axis `excluding`'s term.
     func index(operand: Int, excluding: Int? = nil) -> String {
-        let terms = axes.indices.compactMap { k -> String? in
-            guard k != excluding else { return nil }
+        index(operand: operand, axes: axes.indices.filter { $0 != excluding })
+    }
+
+    /// The terms of `index(operand:)` for `among` alone.
+    func index(operand: Int, axes among: [Int]) -> String {
+        let terms = among.compactMap { k -> String? in
             let s = axes[k].strides[operand]
             return s == 0 ? nil : s == 1 ? "c\(k)" : "c\(k) * \(s)"
         }
         return terms.isEmpty ? "0" : terms.joined(separator: " + ")
-    }
-
-    /// Axis `axis`'s term of the flat index in `operand` (as in `index(operand:)`).
-    func laneIndex(operand: Int, axis: Int) -> String {
-        let s = axes[axis].strides[operand]
-        return s == 0 ? "0" : s == 1 ? "c\(axis)" : "c\(axis) * \(s)"
     }
 }
