@@ -5,7 +5,12 @@ shape (BENCHMARKS.md, "Memory-bound kernels at memory speed").
 Each form moves a [128, 32, 28, 28] float tensor (the CNN's first activation) inside one
 buffer, as Kiln's arena does, and is timed over 20 launches after 3 untimed ones.
 
-Usage: pip install pyopencl; python3 scripts/pocl_kernel_forms.py [--platform NAME]
+With --windows: the window kernels on the CNN's shapes, a work-item per output (the GPU
+family's) against a work-item per row (CPU devices'): max pooling 2 x 2 of [128, 32, 28, 28]
+and its gradient, unfold and fold of conv2's [128, 32, 14, 14] with 3 x 3 windows, padding 1.
+Each form's results are checked against the first's.
+
+Usage: pip install pyopencl; python3 scripts/pocl_kernel_forms.py [--platform NAME] [--windows]
 """
 import argparse
 import time
@@ -67,29 +72,171 @@ CASES = [
 ]
 
 
+# Window forms: x at XI, upstream gradient / pooled at G and PO, patches at PA, image out at DX.
+WN, WC, WH = 128, 32, 28
+PC, PH = 32, 14
+XI = 4096
+PO = XI + WN * WC * WH * WH + 64
+DX = PO + WN * WC * (WH // 2) ** 2 + 64
+PA = DX + WN * WC * WH * WH + 64
+PX = PA + WN * PH * PH * PC * 9 + 64
+PD = PX + WN * PC * PH * PH + 64
+WINDOW_TOTAL = PD + WN * PC * PH * PH + 1024
+
+# The per-output forms in straight-line code, as generated for the GPU family.
+FIRST = "int best = -1; float m = -INFINITY; " + " ".join(
+    f"{{ const int at = (i * 2 + {p}) * {WH} + j * 2 + {q}; const float v = x[at]; if (best < 0 || v > m || isnan(v)) {{ m = v; best = at; }} }}"
+    for p in range(2) for q in range(2))
+POOL_WRITES = " ".join(f"{{ const int at = (i * 2 + {p}) * {WH} + j * 2 + {q}; out[at] = at == best ? up : 0.0f; }}" for p in range(2) for q in range(2))
+UNFOLD_ENTRIES = " ".join(
+    f"out[{p * 3 + q}] = ((i + {p - 1}) >= 0 && (i + {p - 1}) < {PH} && (j + {q - 1}) >= 0 && (j + {q - 1}) < {PH}) ? x[(i + {p - 1}) * {PH} + j + {q - 1}] : 0.0f;"
+    for p in range(3) for q in range(3))
+FOLD_TERMS = " ".join(
+    f"if ((r + {1 - p}) >= 0 && (r + {1 - p}) < {PH} && (col + {1 - q}) >= 0 && (col + {1 - q}) < {PH}) sum += image[((r + {1 - p}) * {PH} + col + {1 - q}) * {PC * 9} + {p * 3 + q}];"
+    for p in range(3) for q in range(3))
+
+WINDOWS = f"""
+__kernel void pool_items(__global float* b0, int n) {{
+  const int gid = get_global_id(0); if (gid >= n) return;
+  const int j = gid % {WH // 2}, i = (gid / {WH // 2}) % {WH // 2}, plane = gid / {(WH // 2) ** 2};
+  __global const float* x = b0 + {XI} + plane * {WH * WH};
+  {FIRST} (b0 + {PO})[gid] = m; }}
+__kernel void pool_rows(__global float* b0, int n) {{
+  const int r = get_global_id(0); if (r >= n) return;
+  __global const float* t = b0 + {XI} + r * {2 * WH}; __global const float* u = t + {WH};
+  __global float* out = b0 + {PO} + r * {WH // 2};
+  for (int o = 0; o < {WH // 2}; o += 2) {{
+    const float4 a = vload4(0, t + 2 * o), b = vload4(0, u + 2 * o); float2 m = a.even;
+    m = select(m, a.odd, (a.odd > m) | isnan(a.odd)); m = select(m, b.even, (b.even > m) | isnan(b.even));
+    m = select(m, b.odd, (b.odd > m) | isnan(b.odd)); vstore2(m, 0, out + o); }} }}
+__kernel void pool_grad_items(__global float* b0, int n) {{
+  const int gid = get_global_id(0); if (gid >= n) return;
+  const int j = gid % {WH // 2}, i = (gid / {WH // 2}) % {WH // 2}, plane = gid / {(WH // 2) ** 2};
+  __global const float* x = b0 + {XI} + plane * {WH * WH}; __global float* out = b0 + {DX} + plane * {WH * WH};
+  const float up = (b0 + {PO})[gid];
+  {FIRST}
+  {POOL_WRITES} }}
+__kernel void pool_grad_rows(__global float* b0, int n) {{
+  const int r = get_global_id(0); if (r >= n) return;
+  __global const float* t = b0 + {XI} + r * {2 * WH}; __global const float* u = t + {WH};
+  __global const float* g = b0 + {PO} + r * {WH // 2};
+  __global float* dt = b0 + {DX} + r * {2 * WH}; __global float* du = dt + {WH};
+  for (int o = 0; o < {WH // 2}; o += 2) {{
+    const float4 a = vload4(0, t + 2 * o), b = vload4(0, u + 2 * o); const float2 up = vload2(0, g + o), z = (float2)0;
+    float2 m = a.even; int2 k = (int2)0, c;
+    c = (a.odd > m) | isnan(a.odd); m = select(m, a.odd, c); k = select(k, (int2)1, c);
+    c = (b.even > m) | isnan(b.even); m = select(m, b.even, c); k = select(k, (int2)2, c);
+    c = (b.odd > m) | isnan(b.odd); m = select(m, b.odd, c); k = select(k, (int2)3, c);
+    vstore4(shuffle2(select(z, up, k == 0), select(z, up, k == 1), (uint4)(0, 2, 1, 3)), 0, dt + 2 * o);
+    vstore4(shuffle2(select(z, up, k == 2), select(z, up, k == 3), (uint4)(0, 2, 1, 3)), 0, du + 2 * o); }} }}
+__kernel void unfold_items(__global float* b0, int n) {{
+  const int gid = get_global_id(0); if (gid >= n) return;
+  const int ch = gid % {PC}, j = (gid / {PC}) % {PH}, i = (gid / {PC * PH}) % {PH}, b = gid / {PC * PH * PH};
+  __global const float* x = b0 + {PX} + (b * {PC} + ch) * {PH * PH}; __global float* out = b0 + {PA} + gid * 9;
+  {UNFOLD_ENTRIES} }}
+__kernel void unfold_rows(__global float* b0, int n) {{
+  const int gid = get_global_id(0); if (gid >= n) return;
+  const int ch = gid % {PC}, i = (gid / {PC}) % {PH}, b = gid / {PC * PH};
+  __global const float* x = b0 + {PX} + (b * {PC} + ch) * {PH * PH};
+  __global float* out = b0 + {PA} + (b * {PH} + i) * {PH * PC * 9} + ch * 9;
+  float v[3][{PH + 2}];
+  #pragma unroll
+  for (int p = 0; p < 3; p++) {{ const int r = i + p - 1, ok = r >= 0 && r < {PH};
+    #pragma unroll
+    for (int c = 0; c < {PH + 2}; c++) v[p][c] = (ok && c >= 1 && c <= {PH}) ? x[(ok ? r : 0) * {PH} + c - 1] : 0.0f; }}
+  #pragma unroll
+  for (int j = 0; j < {PH}; j++) {{
+    vstore8((float8)(v[0][j], v[0][j + 1], v[0][j + 2], v[1][j], v[1][j + 1], v[1][j + 2], v[2][j], v[2][j + 1]), 0, out + j * {PC * 9});
+    out[j * {PC * 9} + 8] = v[2][j + 2]; }} }}
+__kernel void fold_items(__global float* b0, int n) {{
+  const int gid = get_global_id(0); if (gid >= n) return;
+  const int ch = gid % {PC}, col = (gid / {PC}) % {PH}, r = (gid / {PC * PH}) % {PH}, b = gid / {PC * PH * PH};
+  __global const float* image = b0 + {PA} + b * {PH * PH * PC * 9} + ch * 9;
+  float sum = 0.0f;
+  {FOLD_TERMS}
+  (b0 + {PD})[((b * {PC} + ch) * {PH} + r) * {PH} + col] = sum; }}
+__kernel void fold_rows(__global float* b0, int n) {{
+  const int gid = get_global_id(0); if (gid >= n) return;
+  const int ch = gid % {PC}, y = (gid / {PC}) % {PH}, b = gid / {PC * PH};
+  __global const float* image = b0 + {PA} + b * {PH * PH * PC * 9} + ch * 9;
+  __global float* out = b0 + {PD} + ((b * {PC} + ch) * {PH} + y) * {PH};
+  float a[{PH}];
+  #pragma unroll
+  for (int x = 0; x < {PH}; x++) a[x] = 0.0f;
+  #pragma unroll
+  for (int p = 0; p < 3; p++) {{ const int t = y + 1 - p;
+    if (t >= 0 && t < {PH}) {{ __global const float* row = image + t * {PH * PC * 9} + p * 3;
+      #pragma unroll
+      for (int u = {PH - 1}; u >= 0; u--) {{ const float3 v = vload3(0, row + u * {PC * 9});
+        if (u >= 1) a[u - 1] += v.s0;
+        a[u] += v.s1;
+        if (u + 1 < {PH}) a[u + 1] += v.s2; }} }} }}
+  #pragma unroll
+  for (int x = 0; x < {PH}; x++) out[x] = a[x]; }}
+"""
+
+pool_out, pool_in = WN * WC * (WH // 2) ** 2, WN * WC * WH * WH
+patches, image = WN * PH * PH * PC * 9, WN * PC * PH * PH
+# name, what, items, result (offset, count), bytes moved
+WINDOW_CASES = [
+    ("pool_items", "max pool 2 x 2, a work-item per window (GPU family)", pool_out, (PO, pool_out), 4 * (pool_in + pool_out)),
+    ("pool_rows", "the same, a work-item per row of windows (CPU devices)", WN * WC * (WH // 2), (PO, pool_out), 4 * (pool_in + pool_out)),
+    ("pool_grad_items", "its gradient, a work-item per window", pool_out, (DX, pool_in), 4 * (2 * pool_in + pool_out)),
+    ("pool_grad_rows", "its gradient, a work-item per row of windows", WN * WC * (WH // 2), (DX, pool_in), 4 * (2 * pool_in + pool_out)),
+    ("unfold_items", "unfold 3 x 3, padding 1, a work-item per patch row", WN * PH * PH * PC, (PA, patches), 4 * (image + patches)),
+    ("unfold_rows", "the same, a work-item per (image, channel, output row)", WN * PH * PC, (PA, patches), 4 * (image + patches)),
+    ("fold_items", "fold, a work-item per pixel", image, (PD, image), 4 * (image + patches)),
+    ("fold_rows", "the same, a work-item per pixel row, accumulators in registers", WN * PC * PH, (PD, image), 4 * (image + patches)),
+]
+
+
+def time_kernel(queue, kernel, global_size, local_size, buffer, count):
+    for _ in range(3):
+        kernel(queue, global_size, local_size, buffer, np.int32(count))
+    queue.finish()
+    start = time.perf_counter()
+    for _ in range(20):
+        kernel(queue, global_size, local_size, buffer, np.int32(count))
+    queue.finish()
+    return (time.perf_counter() - start) / 20
+
+
+def windows(ctx, queue):
+    buffer = cl.Buffer(ctx, cl.mem_flags.READ_WRITE, WINDOW_TOTAL * 4)
+    cl.enqueue_copy(queue, buffer, np.random.default_rng(0).standard_normal(WINDOW_TOTAL, dtype=np.float32))
+    program = cl.Program(ctx, WINDOWS).build()
+    reference = None
+    for index, (name, what, items, (at, count), moved) in enumerate(WINDOW_CASES):
+        seconds = time_kernel(queue, cl.Kernel(program, name), ((items + 63) // 64 * 64,), (64,), buffer, items)
+        result = np.empty(WINDOW_TOTAL, np.float32)
+        cl.enqueue_copy(queue, result, buffer)
+        result = result[at:at + count]
+        if index % 2 == 0:
+            reference = result
+        same = "" if index % 2 == 0 else ("  (same results)" if np.array_equal(result, reference) else "  DIFFERENT RESULTS")
+        print(f"{seconds * 1e3:7.3f} ms {moved / seconds / 1e9:6.1f} GB/s  {what}{same}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--platform", default="Portable Computing Language")
+    parser.add_argument("--windows", action="store_true", help="the window kernels instead")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     platform = next(p for p in cl.get_platforms() if args.platform in p.name)
     device = platform.get_devices()[0]
     ctx = cl.Context([device])
     queue = cl.CommandQueue(ctx)
+    if args.windows:
+        print(f"{device.name} on {platform.name}")
+        windows(ctx, queue)
+        return
     buffer = cl.Buffer(ctx, cl.mem_flags.READ_WRITE, (OUT + COUNT + 1024) * 4)
     cl.enqueue_copy(queue, buffer, np.random.default_rng(0).random(OUT + COUNT + 1024, dtype=np.float32))
     program = cl.Program(ctx, FORMS).build()
     print(f"{device.name} on {platform.name}")
     for name, what, global_size, local_size, moved in CASES:
-        kernel = cl.Kernel(program, name)
-        for _ in range(3):
-            kernel(queue, global_size, local_size, buffer, np.int32(COUNT))
-        queue.finish()
-        start = time.perf_counter()
-        for _ in range(20):
-            kernel(queue, global_size, local_size, buffer, np.int32(COUNT))
-        queue.finish()
-        seconds = (time.perf_counter() - start) / 20
+        seconds = time_kernel(queue, cl.Kernel(program, name), global_size, local_size, buffer, COUNT)
         print(f"{seconds * 1e3:7.3f} ms {moved / seconds / 1e9:6.1f} GB/s  {what}")
 
 

@@ -608,6 +608,8 @@ struct OpenCLCodegen {
             }
             """)
             launchRows(name, [.buffer(ins[0].location.buffer), .buffer(outs[0].location.buffer)], rows: count, columns: classes, kernel: index)
+        case let .node(.unfold(w, padValue)) where windowRows(image: ins[0].shape, patches: outs[0].shape):
+            emitUnfoldRows(k, window: w, padValue: padValue, index: index)
         case let .node(.unfold(w, padValue)):
             // A work-item per patch row (n, oh, ow, c): its kh x kw entries, contiguous in the
             // output, in straight-line code (the window's offsets are constants).
@@ -652,6 +654,8 @@ struct OpenCLCodegen {
             launch(name, [.buffer(ins[0].location.buffer), .buffer(outs[0].location.buffer), .int(count)], items: count,
                    local: exact ?? min(256, maxWorkGroupSize), kernel: index)
 
+        case let .node(.fold(w, h, wd)) where windowRows(image: outs[0].shape, patches: ins[0].shape):
+            emitFoldRows(k, window: w, height: h, width: wd, index: index)
         case let .node(.fold(w, h, wd)):
             // A work-item per pixel, summing the patch entries that read it (kh, then kw
             // ascending) in straight-line code: no atomics, and a fixed order.

@@ -62,6 +62,7 @@ extension OpenCLCodegen {
             if rows { launch(function, args, range: range, kernel: index) }
             else { launch(function, args, items: planes * oh * ow, local: local, kernel: index) }
         }
+        if forward && poolRows(w, input: ins[0].shape) { emitMaxPoolRows(k, window: w, forward: true, index: index); return }
         if forward {
             let count = outs[0].shape.count
             generated.append("""
@@ -90,6 +91,7 @@ extension OpenCLCodegen {
                 launch(name + "_zero", [.buffer(outs[0].location.buffer), .int(outs[0].shape.count)], items: outs[0].shape.count,
                        local: local, kernel: index)
             }
+            if poolRows(w, input: ins[0].shape) { emitMaxPoolRows(k, window: w, forward: false, index: index); return }
             var writes: [String] = []
             for p in 0..<w.kernel[0] {
                 for q in 0..<w.kernel[1] {

@@ -75,6 +75,8 @@ public enum OpCases {
             g.output("rows of 526 + bias", try (g.input("wide rows", [3, 526]) + g.input("bias", [526])).relu())
             // Windows that tile the plane (the CPU backend's fast paths): 2 x 2, and 2 x 3.
             g.output("maxPool 2 on 6x8", try g.graph.maxPool(try g.input("pooled", [2, 3, 6, 8]), window: try Window2D(2, stride: 2)))
+            // 15 windows a row (CPU devices' vectors of 8, 4, 2 and 1), a last row left out.
+            g.output("maxPool 2 on 7x30", try g.graph.maxPool(try g.input("pooled 7x30", [2, 3, 7, 30]), window: try Window2D(2, stride: 2)))
             g.output("maxPool 2x3 on 6x9", try g.graph.maxPool(try g.input("pooled 2x3", [2, 3, 6, 9]),
                                                                window: try Window2D(kernel: [2, 3], stride: [2, 3])))
         })
@@ -224,8 +226,9 @@ public enum OpCases {
         let (wn, wc, wh, ww) = (d(2, 1), d(3, 2), d(11, 6), d(9, 5))
         cases.append(OpCase("window: unfold, fold and maxPool [\(wn),\(wc),\(wh),\(ww)], 3 windows, padding of -inf", seed: 700) { g in
             let x = try g.input("x", [wn, wc, wh, ww])
+            // The last: rows of 5 entries (no vector load of that width on CPU devices).
             let windows = [try Window2D(3, stride: 2, padding: 1), try Window2D(kernel: [2, 3], stride: [1, 2], padding: [0, 1], dilation: [2, 1]),
-                           try Window2D(2, stride: 2)]
+                           try Window2D(2, stride: 2), try Window2D(kernel: [1, 5], stride: [1, 1], padding: [0, 2])]
             for w in windows {
                 let patches = try g.graph.unfold(x, window: w)
                 g.output("unfold \(w)", patches)
