@@ -16,6 +16,9 @@
 // matmul runs a matrix per index of the third dimension (`batch`): A, B's panel and $C_BASE
 // (where C starts) all add the batch's stride.
 //
+// $K_BEGIN and $K_END bound the k loop: 0 and K, or, for a matmul split over K, the chunk of
+// the third dimension's index (whose $EPILOGUE stores `acc` as that chunk's partial product).
+//
 // Rows past M are clamped for reading and not stored; columns past N are not stored.
 __kernel void $NAME($PARAMS $PACKED_PARAM int M, int N, int K) {
     const int i0 = get_global_id(1) * $ROWS, panel = get_global_id(0), j0 = panel * $WIDTH;
@@ -23,16 +26,17 @@ __kernel void $NAME($PARAMS $PACKED_PARAM int M, int N, int K) {
     if (i0 >= M || j0 >= N) return;
     $ROWINDEX
     $DECLARE
-    __global const float* panelRow = $PANEL_START;
+    const int kBegin = $K_BEGIN, kEnd = $K_END;
+    __global const float* panelRow = $PANEL_START + (size_t)kBegin * $ROW_STRIDE;
     // k unrolled by 4: PoCL's compiler does not unroll this loop itself.
-    int k = 0;
-    for (; k + 4 <= K; ) {
+    int k = kBegin;
+    for (; k + 4 <= kEnd; ) {
         { $STEP } k++; panelRow += $ROW_STRIDE;
         { $STEP } k++; panelRow += $ROW_STRIDE;
         { $STEP } k++; panelRow += $ROW_STRIDE;
         { $STEP } k++; panelRow += $ROW_STRIDE;
     }
-    for (; k < K; k++, panelRow += $ROW_STRIDE) {
+    for (; k < kEnd; k++, panelRow += $ROW_STRIDE) {
         $STEP
     }
     const int rows = min($ROWS, M - i0), cols = min($WIDTH, N - j0);

@@ -458,10 +458,22 @@ struct OpenCLCodegen {
             if choice == .vector {
                 // B's rows in panels of the block's width: read in place when untransposed, whole panels and within L2 (nothing to pack), else packed first, which pays off when B streams from memory.
                 let width = 16 * block.vectors, padded = (n + width - 1) / width * width
-                let direct = !tb && n % width == 0 && kk * n * realSize <= 1 << 20
-                    && !packAlways
+                let inPlace = !tb && n % width == 0 && !packAlways
+                let direct = inPlace && kk * n * realSize <= 1 << 20
+                // Split over K where K dwarfs M x N (a weight's gradient over a batch of
+                // pixels) and B would be packed: chunks of B's rows that stay in L2 (512 KiB),
+                // read in place by every block of C, each chunk's product into partials that a
+                // second kernel adds in chunk order before the epilogue (conv2's weight gradient
+                // on PoCL: 3.4 ms plus 5.0 packing -> see BENCHMARKS.md).
+                let chunk = max(64, min(1024, (512 << 10) / (n * realSize)) / 4 * 4)
+                let chunks = (kk + chunk - 1) / chunk
+                let split = inPlace && !direct && batches == 1 && chunks >= 4 && chunks * m * n * realSize <= 64 << 20
                 var packedArgs: [LaunchSpec.Arg] = []
-                if !direct {
+                if split {
+                    let s = scratchBytes.count
+                    scratchBytes.append(chunks * m * n * realSize)
+                    packedArgs = [.scratch(s)]
+                } else if !direct {
                     let s = scratchBytes.count
                     scratchBytes.append(max(batches * padded * kk * realSize, 4))
                     launch("pack_panels", real(b) + [.int(ldb), .int(tb ? 1 : 0), .scratch(s), .int(kk), .int(n), .int(width),
@@ -482,19 +494,37 @@ struct OpenCLCodegen {
                 }
                 let spill = (0..<rows).flatMap { r in (0..<vecs).map { "vstore\(vectorWidth)(\(acc(r, $0)), \($0), tile[\(r)]);" } }.joined(separator: " ")
                 var text = "#define A_AT_\(name)(r, k) \(aAt)\n" + KernelSources.matmulVector
+                let inB = direct || split
                 for (key, value) in [("$NAME", name), ("$PARAMS", params), ("$ROWS", "\(rows)"), ("$WIDTH", "\(width)"),
-                                     ("$PACKED_PARAM", direct ? "" : "__global const float* packedB,"),
-                                     ("$PANEL_START", direct ? "b\(b.location.buffer) + \(bBase) + j0" : "packedB + ((size_t)batch * \(padded / width) + panel) * K * \(width)"),
+                                     ("$PACKED_PARAM", direct ? "" : split ? "__global float* partials," : "__global const float* packedB,"),
+                                     ("$PANEL_START", inB ? "b\(b.location.buffer) + \(bBase) + j0" : "packedB + ((size_t)batch * \(padded / width) + panel) * K * \(width)"),
                                      ("$C_BASE", cBase),
-                                     ("$ROW_STRIDE", direct ? "\(ldb)" : "\(width)"),
+                                     ("$ROW_STRIDE", inB ? "\(ldb)" : "\(width)"),
+                                     ("$K_BEGIN", split ? "batch * \(chunk)" : "0"), ("$K_END", split ? "min(K, kBegin + \(chunk))" : "K"),
                                      ("$ROWINDEX", rowIndex), ("$DECLARE", declare), ("$STEP", step), ("$SPILL", spill),
-                                     ("$EPILOGUE", epilogueText)] {
+                                     ("$EPILOGUE", split ? "partials[(size_t)batch * \(m * n) + gid] = acc;" : epilogueText)] {
                     text = text.replacingOccurrences(of: key, with: value)
                 }
                 generated.append(text)
+                let blocks = [padded / width, (m + block.rows - 1) / block.rows]
                 launches.append(LaunchSpec(function: name, args: bufferArgs + packedArgs + [.int(m), .int(n), .int(kk)],
-                                           global: [padded / width, (m + block.rows - 1) / block.rows] + (batches > 1 ? [batches] : []),
-                                           local: batches > 1 ? [1, 1, 1] : [1, 1], kernel: index))
+                                           global: blocks + (batches > 1 ? [batches] : split ? [chunks] : []),
+                                           local: batches > 1 || split ? [1, 1, 1] : [1, 1], kernel: index))
+                if split {
+                    // The chunks' partials in chunk order, in straight-line code (a loop here
+                    // would keep PoCL from vectorizing across work-items), then the epilogue.
+                    let sums = (1..<chunks).map { "acc += partials[\($0 * m * n) + gid];" }.joined(separator: " ")
+                    generated.append("""
+                    __kernel void \(name)_sum(\(params)__global const float* partials, int count) {
+                        const int gid = get_global_id(0);
+                        if (gid >= count) return;
+                        const int row = gid / \(n), col = gid % \(n);
+                        real acc = partials[gid]; \(sums)
+                        \(epilogueText)
+                    }
+                    """)
+                    launch(name + "_sum", bufferArgs + packedArgs + [.int(m * n)], items: m * n, local: 64, kernel: index)
+                }
                 break
             }
             let bAt = tb ? "b\(b.location.buffer)[\(bBase) + (gc) * \(ldb) + (gk)]" : "b\(b.location.buffer)[\(bBase) + (gk) * \(ldb) + (gc)]"

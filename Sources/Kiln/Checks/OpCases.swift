@@ -130,6 +130,16 @@ public enum OpCases {
                     g.output(transposeName(ta, tb), try a.matmul(b, transposeA: ta, transposeB: tb))
                 }
             })
+            // K far beyond M x N with B read in place, as a weight's gradient over a batch of
+            // pixels: CPU devices split it over K (9 chunks, the last of 8 rows) and add the
+            // chunks before the epilogue.
+            cases.append(OpCase("matmul split over K: 13x8200x64 + bias, relu", seed: 201, gradients: false) { g in
+                let bias = try g.input("bias", [64])
+                for ta in [false, true] {
+                    let a = try g.input("A \(transposeName(ta, false))", ta ? [8200, 13] : [13, 8200]), b = try g.input("B \(ta)", [8200, 64])
+                    g.output("relu(\(transposeName(ta, false)) + bias)", try (a.matmul(b, transposeA: ta) + bias).relu())
+                }
+            })
         }
         // A batch of matrices, each its own product: attention's shapes at an odd batch, off the
         // tile edges, with an epilogue, and Tensor.matmul's broadcasting of a matrix over a batch.
