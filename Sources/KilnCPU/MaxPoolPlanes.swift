@@ -116,7 +116,29 @@ enum MaxPoolPlanes {
                 let plane = x + p * g.h * g.w, o = out + p * g.h * g.w, up = upstream + p * g.oh * g.ow
                 for i in 0..<g.oh {
                     let r0 = plane + 2 * i * g.w, r1 = r0 + g.w, o0 = o + 2 * i * g.w, o1 = o0 + g.w, u = up + i * g.ow
-                    for j in 0..<g.ow {
+                    // Four windows at a time: their rows as vectors of 8, whose even and odd
+                    // lanes are the windows' columns (scalar code ran at 3 GB/s).
+                    var j = 0
+                    while j + 4 <= g.ow {
+                        let a = UnsafeRawPointer(r0 + 2 * j).loadUnaligned(as: SIMD8<T>.self)
+                        let b = UnsafeRawPointer(r1 + 2 * j).loadUnaligned(as: SIMD8<T>.self)
+                        let (a0, a1, b0, b1) = (a.evenHalf, a.oddHalf, b.evenHalf, b.oddHalf)
+                        // take k: element k beats the largest before it (or is NaN); the last taken wins.
+                        let take1 = a1 .> a0 .| a1 .!= a1
+                        let m1 = a0.replacing(with: a1, where: take1)
+                        let take2 = b0 .> m1 .| b0 .!= b0
+                        let m2 = m1.replacing(with: b0, where: take2)
+                        let take3 = b1 .> m2 .| b1 .!= b1
+                        let v = UnsafeRawPointer(u + j).loadUnaligned(as: SIMD4<T>.self), zero = SIMD4<T>()
+                        let w3 = zero.replacing(with: v, where: take3)
+                        let w2 = zero.replacing(with: v, where: take2 .& .!take3)
+                        let w1 = zero.replacing(with: v, where: take1 .& .!take2 .& .!take3)
+                        let w0 = zero.replacing(with: v, where: .!take1 .& .!take2 .& .!take3)
+                        UnsafeMutableRawPointer(o0 + 2 * j).storeBytes(of: SIMD8(w0[0], w1[0], w0[1], w1[1], w0[2], w1[2], w0[3], w1[3]), as: SIMD8<T>.self)
+                        UnsafeMutableRawPointer(o1 + 2 * j).storeBytes(of: SIMD8(w2[0], w3[0], w2[1], w3[1], w2[2], w3[2], w2[3], w3[3]), as: SIMD8<T>.self)
+                        j += 4
+                    }
+                    for j in j..<g.ow {
                         let b = r0[2 * j + 1], c = r1[2 * j], d = r1[2 * j + 1]
                         var m = r0[2 * j], best = 0
                         var take = b > m || b != b
