@@ -16,7 +16,9 @@ let package = Package(
         // Fusion, schedule and memory plan: a graph becomes a backend-neutral Program.
         .target(name: "KilnCompiler", dependencies: ["KilnGraph"]),
         // The reference backend: plain loops, generic over Float and Double; the oracle for tests.
-        .target(name: "KilnCPU", dependencies: ["KilnGraph", "KilnCompiler", "COpenBLAS", "CThreadSupport"]),
+        .target(name: "KilnCPU", dependencies: ["KilnGraph", "KilnCompiler", "COpenBLAS", "CThreadSupport", "CVectorMath"]),
+        // Float exp and tanh over arrays, cloned for AVX-512 and AVX2 (Swift code stays SSE2).
+        .target(name: "CVectorMath"),
         // Spin-wait hints and thread pinning for the CPU backend's workers and PoCL's.
         .target(name: "CThreadSupport"),
         // BLAS for the CPU backend's matmuls (Debian: libopenblas-dev).

@@ -12,6 +12,9 @@ struct CPUStep<T: KilnFloat> {
         switch kernel.kind {
         case .matmul(_, _, .some): return kernel.outputs[0].shape.count
         case .reduce(_, _, let code): return code.shape.count
+        case .node(.softmaxCrossEntropy):
+            // Each row's loss, and a row of exponentials per thread.
+            return kernel.inputs[0].shape[0] + WorkerPool.shared.threads * kernel.inputs[0].shape[1]
         default: return 0
         }
     }
@@ -308,35 +311,57 @@ struct CPUStep<T: KilnFloat> {
                 throw KilnError.invalidArgument(op: what, message: "\(kernel.kind) is not a loss kernel")
             }
             let name = kind.kind.rawValue
+            // Rows split over the threads; the loss's rows each into the workspace, then added in
+            // row order, and each row's exponentials by the vectorized exp, then added in column
+            // order: the same sums whatever the number of threads.
+            let parts = batch * classes >= 1 << 14 ? WorkerPool.shared.threads : 1
+            if kind == .softmaxCrossEntropy && workspace == nil {
+                throw KilnError.invalidArgument(op: what, message: "the loss needs the program's workspace")
+            }
+            let rowLoss = workspace, rowExp = workspace.map { $0 + batch }
             run = {
-                var total: T = 0
                 for r in 0..<batch {
                     let label = Int(labels[r])
                     guard label >= 0 && label < classes else {
                         throw KilnError.invalidValue(op: "\(name) (\(what))", message: "label \(label) at row \(r) is outside [0, \(classes))")
                     }
-                    let row = logits + r * classes
-                    var best = 0, m = row[0]
-                    for j in 1..<classes where row[j] > m { m = row[j]; best = j }
-                    switch kind {
-                    case .accuracy:
-                        if best == label { total += 1 }
-                    case .softmaxCrossEntropy:
-                        // log-sum-exp shifted by the row's maximum: finite for any finite logits.
+                }
+                if kind == .accuracy {
+                    var total: T = 0
+                    for r in 0..<batch {
+                        let row = logits + r * classes
+                        var best = 0, m = row[0]
+                        for j in 1..<classes where row[j] > m { m = row[j]; best = j }
+                        if best == Int(labels[r]) { total += 1 }
+                    }
+                    out[0] = total / T(batch)
+                    return
+                }
+                let scale = kind == .softmaxCrossEntropy ? 1 : upstream![0] / T(batch)
+                WorkerPool.shared.run(parts: parts) { part in
+                    for r in batch * part / parts..<batch * (part + 1) / parts {
+                        let row = logits + r * classes, label = Int(labels[r])
+                        var m = row[0]
+                        for j in 1..<classes where row[j] > m { m = row[j] }
+                        // exp(row - m) in the gradient's row, or in this thread's scratch row.
+                        let e = kind == .softmaxCrossEntropy ? rowExp! + part * classes : out + r * classes
+                        for j in 0..<classes { e[j] = row[j] - m }
+                        T.exp(e, into: e, count: classes)
                         var s: T = 0
-                        for j in 0..<classes { s += T.exp(row[j] - m) }
-                        total += m + T.log(s) - row[label]
-                    default:
-                        var s: T = 0
-                        for j in 0..<classes { s += T.exp(row[j] - m) }
-                        let scale = upstream![0] / T(batch)
-                        for j in 0..<classes {
-                            out[r * classes + j] = (T.exp(row[j] - m) / s - (j == label ? 1 : 0)) * scale
+                        for j in 0..<classes { s += e[j] }
+                        if kind == .softmaxCrossEntropy {
+                            // log-sum-exp shifted by the row's maximum: finite for any finite logits.
+                            rowLoss![r] = m + T.log(s) - row[label]
+                        } else {
+                            for j in 0..<classes { e[j] = (e[j] / s - (j == label ? 1 : 0)) * scale }
                         }
                     }
                 }
-                if kind == .softmaxCrossEntropyGrad { return }
-                out[0] = total / T(batch)
+                if kind == .softmaxCrossEntropy {
+                    var total: T = 0
+                    for r in 0..<batch { total += rowLoss![r] }
+                    out[0] = total / T(batch)
+                }
             }
 
         case .allReduceStart(let b):

@@ -1,3 +1,4 @@
+import CVectorMath
 import COpenBLAS
 import Foundation
 
@@ -29,29 +30,17 @@ extension Float: KilnFloat {
     public static func erf(_ x: Float) -> Float { Foundation.erf(x) }
     public static func squareRoot(_ x: Float) -> Float { x.squareRoot() }
 
+    /// Eigen's float tanh: an odd degree-13 over even degree-6 rational function on
+    /// [-7.905, 7.905], where tanh rounds to ±1 beyond; no calls and no branches, so the loop
+    /// vectorizes (libm's tanhf is a call per element). In C (CVectorMath), cloned for the
+    /// CPU's widest vectors.
     public static func tanh(_ x: UnsafePointer<Float>, into r: UnsafeMutablePointer<Float>, count: Int) {
-        // Eigen's float tanh: an odd degree-13 over even degree-6 rational function on
-        // [-7.905, 7.905], where tanh rounds to ±1 beyond. No calls and no branches, so the
-        // loop vectorizes (libm's tanhf is a call per element).
-        let c: Float = 7.90531110763549805
-        for i in 0..<count {
-            let v = Swift.min(Swift.max(x[i], -c), c), v2 = v * v
-            var p: Float = -2.76076847742355e-16
-            p = p * v2 + 2.00018790482477e-13
-            p = p * v2 - 8.60467152213735e-11
-            p = p * v2 + 5.12229709037114e-08
-            p = p * v2 + 1.48572235717979e-05
-            p = p * v2 + 6.37261928875436e-04
-            p = p * v2 + 4.89352455891786e-03
-            var q: Float = 1.19825839466702e-06
-            q = q * v2 + 1.18534705686654e-04
-            q = q * v2 + 2.26843463243900e-03
-            q = q * v2 + 4.89352518554385e-03
-            r[i] = v * p / q
-        }
+        kiln_tanh_f32(x, r, count)
     }
+    /// `polynomialExp` of each element, in C (CVectorMath) cloned for the CPU's widest vectors:
+    /// the same operations in the same order, so the same bits.
     public static func exp(_ x: UnsafePointer<Float>, into r: UnsafeMutablePointer<Float>, count: Int) {
-        for i in 0..<count { r[i] = polynomialExp(x[i]) }
+        kiln_exp_f32(x, r, count)
     }
 
     /// Cephes' expf: e^x = 2^n · e^g with n = round(x / ln 2) and g = x − n·ln 2 (ln 2 in two

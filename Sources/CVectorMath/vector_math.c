@@ -1,0 +1,78 @@
+#include "vector_math.h"
+#include <stdint.h>
+#include <string.h>
+
+// Each operation as written: contracting a * b + c into one rounding would change results.
+#pragma clang fp contract(off)
+
+#if defined(__x86_64__) && defined(__clang__)
+#define KILN_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define KILN_CLONES
+#endif
+
+static inline uint32_t bits_of(float v) { uint32_t u; memcpy(&u, &v, 4); return u; }
+static inline float float_of(uint32_t u) { float v; memcpy(&v, &u, 4); return v; }
+
+static inline float kiln_exp1(float v) {
+    const int nan = v != v;
+    float c = nan ? 0.0f : v;
+    c = c < -104.0f ? -104.0f : c;
+    c = c > 89.0f ? 89.0f : c;
+    const float t = c * 1.44269504088896341f + 12582912.0f;
+    const float fx = t - 12582912.0f;
+    const float g = c - fx * 0.693359375f + fx * 2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * g + 1.3981999507e-3f;
+    p = p * g + 8.3334519073e-3f;
+    p = p * g + 4.1665795894e-2f;
+    p = p * g + 1.6666665459e-1f;
+    p = p * g + 5.0000001201e-1f;
+    const float y = p * (g * g) + g + 1.0f;
+    const int32_t n = (int32_t)(bits_of(t) - 0x4B400000u), h = n >> 1;
+    const float twoH = float_of((uint32_t)(h + 127) << 23);
+    const float twoRest = float_of((uint32_t)(n - h + 127) << 23);
+    return nan ? v : y * twoH * twoRest;
+}
+
+// r is x (in place) or does not overlap it: each case a loop of its own, which the compiler
+// vectorizes without a run-time overlap check (that check sent in-place calls to scalar code).
+KILN_CLONES void kiln_exp_f32(const float *x, float *r, long n) {
+    if (x == r) {
+        for (long i = 0; i < n; i++) r[i] = kiln_exp1(r[i]);
+    } else {
+        const float *restrict a = x;
+        float *restrict b = r;
+        for (long i = 0; i < n; i++) b[i] = kiln_exp1(a[i]);
+    }
+}
+
+static inline float kiln_tanh1(float v) {
+    const float c = 7.90531110763549805f;
+    // Swift.max(x, -c) then Swift.min(…, c): NaN stays NaN through both.
+    v = v < -c ? -c : v;
+    v = c < v ? c : v;
+    const float v2 = v * v;
+    float p = -2.76076847742355e-16f;
+    p = p * v2 + 2.00018790482477e-13f;
+    p = p * v2 - 8.60467152213735e-11f;
+    p = p * v2 + 5.12229709037114e-08f;
+    p = p * v2 + 1.48572235717979e-05f;
+    p = p * v2 + 6.37261928875436e-04f;
+    p = p * v2 + 4.89352455891786e-03f;
+    float q = 1.19825839466702e-06f;
+    q = q * v2 + 1.18534705686654e-04f;
+    q = q * v2 + 2.26843463243900e-03f;
+    q = q * v2 + 4.89352518554385e-03f;
+    return v * p / q;
+}
+
+KILN_CLONES void kiln_tanh_f32(const float *x, float *r, long n) {
+    if (x == r) {
+        for (long i = 0; i < n; i++) r[i] = kiln_tanh1(r[i]);
+    } else {
+        const float *restrict a = x;
+        float *restrict b = r;
+        for (long i = 0; i < n; i++) b[i] = kiln_tanh1(a[i]);
+    }
+}

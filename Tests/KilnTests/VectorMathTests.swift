@@ -1,0 +1,58 @@
+import Foundation
+import Testing
+@testable import KilnCPU
+
+/// The C loops for float exp and tanh over arrays (CVectorMath, cloned for the CPU's widest
+/// vectors) against the Swift scalar code they stand for: the same bits.
+@Suite struct VectorMathTests {
+    /// A sweep over and past exp's range (overflow, the subnormals, underflow to 0), large
+    /// values as masked scores, and the special values.
+    static let inputs: [Float] = stride(from: Float(-110), through: 95, by: 0.0137).map { $0 }
+        + [0, -0, .nan, .infinity, -.infinity, -1e9, 1e9, .leastNonzeroMagnitude, -.leastNonzeroMagnitude,
+           .greatestFiniteMagnitude, -.greatestFiniteMagnitude, 88.72, 88.73, -87.33, -103.97, 7.9053, -7.9053]
+
+    static func same(_ a: Float, _ b: Float) -> Bool { a.isNaN ? b.isNaN : a.bitPattern == b.bitPattern }
+
+    @Test func expMatchesTheScalarPolynomial() {
+        let x = Self.inputs
+        var r = [Float](repeating: 0, count: x.count)
+        Float.exp(x, into: &r, count: x.count)
+        let differ = x.indices.filter { !Self.same(r[$0], Float.polynomialExp(x[$0])) }.map { x[$0] }
+        let differing = differ.count
+        #expect(differing == 0, "exp differs at \(differ.prefix(5))")
+        // In place too, and an odd count (the clones' remainder loops).
+        var y = Array(x.prefix(1001))
+        y.withUnsafeMutableBufferPointer { Float.exp($0.baseAddress!, into: $0.baseAddress!, count: 1001) }
+        let inPlace = y.indices.allSatisfy { Self.same(y[$0], Float.polynomialExp(x[$0])) }
+        #expect(inPlace)
+    }
+
+    /// Eigen's rational tanh, written in Swift as the C loop is.
+    static func tanhReference(_ x: Float) -> Float {
+        let c: Float = 7.90531110763549805
+        let v = Swift.min(Swift.max(x, -c), c), v2 = v * v
+        var p: Float = -2.76076847742355e-16
+        p = p * v2 + 2.00018790482477e-13
+        p = p * v2 - 8.60467152213735e-11
+        p = p * v2 + 5.12229709037114e-08
+        p = p * v2 + 1.48572235717979e-05
+        p = p * v2 + 6.37261928875436e-04
+        p = p * v2 + 4.89352455891786e-03
+        var q: Float = 1.19825839466702e-06
+        q = q * v2 + 1.18534705686654e-04
+        q = q * v2 + 2.26843463243900e-03
+        q = q * v2 + 4.89352518554385e-03
+        return v * p / q
+    }
+
+    @Test func tanhMatchesItsSwiftFormAndLibm() {
+        let x = Self.inputs
+        var r = [Float](repeating: 0, count: x.count)
+        Float.tanh(x, into: &r, count: x.count)
+        let differ = x.indices.filter { !Self.same(r[$0], Self.tanhReference(x[$0])) }.map { x[$0] }
+        let differing = differ.count
+        #expect(differing == 0, "tanh differs at \(differ.prefix(5))")
+        let worst = x.indices.filter { x[$0].isFinite }.map { abs(Double(r[$0]) - Foundation.tanh(Double(x[$0]))) }.max() ?? 0
+        #expect(worst < 1e-6, "tanh off libm by \(worst)")
+    }
+}
