@@ -46,9 +46,15 @@ public enum Devices {
     /// The float type programs for this device compute in.
     public static func realType(for device: DeviceKind) -> DType { .float32 }
 
+    /// How to compile a program for `device`: its float type, and recomputation where fused
+    /// code runs in registers (OpenCL), not on the CPU backend (see `CompileOptions.recompute`).
+    public static func compileOptions(for device: DeviceKind, fusion: Bool? = nil) -> CompileOptions {
+        CompileOptions(fusion: fusion, realType: realType(for: device), recompute: device != .cpu)
+    }
+
     /// Compiles `graph` for `device` and loads it.
     public static func load(_ graph: Graph, fetch: [Tensor], on device: DeviceKind, fusion: Bool? = nil) throws -> Executable {
-        let program = try Compiler.compile(graph, fetch: fetch, options: CompileOptions(fusion: fusion, realType: realType(for: device)))
+        let program = try Compiler.compile(graph, fetch: fetch, options: compileOptions(for: device, fusion: fusion))
         return try load(program, on: device)
     }
 

@@ -8,6 +8,11 @@ public struct CompileOptions: Sendable {
     public var fusion: Bool?
     /// The float type to compute in; nil takes the graph's (which must then use only one).
     public var realType: DType?
+    /// With fusion, compute a cheap elementwise value again in each kernel that reads it
+    /// instead of storing it (see `Fusion`): for backends whose fused code runs in registers
+    /// (OpenCL). The CPU backend evaluates fused code an operation at a time over blocks of
+    /// elements, where the extra operations cost more than the store saves (W3 6% slower).
+    public var recompute: Bool
     /// Whether the program performs the graph's updates (a training step) or only computes
     /// its fetches (evaluation).
     public var updates: Bool
@@ -19,10 +24,11 @@ public struct CompileOptions: Sendable {
     /// compiling.
     public var settings: CompilerSettings?
 
-    public init(fusion: Bool? = nil, realType: DType? = nil, updates: Bool = true, bucketBytes: Int? = nil,
+    public init(fusion: Bool? = nil, realType: DType? = nil, recompute: Bool = true, updates: Bool = true, bucketBytes: Int? = nil,
                 settings: CompilerSettings? = nil) {
         self.fusion = fusion
         self.realType = realType
+        self.recompute = recompute
         self.updates = updates
         self.bucketBytes = bucketBytes
         self.settings = settings

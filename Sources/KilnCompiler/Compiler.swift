@@ -11,7 +11,8 @@ public enum Compiler {
         let updates = options.updates ? graph.updates : []
         let knobs = try options.resolved()
         var fusion = Fusion(graph: graph, roots: fetch.map(\.id) + updates.map(\.value.id),
-                            external: Set(fetch.map(\.id) + updates.map(\.value.id)), updates: updates, enabled: knobs.fusion)
+                            external: Set(fetch.map(\.id) + updates.map(\.value.id)), updates: updates, enabled: knobs.fusion,
+                            recompute: options.recompute)
         fusion.run()
         let realType = try options.realType ?? floatType(graph, fusion.needed)
         var kernels = fusion.kernels()

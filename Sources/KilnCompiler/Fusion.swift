@@ -11,7 +11,11 @@ import KilnGraph
 /// product: a Linear over `[B, T, in]` multiplies `[B·T, in]` rows, then adds its bias to
 /// `[B, T, out]`). An optimizer's update chain for a parameter therefore becomes one kernel with
 /// several outputs. A transpose read only by matmuls is never materialized: they read its input
-/// in place with its strides. With fusion off, every op is a kernel.
+/// in place with its strides. A cheap elementwise node (arithmetic, reading at most one tensor
+/// of its own size) whose consumers lie in several groups is computed again in each of them
+/// instead of being materialized: they read its input instead of it, and its kernel, write and
+/// read are saved (batch norm's centered and normalized values). With fusion off, every op is
+/// a kernel.
 struct Fusion {
     struct Group {
         var shape: Shape
@@ -29,6 +33,8 @@ struct Fusion {
     let graph: Graph
     let nodes: [Node]
     let enabled: Bool
+    /// Whether cheap elementwise nodes read by several groups are computed in each.
+    let recompute: Bool
     /// Nodes whose value leaves the program (fetched, or written to a parameter).
     let external: Set<Int>
     private(set) var needed: [Bool]
@@ -36,6 +42,8 @@ struct Fusion {
     private(set) var groups: [Group] = []
     private(set) var groupOf: [Int?]
     private var prologueGroup: [Int: Int] = [:]
+    /// Elementwise nodes computed again in each of these groups instead of being materialized.
+    private(set) var recomputedIn: [Int: Set<Int>] = [:]
     /// Broadcasts that are never materialized: their consumers read the input with broadcasting.
     private(set) var transparent: Set<Int> = []
     /// Transposes that are never materialized: every consumer is a matmul, which reads the
@@ -43,10 +51,12 @@ struct Fusion {
     /// `[B, T, H, d]` as `[B, H, T, d]`).
     private(set) var matmulViews: Set<Int> = []
 
-    init(graph: Graph, roots: [Int], external: Set<Int>, updates: [(target: Tensor, value: Tensor)], enabled: Bool) {
+    init(graph: Graph, roots: [Int], external: Set<Int>, updates: [(target: Tensor, value: Tensor)], enabled: Bool,
+         recompute: Bool = true) {
         self.graph = graph
         self.nodes = graph.nodes
         self.enabled = enabled
+        self.recompute = recompute
         self.external = external
         var needed = [Bool](repeating: false, count: nodes.count)
         for r in roots { needed[r] = true }
@@ -65,16 +75,40 @@ struct Fusion {
 
     static func isElementwise(_ op: Op) -> Bool { op.kind.traits.fusion == .elementwise }
 
+    /// The groups `id`'s consumers would compute it in (a recomputed consumer's several), or nil
+    /// where a consumer reads it from memory.
+    private func consumerGroups(_ id: Int) -> Set<Int>? {
+        var found: Set<Int> = []
+        for c in consumers[id] {
+            if Self.isElementwise(nodes[c].op) {
+                if let g = groupOf[c] { found.insert(g) } else if let gs = recomputedIn[c] { found.formUnion(gs) } else { return nil }
+            } else if let g = prologueGroup[c] {
+                found.insert(g)
+            } else {
+                return nil
+            }
+        }
+        return found.isEmpty ? nil : found
+    }
+
     /// The group every consumer of `id` would compute it in, if there is exactly one.
     private func commonGroup(_ id: Int) -> Int? {
-        var found: Int?
-        for c in consumers[id] {
-            let offered: Int?
-            if Self.isElementwise(nodes[c].op) { offered = groupOf[c] } else { offered = prologueGroup[c] }
-            guard let g = offered, found == nil || found == g else { return nil }
-            found = g
+        guard let groups = consumerGroups(id), groups.count == 1 else { return nil }
+        return groups.first
+    }
+
+    /// Whether computing elementwise node `id` again in each consumer's kernel costs no more
+    /// memory traffic than storing it: arithmetic (no exp, tanh…), at most one input of its
+    /// size (the others broadcast), and few kernels to compute it in.
+    private func recomputable(_ id: Int, in groups: Set<Int>) -> Bool {
+        let node = nodes[id]
+        guard recompute, !external.contains(id), groups.count <= 8, groups.allSatisfy({ node.shape.broadcasts(to: self.groups[$0].shape) }) else { return false }
+        switch node.op {
+        case .binary: break
+        case .unary(let u) where u == .neg || u == .relu: break
+        default: return false
         }
-        return found
+        return node.inputs.filter { nodes[resolve($0)].shape.count >= node.shape.count }.count <= 1
     }
 
     mutating func run() {
@@ -92,6 +126,11 @@ struct Fusion {
                        !external.contains(id) || (node.shape == groups[g].shape && groups[g].prologueOf == nil) {
                         groups[g].members.insert(id)
                         groupOf[id] = g
+                        continue
+                    }
+                    if let gs = consumerGroups(id), gs.count > 1, recomputable(id, in: gs) {
+                        for g in gs { groups[g].members.insert(id) }
+                        recomputedIn[id] = gs
                         continue
                     }
                 }
@@ -257,7 +296,7 @@ struct CodeBuilder {
         let v: Int
         if id == accumulator {
             v = push(.accumulator, id)
-        } else if fusion.groupOf[id] == group, id != accumulator {
+        } else if fusion.groupOf[id] == group || fusion.recomputedIn[id]?.contains(group) == true {
             switch node.op {
             case .unary(let op): v = push(.unary(op, emit(node.inputs[0])), id)
             case .binary(let op):

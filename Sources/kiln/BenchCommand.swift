@@ -185,7 +185,7 @@ struct BenchCommand: ParsableCommand {
             let model = try spec.build(batch: batch)
             _ = try TrainingStep.appendStep(to: model, optimizer: Optimizer(.momentum(0.9)))
             let program = try Compiler.compile(model.graph, fetch: [model.loss, model.accuracy],
-                                               options: CompileOptions(realType: Devices.realType(for: device)))
+                                               options: Devices.compileOptions(for: device))
             let compiled = DispatchTime.now().uptimeNanoseconds
             if device == .gpu { _ = try Devices.openCLContext() }   // the platform query is not the step's
             let contextReady = DispatchTime.now().uptimeNanoseconds

@@ -36,6 +36,9 @@ struct CompileCommand: ParsableCommand {
     @Option(help: "sgd, momentum, nesterov, adam or adamw.")
     var optimizer: OptimizerName = .momentum
 
+    @Option(help: "The device the schedule is for: cpu or gpu (they differ in what fusion computes twice).")
+    var device: DeviceKind = .gpu
+
     @Flag(name: .customLong("no-fusion"), help: "Compile without fusion.")
     var noFusion = false
 
@@ -81,7 +84,7 @@ struct CompileCommand: ParsableCommand {
             let config = languageModel.config(vocabulary: vocabulary ?? 86)
             let model = try TransformerLanguageModel(config)
             let optimizer = Optimizer.adamW(weightDecay: 0.1, decayGroup: .matrices, clipNorm: languageModel.clip > 0 ? languageModel.clip : nil)
-            let step = try ModelStep(model: model, optimizer: optimizer, device: .cpu, fusion: noFusion ? false : nil) { model, batch in
+            let step = try ModelStep(model: model, optimizer: optimizer, device: device, fusion: noFusion ? false : nil) { model, batch in
                 try crossEntropy(model(batch["tokens"]), batch["targets"])
             }
             let ids = try HostTensor([Int32](repeating: 0, count: batchSize * config.context), shape: [batchSize, config.context])
@@ -89,7 +92,7 @@ struct CompileCommand: ParsableCommand {
             print(try step.trainingProgram(for: ["tokens": ids, "targets": ids]).listing())
             return
         }
-        let program = try Compiler.compile(graph, fetch: fetch, options: CompileOptions(fusion: noFusion ? false : nil))
+        let program = try Compiler.compile(graph, fetch: fetch, options: Devices.compileOptions(for: device, fusion: noFusion ? false : nil))
         print(program.listing())
         if let dot {
             do { try GraphDot.render(graph, values: values, title: task.rawValue).write(toFile: dot, atomically: true, encoding: .utf8) } catch {

@@ -55,4 +55,24 @@ import Kiln
         let (device, reference) = try openCLAndReference(g, fetch: fetch, values: values, fusion: true, context: ctx)
         for (i, (x, y)) in zip(device, reference).enumerated() { #expect(maxError(x.doubles, y.doubles) < 1e-4, "fetch \(i)") }
     }
+
+    /// Batch norm's centered values, read by the variance's kernel and the normalization's:
+    /// computed in both instead of stored (one kernel fewer), or stored with recomputation off,
+    /// and the same results either way.
+    @Test func cheapValuesAreComputedWhereTheyAreRead() throws {
+        let g = Graph()
+        let x = try g.placeholder("x", [4, 3, 5, 5], .float64)
+        let mean = try x.mean(axes: [0, 2, 3], keepDims: true)
+        let centered = try x - mean
+        let variance = try (centered * centered).mean(axes: [0, 2, 3], keepDims: true)
+        let y = try (centered / (variance + 1e-5).sqrt()).relu()
+        let on = try Compiler.compile(g, fetch: [y, variance], options: CompileOptions(fusion: true, realType: .float64))
+        let off = try Compiler.compile(g, fetch: [y, variance], options: CompileOptions(fusion: true, realType: .float64, recompute: false))
+        #expect(on.kernels.count == off.kernels.count - 1, "\(on.listing())\n\(off.listing())")
+        var rng = SeededGenerator(seed: 3)
+        let values = [x: try HostTensor(rng.uniform(x.shape.count, in: -2...3), shape: x.shape)]
+        let a = try CPUExecutable<Double>(program: on).run(feeds: values)
+        let b = try CPUExecutable<Double>(program: off).run(feeds: values)
+        for (i, (u, v)) in zip(a, b).enumerated() { #expect(maxError(u.doubles, v.doubles) < 1e-12, "fetch \(i)") }
+    }
 }

@@ -102,7 +102,7 @@ extension DeviceCheck {
             let params = m.parameters.tensors
             let feeds = try optimizer.apply(to: m.graph, parameters: params, gradients: try m.graph.gradients(of: m.loss, wrt: params))
             let fetch = [m.loss, m.accuracy]
-            let program = try Compiler.compile(m.graph, fetch: fetch, options: CompileOptions(fusion: fusion, realType: Devices.realType(for: device)))
+            let program = try Compiler.compile(m.graph, fetch: fetch, options: Devices.compileOptions(for: device, fusion: fusion))
             let exe = try Devices.load(program, on: device)
             let oracle = try CPUExecutable<Double>(
                 program: Compiler.compile(m.graph, fetch: fetch, options: CompileOptions(fusion: false, realType: .float64)), blas: false)
@@ -174,7 +174,7 @@ extension DeviceCheck {
             let params = try named.map { try $0.parameter.tensor(in: g) }
             let optimizer = Optimizer.adamW(weightDecay: 0.1, decayGroup: .matrices, clipNorm: 0.5)
             let feeds = try optimizer.apply(to: g, parameters: params, gradients: try g.gradients(of: loss, wrt: params))
-            let program = try Compiler.compile(g, fetch: [loss], options: CompileOptions(fusion: fusion, realType: Devices.realType(for: device)))
+            let program = try Compiler.compile(g, fetch: [loss], options: Devices.compileOptions(for: device, fusion: fusion))
             let exe = try Devices.load(program, on: device)
             let oracle = try CPUExecutable<Double>(
                 program: Compiler.compile(g, fetch: [loss], options: CompileOptions(fusion: false, realType: .float64)), blas: false)

@@ -302,7 +302,7 @@ public final class ModelStep<M: Module> {
             fetch = outputs.keys.sorted().map { ($0, outputs[$0]!) }
         }
         let program = try Compiler.compile(graph, fetch: fetch.map(\.1),
-                                           options: CompileOptions(fusion: fusion, realType: Devices.realType(for: device)))
+                                           options: Devices.compileOptions(for: device, fusion: fusion))
         let exe = try Devices.load(program, on: device, collective: job)
         if let checkNumerics { exe.checkNumerics = checkNumerics }
         var parameters: [String: Tensor] = [:], state: [String: Tensor] = [:]

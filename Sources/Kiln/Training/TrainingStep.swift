@@ -30,7 +30,7 @@ public final class TrainingStep {
         // A job of one process has nothing to sum: its step is the plain one.
         (feeds, gradientScale) = try Self.appendStep(to: model, optimizer: optimizer, dataParallel: (collective?.size ?? 1) > 1)
         program = try Compiler.compile(model.graph, fetch: [model.loss, model.accuracy],
-                                       options: CompileOptions(fusion: fusion, realType: Devices.realType(for: device)))
+                                       options: Devices.compileOptions(for: device, fusion: fusion))
         executable = try Devices.load(program, on: device, collective: collective)
         for (t, v) in try model.parameters.initialValues(seed: seed) { try executable.write(t, v) }
     }
