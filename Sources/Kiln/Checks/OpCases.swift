@@ -133,7 +133,7 @@ public enum OpCases {
             // K far beyond M x N with B read in place, as a weight's gradient over a batch of
             // pixels: CPU devices split it over K (9 chunks, the last of 8 rows) and add the
             // chunks before the epilogue.
-            cases.append(OpCase("matmul split over K: 13x8200x64 + bias, relu", seed: 201, gradients: false) { g in
+            cases.append(OpCase("matmul: split over K, 13x8200x64 + bias, relu", seed: 201, gradients: false) { g in
                 let bias = try g.input("bias", [64])
                 for ta in [false, true] {
                     let a = try g.input("A \(transposeName(ta, false))", ta ? [8200, 13] : [13, 8200]), b = try g.input("B \(ta)", [8200, 64])
