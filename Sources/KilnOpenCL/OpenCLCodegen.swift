@@ -464,10 +464,22 @@ struct OpenCLCodegen {
                 // pixels) and B would be packed: chunks of B's rows that stay in L2 (512 KiB),
                 // read in place by every block of C, each chunk's product into partials that a
                 // second kernel adds in chunk order before the epilogue (conv2's weight gradient
-                // on PoCL: 3.4 ms plus 5.0 packing -> see BENCHMARKS.md).
-                let chunk = max(64, min(1024, (512 << 10) / (n * realSize)) / 4 * 4)
-                let chunks = (kk + chunk - 1) / chunk
-                let split = inPlace && !direct && batches == 1 && chunks >= 4 && chunks * m * n * realSize <= 64 << 20
+                // on PoCL: 3.4 ms plus 5.0 packing -> see BENCHMARKS.md). Where B has no whole
+                // panels but Aᵀ has (conv1's weight gradient, 9 columns), the kernel computes
+                // Cᵀ = op(B)ᵀ·Aᵀ instead, reading Aᵀ in place as its B.
+                func chunking(_ columns: Int) -> (chunk: Int, chunks: Int)? {
+                    let chunk = max(64, min(1024, (512 << 10) / (columns * realSize)) / 4 * 4), chunks = (kk + chunk - 1) / chunk
+                    return chunks >= 4 && chunks * m * n * realSize <= 64 << 20 ? (chunk, chunks) : nil
+                }
+                let plainSplit = inPlace && !direct && batches == 1 ? chunking(n) : nil
+                let swappedSplit = plainSplit == nil && !direct && !packAlways && batches == 1 && ta && m % width == 0 ? chunking(m) : nil
+                let split = plainSplit != nil || swappedSplit != nil, swapped = swappedSplit != nil
+                let (chunk, chunks) = plainSplit ?? swappedSplit ?? (0, 0)
+                // The kernel's product: C, or Cᵀ with op(B)ᵀ as its A and A's rows as its B's.
+                let (kernelM, kernelN, kernelPadded) = swapped ? (n, m, m) : (m, n, padded)
+                let kernelAAt = !swapped ? aAt
+                    : tb ? "b\(b.location.buffer)[\(bBase) + (r) * \(ldb) + (k)]" : "b\(b.location.buffer)[\(bBase) + (k) * \(ldb) + (r)]"
+                let (panelBuffer, panelBase, panelStride) = swapped ? (a.location.buffer, aBase, lda) : (b.location.buffer, bBase, ldb)
                 var packedArgs: [LaunchSpec.Arg] = []
                 if split {
                     let s = scratchBytes.count
@@ -493,33 +505,33 @@ struct OpenCLCodegen {
                     step += (0..<vecs).map { " \(acc(r, $0)) = fma(a, bv\($0), \(acc(r, $0)));" }.joined() + " }"
                 }
                 let spill = (0..<rows).flatMap { r in (0..<vecs).map { "vstore\(vectorWidth)(\(acc(r, $0)), \($0), tile[\(r)]);" } }.joined(separator: " ")
-                var text = "#define A_AT_\(name)(r, k) \(aAt)\n" + KernelSources.matmulVector
+                var text = "#define A_AT_\(name)(r, k) \(kernelAAt)\n" + KernelSources.matmulVector
                 let inB = direct || split
                 for (key, value) in [("$NAME", name), ("$PARAMS", params), ("$ROWS", "\(rows)"), ("$WIDTH", "\(width)"),
                                      ("$PACKED_PARAM", direct ? "" : split ? "__global float* partials," : "__global const float* packedB,"),
-                                     ("$PANEL_START", inB ? "b\(b.location.buffer) + \(bBase) + j0" : "packedB + ((size_t)batch * \(padded / width) + panel) * K * \(width)"),
+                                     ("$PANEL_START", inB ? "b\(panelBuffer) + \(panelBase) + j0" : "packedB + ((size_t)batch * \(padded / width) + panel) * K * \(width)"),
                                      ("$C_BASE", cBase),
-                                     ("$ROW_STRIDE", inB ? "\(ldb)" : "\(width)"),
+                                     ("$ROW_STRIDE", inB ? "\(panelStride)" : "\(width)"),
                                      ("$K_BEGIN", split ? "batch * \(chunk)" : "0"), ("$K_END", split ? "min(K, kBegin + \(chunk))" : "K"),
                                      ("$ROWINDEX", rowIndex), ("$DECLARE", declare), ("$STEP", step), ("$SPILL", spill),
                                      ("$EPILOGUE", split ? "partials[(size_t)batch * \(m * n) + gid] = acc;" : epilogueText)] {
                     text = text.replacingOccurrences(of: key, with: value)
                 }
                 generated.append(text)
-                let blocks = [padded / width, (m + block.rows - 1) / block.rows]
-                launches.append(LaunchSpec(function: name, args: bufferArgs + packedArgs + [.int(m), .int(n), .int(kk)],
+                let blocks = [kernelPadded / width, (kernelM + block.rows - 1) / block.rows]
+                launches.append(LaunchSpec(function: name, args: bufferArgs + packedArgs + [.int(kernelM), .int(kernelN), .int(kk)],
                                            global: blocks + (batches > 1 ? [batches] : split ? [chunks] : []),
                                            local: batches > 1 || split ? [1, 1, 1] : [1, 1], kernel: index))
                 if split {
                     // The chunks' partials in chunk order, in straight-line code (a loop here
                     // would keep PoCL from vectorizing across work-items), then the epilogue.
-                    let sums = (1..<chunks).map { "acc += partials[\($0 * m * n) + gid];" }.joined(separator: " ")
+                    let sums = (1..<chunks).map { "acc += partials[\($0 * m * n) + p];" }.joined(separator: " ")
                     generated.append("""
                     __kernel void \(name)_sum(\(params)__global const float* partials, int count) {
                         const int gid = get_global_id(0);
                         if (gid >= count) return;
-                        const int row = gid / \(n), col = gid % \(n);
-                        real acc = partials[gid]; \(sums)
+                        const int row = gid / \(n), col = gid % \(n), p = \(swapped ? "col * \(m) + row" : "gid");
+                        real acc = partials[p]; \(sums)
                         \(epilogueText)
                     }
                     """)

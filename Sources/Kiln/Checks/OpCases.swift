@@ -132,12 +132,17 @@ public enum OpCases {
             })
             // K far beyond M x N with B read in place, as a weight's gradient over a batch of
             // pixels: CPU devices split it over K (9 chunks, the last of 8 rows) and add the
-            // chunks before the epilogue.
-            cases.append(OpCase("matmul: split over K, 13x8200x64 + bias, relu", seed: 201, gradients: false) { g in
+            // chunks before the epilogue; with 9 columns, as the transposed product.
+            cases.append(OpCase("matmul: split over K, 13x8200x64 + bias, relu, and 64x8200x9", seed: 201, gradients: false) { g in
                 let bias = try g.input("bias", [64])
                 for ta in [false, true] {
                     let a = try g.input("A \(transposeName(ta, false))", ta ? [8200, 13] : [13, 8200]), b = try g.input("B \(ta)", [8200, 64])
                     g.output("relu(\(transposeName(ta, false)) + bias)", try (a.matmul(b, transposeA: ta) + bias).relu())
+                }
+                // 9 columns (no whole panel) but Aᵀ of 64: the kernel computes Cᵀ, both forms of B.
+                for tb in [false, true] {
+                    let a = try g.input("A 9 \(tb)", [8200, 64]), b = try g.input("B 9 \(tb)", tb ? [9, 8200] : [8200, 9])
+                    g.output("\(transposeName(true, tb)), 9 columns", try a.matmul(b, transposeA: true, transposeB: tb))
                 }
             })
         }
