@@ -76,3 +76,64 @@ KILN_CLONES void kiln_tanh_f32(const float *x, float *r, long n) {
         for (long i = 0; i < n; i++) b[i] = kiln_tanh1(a[i]);
     }
 }
+
+// The passes below load a chunk of 16 before storing it, as vectors of the compiler's own
+// (vector_size: one register with AVX-512, two with AVX2, four with SSE2), so r may be exactly
+// x or y without a run-time overlap check.
+typedef float f16 __attribute__((vector_size(64)));
+
+// Macros, not functions: a vector of 16 floats passed by value has no ABI without AVX-512.
+#define load16(p) ({ f16 v_; memcpy(&v_, (p), sizeof v_); v_; })
+#define store16(p, v) do { const f16 t_ = (v); memcpy((p), &t_, sizeof t_); } while (0)
+
+static inline float binary1(int op, float x, float y) {
+    switch (op) {
+    case 0: return x + y;
+    case 1: return x - y;
+    case 2: return x * y;
+    case 3: return x / y;
+    case 4: return x >= y ? x : y;
+    case 5: return x <= y ? x : y;
+    case 6: return x > y ? 1.0f : 0.0f;
+    case 7: return x == y ? 1.0f : 0.0f;
+    default: return x != 0 ? y : 0.0f;
+    }
+}
+
+// The arithmetic ops in chunks of 16; the comparisons (and the tail) element by element.
+#define KILN_BINARY_BODY(X, Y, XV, YV)                                                  \
+    long i = 0;                                                                        \
+    if (op <= 3) {                                                                     \
+        for (; i + 16 <= n; i += 16) {                                                 \
+            const f16 a = XV, b = YV;                                                  \
+            store16(r + i, op == 0 ? a + b : op == 1 ? a - b : op == 2 ? a * b : a / b); \
+        }                                                                              \
+    }                                                                                  \
+    for (; i < n; i++) r[i] = binary1(op, X, Y);
+
+KILN_CLONES void kiln_binary_vv_f32(int op, float *r, const float *x, const float *y, long n) {
+    KILN_BINARY_BODY(x[i], y[i], load16(x + i), load16(y + i))
+}
+
+KILN_CLONES void kiln_binary_vs_f32(int op, float *r, const float *x, float y, long n) {
+    const f16 ys = {y, y, y, y, y, y, y, y, y, y, y, y, y, y, y, y};
+    KILN_BINARY_BODY(x[i], y, load16(x + i), ys)
+}
+
+KILN_CLONES void kiln_binary_sv_f32(int op, float *r, float x, const float *y, long n) {
+    const f16 xs = {x, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x};
+    KILN_BINARY_BODY(x, y[i], xs, load16(y + i))
+}
+
+KILN_CLONES void kiln_scaled_f32(int form, float *r, const float *x, float s, const float *y, long n) {
+    const f16 ss = {s, s, s, s, s, s, s, s, s, s, s, s, s, s, s, s};
+    long i = 0;
+    for (; i + 16 <= n; i += 16) {
+        const f16 p = load16(x + i) * ss, b = load16(y + i);
+        store16(r + i, form == 0 ? p + b : form == 1 ? b - p : p - b);
+    }
+    for (; i < n; i++) {
+        const float p = x[i] * s;
+        r[i] = form == 0 ? p + y[i] : form == 1 ? y[i] - p : p - y[i];
+    }
+}

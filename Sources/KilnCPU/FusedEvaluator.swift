@@ -1,3 +1,4 @@
+import CVectorMath
 import Foundation
 import KilnCompiler
 import KilnGraph
@@ -421,10 +422,12 @@ extension FusedEvaluator {
         }
     }
 
-    // Each arithmetic case is its own loop over 16-element chunks (closures passed to a shared
-    // loop were not inlined: a call per chunk); the tail and the comparisons go
-    // element by element.
+    // Float: the C loops of CVectorMath, cloned for the CPU's widest vectors (the same bits).
+    // Double: each arithmetic case is its own loop over 16-element chunks (closures passed to a
+    // shared loop were not inlined: a call per chunk); the tail and the comparisons go element
+    // by element.
     static func binary(_ op: BinaryOp, _ r: UnsafeMutablePointer<T>, _ x: UnsafeMutablePointer<T>, _ y: UnsafeMutablePointer<T>, _ n: Int) {
+        if T.self == Float.self { return kiln_binary_vv_f32(op.code, float(r), float(x), float(y), n) }
         let chunks = stride(from: 0, to: n & ~15, by: 16)
         switch op {
         case .add: for e in chunks { put(r, e, get(x, e) + get(y, e)) }
@@ -441,6 +444,7 @@ extension FusedEvaluator {
     }
 
     static func binary(_ op: BinaryOp, _ r: UnsafeMutablePointer<T>, _ x: UnsafeMutablePointer<T>, _ y: T, _ n: Int) {
+        if T.self == Float.self { return kiln_binary_vs_f32(op.code, float(r), float(x), unsafeBitCast(y, to: Float.self), n) }
         let chunks = stride(from: 0, to: n & ~15, by: 16)
         switch op {
         case .add: for e in chunks { put(r, e, get(x, e) + y) }
@@ -457,6 +461,7 @@ extension FusedEvaluator {
     }
 
     static func binary(_ op: BinaryOp, _ r: UnsafeMutablePointer<T>, _ x: T, _ y: UnsafeMutablePointer<T>, _ n: Int) {
+        if T.self == Float.self { return kiln_binary_sv_f32(op.code, float(r), unsafeBitCast(x, to: Float.self), float(y), n) }
         let chunks = stride(from: 0, to: n & ~15, by: 16)
         switch op {
         case .add: for e in chunks { put(r, e, x + get(y, e)) }
@@ -474,6 +479,10 @@ extension FusedEvaluator {
 
     /// `x * s + y`, `y - x * s` or `x * s - y`, each product rounded before the sum.
     static func scaled(_ form: Form, _ r: UnsafeMutablePointer<T>, _ x: UnsafeMutablePointer<T>, _ s: T, _ y: UnsafeMutablePointer<T>, _ n: Int) {
+        if T.self == Float.self {
+            let code: Int32 = form == .plus ? 0 : form == .from ? 1 : 2
+            return kiln_scaled_f32(code, float(r), float(x), unsafeBitCast(s, to: Float.self), float(y), n)
+        }
         let chunks = stride(from: 0, to: n & ~15, by: 16)
         switch form {
         case .plus: for e in chunks { put(r, e, get(x, e) * s + get(y, e)) }
@@ -494,6 +503,11 @@ extension FusedEvaluator {
         for e in n & ~15..<n { r[e] = -x[e] }
     }
 
+    /// `p` as the Float pointer it is where T is Float.
+    @inline(__always) static func float(_ p: UnsafeMutablePointer<T>) -> UnsafeMutablePointer<Float> {
+        UnsafeMutableRawPointer(p).assumingMemoryBound(to: Float.self)
+    }
+
     @inline(__always) static func get(_ p: UnsafeMutablePointer<T>, _ e: Int) -> SIMD16<T> {
         UnsafeRawPointer(p + e).loadUnaligned(as: SIMD16<T>.self)
     }
@@ -506,4 +520,19 @@ extension FusedEvaluator {
 extension BinaryOp {
     /// add, sub, mul, div: the ops with a SIMD loop.
     var isArithmetic: Bool { self == .add || self == .sub || self == .mul || self == .div }
+
+    /// The op's code for CVectorMath's passes (vector_math.h).
+    var code: Int32 {
+        switch self {
+        case .add: 0
+        case .sub: 1
+        case .mul: 2
+        case .div: 3
+        case .maximum: 4
+        case .minimum: 5
+        case .greater: 6
+        case .equal: 7
+        case .select: 8
+        }
+    }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import KilnCPU
+import KilnGraph
 
 /// The C loops for float exp and tanh over arrays (CVectorMath, cloned for the CPU's widest
 /// vectors) against the Swift scalar code they stand for: the same bits.
@@ -54,5 +55,47 @@ import Testing
         #expect(differing == 0, "tanh differs at \(differ.prefix(5))")
         let worst = x.indices.filter { x[$0].isFinite }.map { abs(Double(r[$0]) - Foundation.tanh(Double(x[$0]))) }.max() ?? 0
         #expect(worst < 1e-6, "tanh off libm by \(worst)")
+    }
+
+    /// The fused evaluator's passes for Float (C, in chunks of 16 and a tail) against the scalar
+    /// op, for every op and each operand a block or a scalar, also in place.
+    @Test func binaryPassesMatchTheScalarOps() {
+        let special: [Float] = [0, -0, 1, -1, .nan, .infinity, -.infinity, 3.5, 1e-40, -2.25]
+        let n = 37
+        let x = (0..<n).map { special[$0 % special.count] * ($0 < 10 ? 1 : Float($0) / 7) }
+        let y = (0..<n).map { special[($0 * 3 + 1) % special.count] * ($0 < 20 ? 1 : Float($0) / 5) }
+        for op in BinaryOp.allCases {
+            var r = [Float](repeating: 7, count: n)
+            x.withUnsafeBufferPointer { xs in y.withUnsafeBufferPointer { ys in r.withUnsafeMutableBufferPointer { rs in
+                FusedEvaluator<Float>.binary(op, rs.baseAddress!, UnsafeMutablePointer(mutating: xs.baseAddress!), UnsafeMutablePointer(mutating: ys.baseAddress!), n)
+            } } }
+            let vv = (0..<n).allSatisfy { Self.same(r[$0], FusedEvaluator<Float>.apply(op, x[$0], y[$0])) }
+            #expect(vv, "\(op) block-block")
+            for s in special {
+                x.withUnsafeBufferPointer { xs in r.withUnsafeMutableBufferPointer { rs in
+                    FusedEvaluator<Float>.binary(op, rs.baseAddress!, UnsafeMutablePointer(mutating: xs.baseAddress!), s, n)
+                } }
+                let vs = (0..<n).allSatisfy { Self.same(r[$0], FusedEvaluator<Float>.apply(op, x[$0], s)) }
+                #expect(vs, "\(op) block-scalar \(s)")
+                // In place: r is y.
+                var z = y
+                z.withUnsafeMutableBufferPointer { zs in FusedEvaluator<Float>.binary(op, zs.baseAddress!, s, zs.baseAddress!, n) }
+                let sv = (0..<n).allSatisfy { Self.same(z[$0], FusedEvaluator<Float>.apply(op, s, y[$0])) }
+                #expect(sv, "\(op) scalar-block \(s) in place")
+            }
+        }
+        typealias Evaluator = FusedEvaluator<Float>
+        func plus(_ x: Float, _ s: Float, _ y: Float) -> Float { x * s + y }
+        func from(_ x: Float, _ s: Float, _ y: Float) -> Float { y - x * s }
+        func minus(_ x: Float, _ s: Float, _ y: Float) -> Float { x * s - y }
+        let forms: [(Evaluator.Form, (Float, Float, Float) -> Float)] = [(.plus, plus), (.from, from), (.minus, minus)]
+        for (form, f) in forms {
+            var r = x
+            r.withUnsafeMutableBufferPointer { rs in y.withUnsafeBufferPointer { ys in
+                FusedEvaluator<Float>.scaled(form, rs.baseAddress!, rs.baseAddress!, 1.5, UnsafeMutablePointer(mutating: ys.baseAddress!), n)
+            } }
+            let same = (0..<n).allSatisfy { Self.same(r[$0], f(x[$0], 1.5, y[$0])) }
+            #expect(same, "scaled \(form)")
+        }
     }
 }

@@ -1,8 +1,8 @@
-// The CPU backend's float exp and tanh over arrays, compiled for the widest vectors the CPU
-// has. Swift compiles for the baseline x86-64 (SSE2, 4 floats a vector); these loops are
-// cloned for AVX-512 and AVX2 and picked when the program loads. Each computes exactly what
-// the Swift scalar code in KilnFloat.swift does, operation for operation (no fused
-// multiply-adds), so results agree to the bit whichever clone runs.
+// The CPU backend's float loops over arrays, compiled for the widest vectors the CPU has:
+// exp and tanh, and the fused evaluator's arithmetic passes. Swift compiles for the baseline
+// x86-64 (SSE2, 4 floats a vector); these loops are cloned for AVX-512 and AVX2 and picked when
+// the program loads. Each computes exactly what the Swift scalar code does, operation for
+// operation (no fused multiply-adds), so results agree to the bit whichever clone runs.
 #ifndef KILN_VECTOR_MATH_H
 #define KILN_VECTOR_MATH_H
 
@@ -13,5 +13,17 @@ void kiln_exp_f32(const float *x, float *r, long n);
 // r[i] = tanh(x[i]) for i < n: Eigen's rational approximation, within 4e-7.
 // r is x or does not overlap it.
 void kiln_tanh_f32(const float *x, float *r, long n);
+
+// The fused evaluator's binary passes, r[i] = x[i] op y[i], op by its code: 0 add, 1 sub, 2 mul,
+// 3 div, 4 maximum (x >= y ? x : y), 5 minimum (x <= y ? x : y), 6 greater (x > y ? 1 : 0),
+// 7 equal (x == y ? 1 : 0), 8 select (x != 0 ? y : 0). r is x, y or apart from both; the _vs
+// and _sv forms take a scalar y or x.
+void kiln_binary_vv_f32(int op, float *r, const float *x, const float *y, long n);
+void kiln_binary_vs_f32(int op, float *r, const float *x, float y, long n);
+void kiln_binary_sv_f32(int op, float *r, float x, const float *y, long n);
+
+// r[i] = x[i] * s + y[i] (form 0), y[i] - x[i] * s (1) or x[i] * s - y[i] (2), the product
+// rounded before the sum. r is x, y or apart from both.
+void kiln_scaled_f32(int form, float *r, const float *x, float s, const float *y, long n);
 
 #endif
