@@ -10,7 +10,10 @@ family's) against a work-item per row (CPU devices'): max pooling 2 x 2 of [128,
 and its gradient, unfold and fold of conv2's [128, 32, 14, 14] with 3 x 3 windows, padding 1.
 Each form's results are checked against the first's.
 
-Usage: pip install pyopencl; python3 scripts/pocl_kernel_forms.py [--platform NAME] [--windows]
+With --transposes: the CNN's batched transposes ([N, H·W, C] <-> [N, C, H·W]), element by
+element along the rows of one side (the GPU family's) against a work-item per 4 x 4 tile.
+
+Usage: pip install pyopencl; python3 scripts/pocl_kernel_forms.py [--platform NAME] [--windows | --transposes]
 """
 import argparse
 import time
@@ -217,19 +220,66 @@ def windows(ctx, queue):
         print(f"{seconds * 1e3:7.3f} ms {moved / seconds / 1e9:6.1f} GB/s  {what}{same}")
 
 
+def transpose_forms(b, r, c):
+    """Kernels moving [b, r, c] to [b, c, r]: along the input's rows, along the output's, and
+    4 x 4 tiles with the tiles along the longer side neighbours."""
+    tiles = f"const int ti = gid % {r // 4}, tj = (gid / {r // 4}) % {c // 4}, bb = gid / {(r // 4) * (c // 4)};" if r >= c \
+        else f"const int tj = gid % {c // 4}, ti = (gid / {c // 4}) % {r // 4}, bb = gid / {(r // 4) * (c // 4)};"
+    out = IN + b * r * c + 64
+    stores = " ".join(f"vstore4((float4)(r0.s{q}, r1.s{q}, r2.s{q}, r3.s{q}), 0, y + {q * r});" for q in range(4))
+    return out, f"""
+__kernel void along_input(__global float* b0, int n) {{
+  const int i = get_global_id(0), row = get_global_id(1);
+  (b0 + {out} + (row / {r}) * {r * c} + row % {r})[i * {r}] = (b0 + {IN} + row * {c})[i]; }}
+__kernel void along_output(__global float* b0, int n) {{
+  const int i = get_global_id(0), row = get_global_id(1);
+  (b0 + {out} + row * {r})[i] = (b0 + {IN} + (row / {c}) * {r * c} + row % {c})[i * {c}]; }}
+__kernel void tiles(__global float* b0, int n) {{
+  const int gid = get_global_id(0); if (gid >= n) return;
+  {tiles}
+  __global const float* x = b0 + {IN} + bb * {r * c} + ti * {4 * c} + tj * 4;
+  const float4 r0 = vload4(0, x), r1 = vload4(0, x + {c}), r2 = vload4(0, x + {2 * c}), r3 = vload4(0, x + {3 * c});
+  __global float* y = b0 + {out} + bb * {r * c} + tj * {4 * r} + ti * 4;
+  {stores} }}
+"""
+
+
+def transposes(ctx, queue):
+    for b, r, c, what in [(128, 784, 32, "conv1's output to NCHW"), (128, 32, 784, "its gradient back"),
+                          (128, 196, 64, "conv2's output to NCHW"), (128, 64, 196, "its gradient back")]:
+        out, source = transpose_forms(b, r, c)
+        count = b * r * c
+        buffer = cl.Buffer(ctx, cl.mem_flags.READ_WRITE, (out + count + 1024) * 4)
+        host = np.random.default_rng(0).standard_normal(out + count + 1024, dtype=np.float32)
+        cl.enqueue_copy(queue, buffer, host)
+        expected = host[IN:IN + count].reshape(b, r, c).transpose(0, 2, 1).ravel()
+        program = cl.Program(ctx, source).build()
+        tiles = b * (r // 4) * (c // 4)
+        print(f"[{b}, {r}, {c}] -> [{b}, {c}, {r}] ({what})")
+        for name, global_size, local_size in [("along_input", (c, b * r), (min(c, 64) if c % 64 == 0 else 16 if c % 16 == 0 else 1, 1)),
+                                              ("along_output", (r, b * c), (min(r, 64) if r % 64 == 0 else 16 if r % 16 == 0 else 4, 1)),
+                                              ("tiles", ((tiles + 63) // 64 * 64,), (64,))]:
+            seconds = time_kernel(queue, cl.Kernel(program, name), global_size, local_size, buffer, tiles)
+            result = np.empty(out + count + 1024, np.float32)
+            cl.enqueue_copy(queue, result, buffer)
+            same = "" if np.array_equal(result[out:out + count], expected) else "  WRONG RESULT"
+            print(f"{seconds * 1e3:7.3f} ms {8 * count / seconds / 1e9:6.1f} GB/s  {name.replace('_', ' ')}{same}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--platform", default="Portable Computing Language")
     parser.add_argument("--windows", action="store_true", help="the window kernels instead")
+    parser.add_argument("--transposes", action="store_true", help="the batched transposes instead")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     platform = next(p for p in cl.get_platforms() if args.platform in p.name)
     device = platform.get_devices()[0]
     ctx = cl.Context([device])
     queue = cl.CommandQueue(ctx)
-    if args.windows:
+    if args.windows or args.transposes:
         print(f"{device.name} on {platform.name}")
-        windows(ctx, queue)
+        (windows if args.windows else transposes)(ctx, queue)
         return
     buffer = cl.Buffer(ctx, cl.mem_flags.READ_WRITE, (OUT + COUNT + 1024) * 4)
     cl.enqueue_copy(queue, buffer, np.random.default_rng(0).random(OUT + COUNT + 1024, dtype=np.float32))

@@ -61,11 +61,15 @@ public enum OpCases {
         // per channel and part on CPU devices), broadcasts along rows of 35 (a work-group per
         // row) and 526 (no divisor from 16 to 256: bounds checked), and pooling windows that
         // tile the plane.
-        let (ih, iw) = (d(5, 3), d(7, 5))
+        let (ih, iw) = (d(5, 3), d(7, 5)), (t6, t20) = (d(6, 2), d(20, 8))
         cases.append(OpCase("images: channels-last <-> first, per-channel statistics, row broadcasts, tiling windows", seed: 13) { g in
             let last = try g.input("nhwc", [2, ih, iw, 33]), first = try g.input("nchw", [2, 33, ih, iw])
             g.output("nhwc -> nchw", try last.transposed([0, 3, 1, 2]))
             g.output("nchw -> nhwc", try first.transposed([0, 2, 3, 1]))
+            // Sides that are multiples of 4 (CPU devices' tiles), and a matrix's transpose.
+            g.output("nhwc -> nchw, sides of 4", try g.input("nhwc 4", [2, 4, t6, 8]).transposed([0, 3, 1, 2]))
+            g.output("nchw -> nhwc, sides of 4", try g.input("nchw 4", [2, 8, 4, t6]).transposed([0, 2, 3, 1]))
+            g.output("matrix transposed", try g.input("matrix", [12, t20]).transposed([1, 0]))
             let x = try g.input("x", [3, 4, 5, 7]), scale = try g.input("scale", [1, 4, 1, 1], 0.5...2)
             let mean = try x.mean(axes: [0, 2, 3], keepDims: true)
             g.output("per-channel mean", mean)
