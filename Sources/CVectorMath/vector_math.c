@@ -35,17 +35,19 @@ static inline float kiln_exp1(float v) {
     return nan ? v : y * twoH * twoRest;
 }
 
-// r is x (in place) or does not overlap it: each case a loop of its own, which the compiler
-// vectorizes without a run-time overlap check (that check sent in-place calls to scalar code).
-KILN_CLONES void kiln_exp_f32(const float *x, float *r, long n) {
-    if (x == r) {
-        for (long i = 0; i < n; i++) r[i] = kiln_exp1(r[i]);
-    } else {
-        const float *restrict a = x;
-        float *restrict b = r;
-        for (long i = 0; i < n; i++) b[i] = kiln_exp1(a[i]);
+// r[i] = f(x[i]) where r is x (in place) or does not overlap it: each case a loop of its own,
+// which the compiler vectorizes without a run-time overlap check (that check sent in-place
+// calls to scalar code).
+#define KILN_MAP(f)                                                    \
+    if (x == r) {                                                      \
+        for (long i = 0; i < n; i++) r[i] = f(r[i]);                   \
+    } else {                                                           \
+        const float *restrict a = x;                                   \
+        float *restrict b = r;                                         \
+        for (long i = 0; i < n; i++) b[i] = f(a[i]);                   \
     }
-}
+
+KILN_CLONES void kiln_exp_f32(const float *x, float *r, long n) { KILN_MAP(kiln_exp1) }
 
 static inline float kiln_tanh1(float v) {
     const float c = 7.90531110763549805f;
@@ -67,15 +69,7 @@ static inline float kiln_tanh1(float v) {
     return v * p / q;
 }
 
-KILN_CLONES void kiln_tanh_f32(const float *x, float *r, long n) {
-    if (x == r) {
-        for (long i = 0; i < n; i++) r[i] = kiln_tanh1(r[i]);
-    } else {
-        const float *restrict a = x;
-        float *restrict b = r;
-        for (long i = 0; i < n; i++) b[i] = kiln_tanh1(a[i]);
-    }
-}
+KILN_CLONES void kiln_tanh_f32(const float *x, float *r, long n) { KILN_MAP(kiln_tanh1) }
 
 // The passes below load a chunk of 16 before storing it, as vectors of the compiler's own
 // (vector_size: one register with AVX-512, two with AVX2, four with SSE2), so r may be exactly
