@@ -131,3 +131,29 @@ KILN_CLONES void kiln_scaled_f32(int form, float *r, const float *x, float s, co
         r[i] = form == 0 ? p + y[i] : form == 1 ? y[i] - p : p - y[i];
     }
 }
+
+KILN_CLONES void kiln_softmax_rows_f32(const float *x, float *y, long rows, long n) {
+    const long full = n & ~7L;
+    for (long row = 0; row < rows; row++) {
+        const float *xr = x + row * n;
+        float *yr = y + row * n;
+        float m[8];
+        for (int j = 0; j < 8; j++) m[j] = xr[0];
+        for (long e = 0; e < full; e += 8)
+            for (int j = 0; j < 8; j++) m[j] = xr[e + j] > m[j] ? xr[e + j] : m[j];
+        const float a = m[0] > m[1] ? m[0] : m[1], b = m[2] > m[3] ? m[2] : m[3];
+        const float c = m[4] > m[5] ? m[4] : m[5], d = m[6] > m[7] ? m[6] : m[7];
+        const float ab = a > b ? a : b, cd = c > d ? c : d;
+        float best = ab > cd ? ab : cd;
+        for (long e = full; e < n; e++) best = xr[e] > best ? xr[e] : best;
+        for (long k = 0; k < n; k++) yr[k] = xr[k] - best;
+        for (long k = 0; k < n; k++) yr[k] = kiln_exp1(yr[k]);
+        float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        for (long e = 0; e < full; e += 8)
+            for (int j = 0; j < 8; j++) acc[j] += yr[e + j];
+        float sum = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+        for (long e = full; e < n; e++) sum += yr[e];
+        const float scale = 1 / sum;
+        for (long k = 0; k < n; k++) yr[k] *= scale;
+    }
+}

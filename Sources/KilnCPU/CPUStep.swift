@@ -1,3 +1,4 @@
+import CVectorMath
 import KilnCompiler
 import KilnGraph
 
@@ -377,9 +378,18 @@ struct CPUStep<T: KilnFloat> {
             let outer = shape.dims[..<axis].reduce(1, *), n = shape[axis], inner = shape.dims[(axis + 1)...].reduce(1, *)
             let x = real(ins[0]), g = ins.count > 1 ? real(ins[1]) : nil, out = real(outs[0])
             let rows = outer * inner, parts = rows * n >= 1 << 15 ? WorkerPool.shared.threads : 1
+            // Float rows of contiguous values: the same steps in C, cloned for the CPU's widest
+            // vectors (CVectorMath; the same bits).
+            let vectorRows = T.self == Float.self && inner == 1 && !log && g == nil
             run = {
                 WorkerPool.shared.run(parts: parts) { part in
-                    for r in rows * part / parts..<rows * (part + 1) / parts {
+                    let range = rows * part / parts..<rows * (part + 1) / parts
+                    if vectorRows {
+                        let at = range.lowerBound * n
+                        return kiln_softmax_rows_f32(UnsafeRawPointer(x + at).assumingMemoryBound(to: Float.self),
+                                                     UnsafeMutableRawPointer(out + at).assumingMemoryBound(to: Float.self), range.count, n)
+                    }
+                    for r in range {
                         let base = (r / inner) * n * inner + r % inner
                         let xr = x + base, yr = out + base
                         if let g {

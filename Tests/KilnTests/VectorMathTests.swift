@@ -1,10 +1,12 @@
 import Foundation
 import Testing
 @testable import KilnCPU
+import CVectorMath
 import KilnGraph
+import Kiln
 
-/// The C loops for float exp and tanh over arrays (CVectorMath, cloned for the CPU's widest
-/// vectors) against the Swift scalar code they stand for: the same bits.
+/// The C loops of CVectorMath (exp, tanh, the fused evaluator's passes, softmax rows; cloned for
+/// the CPU's widest vectors) against the Swift code they stand for: the same bits.
 @Suite struct VectorMathTests {
     /// A sweep over and past exp's range (overflow, the subnormals, underflow to 0), large
     /// values as masked scores, and the special values.
@@ -96,6 +98,34 @@ import KilnGraph
             } }
             let same = (0..<n).allSatisfy { Self.same(r[$0], f(x[$0], 1.5, y[$0])) }
             #expect(same, "scaled \(form)")
+        }
+    }
+
+    /// Softmax rows in C against the CPU backend's steps in Swift (its row maximum and sum, the
+    /// scalar exp): rows of 128 and of 37 (past the last 8), masked scores (-inf, -1e9) and
+    /// large values among them.
+    @Test func softmaxRowsMatchTheSwiftSteps() {
+        var rng = SeededGenerator(seed: 11)
+        for n in [128, 37, 1] {
+            let rows = 5
+            var x = rng.uniform(rows * n, in: -8...8).map(Float.init)
+            x[0] = -.infinity; x[min(1, n - 1)] = -1e9; x[x.count - 1] = 80
+            var y = [Float](repeating: 0, count: x.count)
+            x.withUnsafeBufferPointer { xs in y.withUnsafeMutableBufferPointer { ys in
+                kiln_softmax_rows_f32(xs.baseAddress!, ys.baseAddress!, rows, n)
+            } }
+            var expected = [Float](repeating: 0, count: x.count)
+            x.withUnsafeBufferPointer { xs in expected.withUnsafeMutableBufferPointer { es in
+                for r in 0..<rows {
+                    let xr = xs.baseAddress! + r * n, er = es.baseAddress! + r * n
+                    let m = RowReductions<Float>.max(xr, n)
+                    for k in 0..<n { er[k] = Float.polynomialExp(xr[k] - m) }
+                    let scale = 1 / RowReductions<Float>.sum(er, n)
+                    for k in 0..<n { er[k] *= scale }
+                }
+            } }
+            let same = x.indices.allSatisfy { Self.same(y[$0], expected[$0]) }
+            #expect(same, "softmax rows of \(n)")
         }
     }
 }

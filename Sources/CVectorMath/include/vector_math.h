@@ -26,4 +26,9 @@ void kiln_binary_sv_f32(int op, float *r, float x, const float *y, long n);
 // rounded before the sum. r is x, y or apart from both.
 void kiln_scaled_f32(int form, float *r, const float *x, float s, const float *y, long n);
 
+// Softmax over `rows` rows of n (>= 1) contiguous values, y from x: the CPU backend's steps in
+// its order (8 running maxima, the shift, exp, 8 running sums combined pairwise, the scale by
+// 1 / sum), so the same bits.
+void kiln_softmax_rows_f32(const float *x, float *y, long rows, long n);
+
 #endif
