@@ -17,7 +17,8 @@ let package = Package(
         .target(name: "KilnCompiler", dependencies: ["KilnGraph"]),
         // The reference backend: plain loops, generic over Float and Double; the oracle for tests.
         .target(name: "KilnCPU", dependencies: ["KilnGraph", "KilnCompiler", "COpenBLAS", "CThreadSupport", "CVectorMath"]),
-        // Float exp and tanh over arrays, cloned for AVX-512 and AVX2 (Swift code stays SSE2).
+        // The CPU backend's Float loops (exp, tanh, softmax rows, fused arithmetic), cloned for
+        // AVX-512 and AVX2 (Swift code stays SSE2).
         .target(name: "CVectorMath"),
         // Spin-wait hints and thread pinning for the CPU backend's workers and PoCL's.
         .target(name: "CThreadSupport"),

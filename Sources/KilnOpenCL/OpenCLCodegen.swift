@@ -467,8 +467,10 @@ struct OpenCLCodegen {
                 // on PoCL: 3.4 ms plus 5.0 packing -> see BENCHMARKS.md). Where B has no whole
                 // panels but Aᵀ has (conv1's weight gradient, 9 columns), the kernel computes
                 // Cᵀ = op(B)ᵀ·Aᵀ instead, reading Aᵀ in place as its B.
+                // At most 256 chunks: the partials are added in straight-line code.
                 func chunking(_ columns: Int) -> (chunk: Int, chunks: Int)? {
-                    let chunk = max(64, min(1024, (512 << 10) / (columns * realSize)) / 4 * 4), chunks = (kk + chunk - 1) / chunk
+                    let fit = max(64, min(1024, (512 << 10) / (columns * realSize)) / 4 * 4)
+                    let chunk = max(fit, ((kk + 255) / 256 + 3) / 4 * 4), chunks = (kk + chunk - 1) / chunk
                     return chunks >= 4 && chunks * m * n * realSize <= 64 << 20 ? (chunk, chunks) : nil
                 }
                 let plainSplit = inPlace && !direct && batches == 1 ? chunking(n) : nil

@@ -35,7 +35,7 @@ extension OpenCLCodegen {
             if case let .node(.slice(starts, steps)) = k.kind {
                 (along, base) = (zip(strides, steps).map { $0 * $1 }, zip(starts, strides).map { $0 * $1 }.reduce(0, +))
             } else if case let .node(.transpose(perm)) = k.kind {
-                if matmul == .vector, program.realType == .float32, let t = Self.batchedTranspose(ins[0].shape, perm),
+                if cpuForms, let t = Self.batchedTranspose(ins[0].shape, perm),
                    t.rows % 4 == 0, t.columns % 4 == 0 {
                     emitTileTranspose(name: name, params: params, args: bufferArgs, t, source: ins[0], destination: out, kernel: index)
                     return

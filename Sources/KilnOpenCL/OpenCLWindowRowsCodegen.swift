@@ -12,9 +12,13 @@ extension OpenCLCodegen {
     /// Rows at most this long take the row kernels (their registers hold a row).
     static let windowRowLimit = 64
 
+    /// Whether this program's movement and window kernels take the CPU devices' forms (vector
+    /// types of float): the vector matmul family's devices, float32 programs.
+    var cpuForms: Bool { matmul == .vector && program.realType == .float32 }
+
     /// Whether the row kernels serve this window op: vector family, float32, rows that fit.
     func windowRows(image: Shape, patches: Shape) -> Bool {
-        matmul == .vector && program.realType == .float32 && image.rank == 4 && patches.rank == 6
+        cpuForms && image.rank == 4 && patches.rank == 6
             && image[3] <= Self.windowRowLimit && patches[2] <= Self.windowRowLimit
     }
 
@@ -124,7 +128,7 @@ extension OpenCLCodegen {
 
     /// Whether 2 x 2 max pooling of stride 2 takes the row kernels.
     func poolRows(_ w: Window2D, input: Shape) -> Bool {
-        matmul == .vector && program.realType == .float32 && w.kernel == [2, 2] && w.stride == [2, 2]
+        cpuForms && w.kernel == [2, 2] && w.stride == [2, 2]
             && w.padding == [0, 0] && w.dilation == [1, 1] && input.rank == 4
     }
 

@@ -1,5 +1,5 @@
 // The CPU backend's float loops over arrays, compiled for the widest vectors the CPU has:
-// exp and tanh, and the fused evaluator's arithmetic passes. Swift compiles for the baseline
+// exp, tanh, softmax rows and the fused evaluator's arithmetic passes. Swift compiles for the baseline
 // x86-64 (SSE2, 4 floats a vector); these loops are cloned for AVX-512 and AVX2 and picked when
 // the program loads. Each computes exactly what the Swift scalar code does, operation for
 // operation (no fused multiply-adds), so results agree to the bit whichever clone runs.
