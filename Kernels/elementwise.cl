@@ -30,6 +30,13 @@ inline real kiln_gelu(real x) {
     return (real)0.5 * x * ((real)1 + kiln_tanh((real)0.7978845608028654 * (x + (real)0.044715 * x * x * x)));
 }
 
+// GELU's derivative, 0.5·(1 + t) + 0.5·x·(1 − t²)·c·(1 + 3a·x²) with t = tanh(c·(x + a·x³)).
+inline real kiln_gelu_derivative(real x) {
+    const real c = (real)0.7978845608028654, a = (real)0.044715, x2 = x * x;
+    const real t = kiln_tanh(c * (x + a * x2 * x));
+    return (real)0.5 * ((real)1 + t) + (real)0.5 * x * ((real)1 - t * t) * c * ((real)1 + (real)3 * a * x2);
+}
+
 // How reductions combine two partial results; max lets NaN through, as the CPU reference does.
 inline real red_sum(real a, real b) { return a + b; }
 inline real red_max(real a, real b) { return (b > a || isnan(b)) ? b : a; }

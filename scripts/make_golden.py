@@ -5,7 +5,7 @@ Writes three JSON files under Tests/Fixtures/ (relative to the repository root):
 
   ops.json     {"cases": [...]}: per-op forward outputs and backward gradients
                (neg, exp, log, sqrt, tanh, sigmoid, relu, add, sub, mul, div,
-               maximum, minimum, sum, mean, max, matmul (batched too), transpose, reshape, softmax, logSoftmax,
+               maximum, minimum, gelu, geluDerivative, erf, sum, mean, max, matmul (batched too), transpose, reshape, softmax, logSoftmax,
                broadcastTo, gather, scatterAdd, softmaxCrossEntropy, argmax, accuracy, maxPool,
                oneHot, unfold, fold, select, slice, pad, concat).
                Each case is {"name", "op", "attrs", "inputs", "output",
@@ -446,6 +446,12 @@ def build_ops():
     c.add("concat_axis_last_2x2_2x1_2x0_2x3", "concat", {"axis": -1}, [randn(2, 2), randn(2, 1), randn(2, 0), randn(2, 3)],
           lambda *xs: torch.cat(xs, -1))
 
+    # ---- gelu's derivative (last, so that the cases above keep their values): PyTorch's
+    # gradient of gelu(approximate="tanh"), itself differentiable
+    def gelu_derivative(x):
+        return torch.autograd.grad(F.gelu(x, approximate="tanh").sum(), x, create_graph=True)[0]
+
+    c.add("geluDerivative_5x7", "geluDerivative", {}, [randn(5, 7) * 1.5], gelu_derivative)
     return c.cases
 
 

@@ -71,6 +71,22 @@ static inline float kiln_tanh1(float v) {
 
 KILN_CLONES void kiln_tanh_f32(const float *x, float *r, long n) { KILN_MAP(kiln_tanh1) }
 
+// GELU's tanh approximation and its derivative, with the products in Swift's left-to-right order.
+static inline float kiln_gelu1(float v) {
+    const float a = 0.044715f, c = 0.7978845608028654f;
+    const float t = kiln_tanh1(c * (v + a * v * v * v));
+    return 0.5f * v * (1.0f + t);
+}
+
+static inline float kiln_gelu_derivative1(float v) {
+    const float a = 0.044715f, c = 0.7978845608028654f;
+    const float t = kiln_tanh1(c * (v + a * v * v * v));
+    return 0.5f * (1.0f + t) + 0.5f * v * (1.0f - t * t) * c * (1.0f + 3.0f * a * v * v);
+}
+
+KILN_CLONES void kiln_gelu_f32(const float *x, float *r, long n) { KILN_MAP(kiln_gelu1) }
+KILN_CLONES void kiln_gelu_derivative_f32(const float *x, float *r, long n) { KILN_MAP(kiln_gelu_derivative1) }
+
 // The passes below load a chunk of 16 before storing it, as vectors of the compiler's own
 // (vector_size: one register with AVX-512, two with AVX2, four with SSE2), so r may be exactly
 // x or y without a run-time overlap check.

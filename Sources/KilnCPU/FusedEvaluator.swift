@@ -354,6 +354,7 @@ final class FusedEvaluator<T: KilnFloat>: @unchecked Sendable {
                 case .sigmoid: for e in 0..<n { r[e] = 1 / (1 + T.exp(-x[e])) }
                 case .relu: for e in 0..<n { r[e] = x[e] > 0 ? x[e] : 0 }
                 case .gelu: Self.gelu(x, r, n)
+                case .geluDerivative: Self.geluDerivative(x, r, n)
                 case .erf: for e in 0..<n { r[e] = T.erf(x[e]) }
                 }
             case let .binary(i, op, a, b):
@@ -394,17 +395,40 @@ extension FusedEvaluator {
             var v = x, r = x
             gelu(&v, &r, 1)
             return r
+        case .geluDerivative:
+            var v = x, r = x
+            geluDerivative(&v, &r, 1)
+            return r
         case .erf: return T.erf(x)
         }
     }
 
-    /// GELU's tanh approximation over `n` values, with the block tanh; `r` may be `x`.
+    /// GELU's tanh approximation over `n` values, with the block tanh; `r` may be `x`. Float:
+    /// the same steps in C (CVectorMath), the same bits.
     static func gelu(_ x: UnsafePointer<T>, _ r: UnsafeMutablePointer<T>, _ n: Int) {
+        if T.self == Float.self { return kiln_gelu_f32(UnsafeRawPointer(x).assumingMemoryBound(to: Float.self), float(r), n) }
         withUnsafeTemporaryAllocation(of: T.self, capacity: n) { u in
             let (a, c): (T, T) = (0.044715, 0.7978845608028654)
             for e in 0..<n { u[e] = c * (x[e] + a * x[e] * x[e] * x[e]) }
             T.tanh(u.baseAddress!, into: u.baseAddress!, count: n)
             for e in 0..<n { r[e] = 0.5 * x[e] * (1 + u[e]) }
+        }
+    }
+
+    /// GELU's derivative over `n` values, with the block tanh; `r` may be `x`. Float: in C, as
+    /// `gelu`.
+    static func geluDerivative(_ x: UnsafePointer<T>, _ r: UnsafeMutablePointer<T>, _ n: Int) {
+        if T.self == Float.self {
+            return kiln_gelu_derivative_f32(UnsafeRawPointer(x).assumingMemoryBound(to: Float.self), float(r), n)
+        }
+        withUnsafeTemporaryAllocation(of: T.self, capacity: n) { u in
+            let (a, c): (T, T) = (0.044715, 0.7978845608028654)
+            for e in 0..<n { u[e] = c * (x[e] + a * x[e] * x[e] * x[e]) }
+            T.tanh(u.baseAddress!, into: u.baseAddress!, count: n)
+            for e in 0..<n {
+                let (v, t) = (x[e], u[e])
+                r[e] = 0.5 * (1 + t) + 0.5 * v * (1 - t * t) * c * (1 + 3 * a * v * v)
+            }
         }
     }
 

@@ -18,11 +18,14 @@ extension Graph {
             case .tanh: return [try g * (1 - y * y)]                       // tanh' = 1 - tanh²
             case .sigmoid: return [try g * y * (1 - y)]                    // σ' = σ(1 - σ)
             case .relu: return [try g * binary(.greater, y, y.scalar(0))]     // y > 0 iff x > 0; 0 at x = 0, as PyTorch
-            case .gelu:
-                // With u = c·(x + a·x³), t = tanh(u): 0.5·(1 + t) + 0.5·x·(1 − t²)·c·(1 + 3a·x²).
+            case .gelu: return [try g * unary(.geluDerivative, x[0])]
+            case .geluDerivative:
+                // With u = c·(x + a·x³), t = tanh(u): gelu' = 0.5·(1 + t) + 0.5·x·(1 − t²)·u', and
+                // gelu'' = (1 − t²)·(u' + 0.5·x·(u'' − 2t·u'²)), u' = c·(1 + 3a·x²), u'' = 6ac·x.
                 let (a, c) = (0.044715, (2 / Double.pi).squareRoot()), v = x[0]
                 let t = try ((v + v * v * v * a) * c).tanh()
-                return [try g * ((t + 1) * 0.5 + v * 0.5 * (1 - t * t) * c * (v * v * (3 * a) + 1))]
+                let du = try (v * v * (3 * a) + 1) * c
+                return [try g * ((1 - t * t) * (du + v * 0.5 * (v * (6 * a * c) - t * du * du * 2)))]
             case .erf: return [try g * (2 / Double.pi.squareRoot()) * (-(x[0] * x[0])).exp()]   // erf' = 2/√π·e^(−x²)
             }
 

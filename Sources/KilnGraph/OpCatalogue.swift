@@ -14,6 +14,9 @@ public enum UnaryOp: String, Sendable, Hashable, CaseIterable {
     case neg, exp, log, sqrt, tanh, sigmoid, relu
     /// GELU's tanh approximation: 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))).
     case gelu
+    /// GELU's derivative (of the tanh approximation), gelu'(x): its gradient is one op, not the
+    /// twenty of its chain rule, as PyTorch's gelu_backward.
+    case geluDerivative
     /// The error function (GELU's exact form is 0.5·x·(1 + erf(x/√2))).
     case erf
 
@@ -29,6 +32,7 @@ public enum UnaryOp: String, Sendable, Hashable, CaseIterable {
         case .sigmoid: "(real)1 / ((real)1 + exp(-x))"
         case .relu: "x > (real)0 ? x : (real)0"
         case .gelu: "kiln_gelu(x)"
+        case .geluDerivative: "kiln_gelu_derivative(x)"
         case .erf: "erf(x)"
         }
     }
@@ -39,7 +43,7 @@ public enum UnaryOp: String, Sendable, Hashable, CaseIterable {
         switch self {
         case .log, .sqrt: 0.5...2
         case .neg, .exp, .tanh, .sigmoid, .relu: -1...1
-        case .gelu, .erf: -2...2
+        case .gelu, .geluDerivative, .erf: -2...2
         }
     }
 }
@@ -224,7 +228,7 @@ public enum Op: Sendable, Hashable {
 /// fail until it has a gradient-check case, a parity case, a golden case and an OpenCL kernel.
 public enum OpKind: String, CaseIterable, Sendable, Hashable {
     case feed, parameter, state, constant
-    case neg, exp, log, sqrt, tanh, sigmoid, relu, gelu, erf
+    case neg, exp, log, sqrt, tanh, sigmoid, relu, gelu, geluDerivative, erf
     case add, sub, mul, div, maximum, minimum, greater, equal, select
     case sum, mean, max
     case matmul, transpose, reshape, broadcastTo
@@ -285,7 +289,7 @@ public enum OpKind: String, CaseIterable, Sendable, Hashable {
         }
         switch self {
         case .feed, .parameter, .state, .constant: return t(.leaf, .none, golden: false, parity: false)
-        case .neg, .exp, .log, .sqrt, .tanh, .sigmoid, .relu, .gelu, .erf, .add, .sub, .mul, .div, .maximum, .minimum, .select:
+        case .neg, .exp, .log, .sqrt, .tanh, .sigmoid, .relu, .gelu, .geluDerivative, .erf, .add, .sub, .mul, .div, .maximum, .minimum, .select:
             return t(.elementwise, .rule)
         // Comparisons make masks inside gradient rules; PyTorch's give booleans.
         case .greater, .equal: return t(.elementwise, .none, golden: false)
@@ -332,6 +336,7 @@ extension UnaryOp {
         case .sigmoid: .sigmoid
         case .relu: .relu
         case .gelu: .gelu
+        case .geluDerivative: .geluDerivative
         case .erf: .erf
         }
     }
@@ -447,7 +452,7 @@ extension OpKind {
         let arity: Int
         switch self {
         case .feed, .parameter, .state, .constant: arity = 0
-        case .neg, .exp, .log, .sqrt, .tanh, .sigmoid, .relu, .gelu, .erf, .sum, .mean, .max, .transpose, .reshape, .broadcastTo,
+        case .neg, .exp, .log, .sqrt, .tanh, .sigmoid, .relu, .gelu, .geluDerivative, .erf, .sum, .mean, .max, .transpose, .reshape, .broadcastTo,
              .argmax, .allReduce, .oneHot, .unfold, .fold, .maxPool, .uniform, .softmax, .logSoftmax, .layerNorm, .rmsNorm,
              .slice, .pad: arity = 1
         case .concat: arity = Swift.max(x.count, 1)
@@ -461,7 +466,7 @@ extension OpKind {
         switch self {
         case .feed, .parameter, .state, .constant:
             throw KilnError.invalidArgument(op: rawValue, message: "a leaf is made by Graph.placeholder, parameter, state or constant")
-        case .neg, .exp, .log, .sqrt, .tanh, .sigmoid, .relu, .gelu, .erf:
+        case .neg, .exp, .log, .sqrt, .tanh, .sigmoid, .relu, .gelu, .geluDerivative, .erf:
             return try g.unary(UnaryOp(rawValue: rawValue)!, x[0])
         case .add, .sub, .mul, .div, .maximum, .minimum, .greater, .equal, .select:
             return try g.binary(BinaryOp(rawValue: rawValue)!, x[0], x[1])

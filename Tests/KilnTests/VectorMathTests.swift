@@ -5,7 +5,7 @@ import CVectorMath
 import KilnGraph
 import Kiln
 
-/// The C loops of CVectorMath (exp, tanh, the fused evaluator's passes, softmax rows; cloned for
+/// The C loops of CVectorMath (exp, tanh, GELU, the fused evaluator's passes, softmax rows; cloned for
 /// the CPU's widest vectors) against the Swift code they stand for: the same bits.
 @Suite struct VectorMathTests {
     /// A sweep over and past exp's range (overflow, the subnormals, underflow to 0), large
@@ -57,6 +57,34 @@ import Kiln
         #expect(differing == 0, "tanh differs at \(differ.prefix(5))")
         let worst = x.indices.filter { x[$0].isFinite }.map { abs(Double(r[$0]) - Foundation.tanh(Double(x[$0]))) }.max() ?? 0
         #expect(worst < 1e-6, "tanh off libm by \(worst)")
+    }
+
+    /// GELU and its derivative in C against the same steps in Swift (the generic evaluator's), to
+    /// the bit, and the derivative against GELU's slope in Double.
+    @Test func geluMatchesItsSwiftSteps() {
+        let x = Self.inputs.filter { abs($0) < 20 || !$0.isFinite } + stride(from: Float(-6), through: 6, by: 0.001).map { $0 }
+        let (a, c): (Float, Float) = (0.044715, 0.7978845608028654)
+        func t(_ v: Float) -> Float { Self.tanhReference(c * (v + a * v * v * v)) }
+        let gelu = x.map { 0.5 * $0 * (1 + t($0)) }
+        let slope = x.map { v -> Float in let t = t(v); return 0.5 * (1 + t) + 0.5 * v * (1 - t * t) * c * (1 + 3 * a * v * v) }
+        var r = [Float](repeating: 0, count: x.count), d = r
+        x.withUnsafeBufferPointer { xs in
+            r.withUnsafeMutableBufferPointer { FusedEvaluator<Float>.gelu(xs.baseAddress!, $0.baseAddress!, x.count) }
+            d.withUnsafeMutableBufferPointer { FusedEvaluator<Float>.geluDerivative(xs.baseAddress!, $0.baseAddress!, x.count) }
+        }
+        let differ = x.indices.filter { !Self.same(r[$0], gelu[$0]) || !Self.same(d[$0], slope[$0]) }.map { x[$0] }
+        let differing = differ.count
+        #expect(differing == 0, "gelu differs at \(differ.prefix(5))")
+        func g(_ v: Double) -> Double { 0.5 * v * (1 + Foundation.tanh(0.7978845608028654 * (v + 0.044715 * v * v * v))) }
+        let worst = x.indices.filter { abs(x[$0]) <= 6 }.map { i -> Double in
+            let v = Double(x[i]), h = 1e-4
+            return abs(Double(d[i]) - (g(v + h) - g(v - h)) / (2 * h))
+        }.max() ?? 0
+        #expect(worst < 1e-5, "gelu' off the slope by \(worst)")
+        // In place, with an odd count.
+        var y = Array(x.prefix(1001))
+        y.withUnsafeMutableBufferPointer { FusedEvaluator<Float>.geluDerivative($0.baseAddress!, $0.baseAddress!, 1001) }
+        #expect(y.indices.allSatisfy { Self.same(y[$0], slope[$0]) })
     }
 
     /// The fused evaluator's passes for Float (C, in chunks of 16 and a tail) against the scalar

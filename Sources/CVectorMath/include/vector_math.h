@@ -1,5 +1,5 @@
 // The CPU backend's float loops over arrays, compiled for the widest vectors the CPU has:
-// exp, tanh, softmax rows and the fused evaluator's arithmetic passes. Swift compiles for the baseline
+// exp, tanh, GELU, softmax rows and the fused evaluator's arithmetic passes. Swift compiles for the baseline
 // x86-64 (SSE2, 4 floats a vector); these loops are cloned for AVX-512 and AVX2 and picked when
 // the program loads. Each computes exactly what the Swift scalar code does, operation for
 // operation (no fused multiply-adds), so results agree to the bit whichever clone runs.
@@ -13,6 +13,11 @@ void kiln_exp_f32(const float *x, float *r, long n);
 // r[i] = tanh(x[i]) for i < n: Eigen's rational approximation, within 4e-7.
 // r is x or does not overlap it.
 void kiln_tanh_f32(const float *x, float *r, long n);
+
+// r[i] = gelu(x[i]) (the tanh approximation) and r[i] = gelu'(x[i]), with the tanh above.
+// r is x or does not overlap it.
+void kiln_gelu_f32(const float *x, float *r, long n);
+void kiln_gelu_derivative_f32(const float *x, float *r, long n);
 
 // The fused evaluator's binary passes, r[i] = x[i] op y[i], op by its code: 0 add, 1 sub, 2 mul,
 // 3 div, 4 maximum (x >= y ? x : y), 5 minimum (x <= y ? x : y), 6 greater (x > y ? 1 : 0),
