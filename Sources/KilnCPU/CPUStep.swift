@@ -44,6 +44,14 @@ struct CPUStep<T: KilnFloat> {
                                          sparse: sparseIn.map { [$0.input: $0.rows] } ?? [:])
             run = { eval.run() }
 
+        case .reduce(_, _, let shared) where shared.results.count > 1:
+            // Reductions sharing a pass: one after another here, each computing its own input
+            // in the workspace (the evaluator materializes a reduction's input whole).
+            let steps = try kernel.reductionsApart().map {
+                try CPUStep(kernel: $0, buffers: buffers, blas: blas, allReduce: allReduce, workspace: workspace)
+            }
+            run = { for s in steps { try s.run() } }
+
         case let .reduce(op, axes, code):
             let eval = FusedEvaluator<T>(code, loads: ins.map { (real($0), $0.shape) }, workspace: workspace)
             let shape = code.shape

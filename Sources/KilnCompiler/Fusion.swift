@@ -23,6 +23,11 @@ struct Fusion {
         var members: Set<Int> = []
         /// The reduction whose input this group computes.
         var prologueOf: Int?
+        /// Later reductions of the same op, axes and input shape whose inputs this group also
+        /// computes, in the same pass (`shareReductionPasses`).
+        var siblings: [Int] = []
+        /// A prologue group whose reduction joined another's (`siblings`): no kernel of its own.
+        var joined = false
         /// The matmul whose output this group consumes as its accumulator.
         var matmul: Int?
         /// The node the group reads as the accumulator: the matmul, or a reshape of its output
@@ -157,6 +162,77 @@ struct Fusion {
                 break
             }
         }
+        if enabled { shareReductionPasses() }
+    }
+
+    /// At most this many reductions share one pass.
+    static let maxSharedReductions = 4
+
+    /// Reductions of the same op and axes over inputs of one shape, none depending on another,
+    /// share one kernel: its pass reads their common inputs once (batch norm's gradient sums
+    /// over the same two tensors: three passes become one). A reduction joins the earliest
+    /// group it can whose reductions' consumers all come after it, so that the kernel, placed
+    /// at its latest reduction, still runs before every reader.
+    private mutating func shareReductionPasses() {
+        var open: [String: [Int]] = [:]
+        for g in groups.indices.sorted(by: { groups[$0].root < groups[$1].root }) {
+            guard let r = groups[g].prologueOf, case .reduce = nodes[r].op else { continue }
+            let key = "\(nodes[r].op) \(groups[g].shape)"
+            let before = upstream(of: r)
+            let host = open[key, default: []].first { h in
+                let shared = [groups[h].prologueOf!] + groups[h].siblings
+                return shared.count < Self.maxSharedReductions
+                    && shared.allSatisfy { s in !before.contains(s) && firstReader(of: s) > r }
+            }
+            guard let h = host else {
+                open[key, default: []].append(g)
+                continue
+            }
+            groups[h].siblings.append(r)
+            groups[h].members.formUnion(groups[g].members)
+            for m in groups[g].members where groupOf[m] == g { groupOf[m] = h }
+            for (m, gs) in recomputedIn where gs.contains(g) { recomputedIn[m] = gs.subtracting([g]).union([h]) }
+            prologueGroup[r] = h
+            groups[g].joined = true
+            groups[g].members = []
+        }
+    }
+
+    /// The earliest root among the kernels that read `id` (through views and broadcasts): the
+    /// schedule runs kernels in the order of their roots.
+    private func firstReader(of id: Int) -> Int {
+        consumers[id].map { c -> Int in
+            if transparent.contains(c) || matmulViews.contains(c) || nodes[c].op.kind.traits.fusion == .view {
+                return firstReader(of: c)
+            }
+            if let gs = recomputedIn[c] { return gs.map(kernelRoot).min() ?? c }
+            if let g = groupOf[c] ?? prologueGroup[c] { return kernelRoot(g) }
+            return c
+        }.min() ?? Int.max
+    }
+
+    /// The root of group `g`'s kernel: a shared reduction's is its latest.
+    private func kernelRoot(_ g: Int) -> Int {
+        ([groups[g].root] + groups[g].siblings).max()!
+    }
+
+    /// The nodes `r` depends on, counting every node of a group one of them is computed in
+    /// (a kernel computes its group whole, so the kernel of a group that reads `r` must not
+    /// feed `r`). A recomputed node is computed where it is read, so it brings no group.
+    private func upstream(of r: Int) -> Set<Int> {
+        var seen: Set<Int> = [], stack = nodes[r].inputs
+        var groupsSeen: Set<Int> = []
+        while let n = stack.popLast() {
+            guard seen.insert(n).inserted else { continue }
+            stack += nodes[n].inputs
+            if let g = groupOf[n], groupsSeen.insert(g).inserted {
+                stack += groups[g].members
+                if let m = groups[g].matmul { stack.append(m) }
+                if let p = groups[g].prologueOf { stack.append(p) }
+                stack += groups[g].siblings
+            }
+        }
+        return seen
     }
 
     /// Whether matmuls can read transpose `id` in place: it is internal, read only by matmuls,
@@ -191,12 +267,14 @@ struct Fusion {
         var out: [PendingKernel] = []
         for g in groups.indices {
             let group = groups[g]
+            if group.joined { continue }
             if let r = group.prologueOf {
+                let reductions = [r] + group.siblings
                 var b = CodeBuilder(fusion: self, group: g, accumulator: nil)
-                let code = b.build(outputs: [nodes[r].inputs[0]], shape: group.shape)
+                let code = b.build(outputs: reductions.map { nodes[$0].inputs[0] }, shape: group.shape)
                 guard case let .reduce(op, axes, _) = nodes[r].op else { continue }
                 out.append(PendingKernel(kind: .reduce(op, axes: axes, input: code), inputs: b.loads,
-                                         outputs: [r], nodes: group.members.sorted() + [r], root: r))
+                                         outputs: reductions, nodes: group.members.sorted() + reductions, root: reductions.max()!))
                 continue
             }
             let outputs = [group.root] + group.members.filter { $0 != group.root && external.contains($0) }.sorted()

@@ -144,6 +144,31 @@ public struct FusedCode: Sendable, Hashable {
         self.results = results
         self.nodes = nodes
     }
+
+    /// The code of result `k` alone: the instructions it needs, in their order (loads keep their
+    /// input indices).
+    public func only(result k: Int) -> FusedCode {
+        var keep = [Bool](repeating: false, count: code.count)
+        keep[results[k]] = true
+        for i in stride(from: results[k], through: 0, by: -1) where keep[i] {
+            switch code[i] {
+            case .unary(_, let a): keep[a] = true
+            case let .binary(_, a, b): keep[a] = true; keep[b] = true
+            case .load, .accumulator, .constant: break
+            }
+        }
+        var index = [Int](repeating: -1, count: code.count), kept: [Instr] = [], keptNodes: [Int?] = []
+        for i in code.indices where keep[i] {
+            index[i] = kept.count
+            switch code[i] {
+            case let .unary(op, a): kept.append(.unary(op, index[a]))
+            case let .binary(op, a, b): kept.append(.binary(op, index[a], index[b]))
+            case let other: kept.append(other)
+            }
+            keptNodes.append(nodes[i])
+        }
+        return FusedCode(shape: shape, code: kept, results: [index[results[k]]], nodes: keptNodes)
+    }
 }
 
 /// One launch of the schedule.
@@ -151,7 +176,8 @@ public struct Kernel: Sendable {
     public enum Kind: Sendable, Hashable {
         /// Fused elementwise code; writes one output per result.
         case elementwise(FusedCode)
-        /// Reduces the single result of `input` (over its shape) along `axes`.
+        /// Reduces each result of `input` (over its shape) along `axes` into the output of the
+        /// same index: reductions of one space share a pass over their inputs.
         case reduce(ReduceOp, axes: [Int], input: FusedCode)
         /// `op(inputs[0]) @ op(inputs[1])`, then the epilogue (which may load `inputs[2...]`).
         case matmul(transposeA: Bool, transposeB: Bool, epilogue: FusedCode?)
@@ -194,6 +220,16 @@ public struct Kernel: Sendable {
         guard case let .matmul(ta, tb, _) = kind else { return nil }
         let a = inputs[0].shape, b = inputs[1].shape, r = a.rank
         return (a.dims.prefix(r - 2).reduce(1, *), ta ? a[r - 1] : a[r - 2], tb ? b[r - 2] : b[r - 1], ta ? a[r - 2] : a[r - 1])
+    }
+
+    /// A reduction of several results as one kernel per result, each reading the same inputs:
+    /// for backends and forms that do not share a pass (the kernel itself where it has one).
+    public func reductionsApart() -> [Kernel] {
+        guard case let .reduce(op, axes, f) = kind, f.results.count > 1 else { return [self] }
+        return f.results.indices.map { k in
+            Kernel(name: k == 0 ? name : "\(name)_\(k)", kind: .reduce(op, axes: axes, input: f.only(result: k)), inputs: inputs,
+                   outputs: [outputs[k]], nodes: nodes)
+        }
     }
 
     /// Bytes read and written, for profiling.

@@ -358,7 +358,15 @@ struct OpenCLCodegen {
             // work-item per group of columns measured no faster than the kernels below).
             if matmul == .vector, outputs > 0, count > 64, let lane = reduced.last, space.axes[lane].strides[0] == 1 {
                 emitReductionPerItem(name: name, params: params, args: bufferArgs, space: space, lane: lane, f: f, loads: ins,
-                                     output: outs[0], instantiate: instantiate, outputs: outputs, kernel: index)
+                                     outputs: outs, finish: common["$FINISH"]!, instantiate: instantiate, outputs: outputs, kernel: index)
+                break
+            }
+            let columns = outputs > 0 && outputs < 1024 && count > 1024 && leading && reduced.count == 1
+            let perOutput = outputs > 0 && ((leading && (outputs >= 64 || count <= 1024)) || (count <= 64 && outputs >= 64))
+            // Reductions sharing a pass share it in the per-item form above and the work-group
+            // form below; the forms between take them one at a time.
+            if f.results.count > 1 && (columns || perOutput) {
+                for apart in k.reductionsApart() { try emit(apart, index: index) }
                 break
             }
             // A few long columns (a convolution's bias gradient, [N·H·W, C] summed over the
@@ -366,7 +374,7 @@ struct OpenCLCodegen {
             // reads with a stride. Two launches instead: work-items (part, column) sum a chunk of
             // rows each into scratch, neighbours reading neighbours, then one per column sums its
             // parts.
-            if outputs > 0, outputs < 1024, count > 1024, leading, reduced.count == 1 {
+            if columns {
                 let rows = space.axes[reduced[0]].size
                 let parts = min((4096 + outputs - 1) / outputs, (rows + 63) / 64), chunk = (rows + parts - 1) / parts
                 let scratch = scratchBytes.count
@@ -393,7 +401,7 @@ struct OpenCLCodegen {
             // Over leading axes, with many outputs or short columns; or many outputs of a few
             // elements each (pooling windows): a work-item per output. A work-group per output
             // would leave most of its work-items idle there.
-            if outputs > 0, (leading && (outputs >= 64 || count <= 1024)) || (count <= 64 && outputs >= 64) {
+            if perOutput {
                 let loops = reduced.isEmpty ? "for (int r = 0; r < 1; r++)" : reduced.map { loop($0) }.joined(separator: " ")
                 generated.append(instantiate(KernelSources.reduceColumns, ["$LOOPS": loops, "$COORDS": ""]))
                 launch(name, bufferArgs + [.int(outputs)], items: outputs, local: 64, kernel: index)
@@ -415,7 +423,13 @@ struct OpenCLCodegen {
                 loops = "for (int r = t; r < \(count); r += \(local))"
                 coords = space.coordinates(of: reduced, flat: "r")
             }
-            generated.append(instantiate(KernelSources.reduce, ["$LOCAL": "\(local)", "$LOOPS": loops, "$COORDS": coords]))
+            // One accumulator and one row of local memory per result.
+            let results = f.results.indices
+            generated.append(instantiate(KernelSources.reduce, [
+                "$LOCAL": "\(local)", "$LOOPS": loops, "$COORDS": coords, "$RESULTS": "\(results.count)",
+                "$PROLOGUE": body + results.map { " v[\($0)] = \(values[$0]);" }.joined(),
+                "$STORE": results.map { "\(pointer(outs[$0]))[o] = scratch[\($0)][0]\(common["$FINISH"]!);" }.joined(separator: " "),
+            ]))
             if outputs > 0 {
                 launches.append(LaunchSpec(function: name, args: bufferArgs + [.int(outputs)], global: [outputs * local], local: [local], kernel: index))
             }

@@ -10,12 +10,13 @@ extension OpenCLCodegen {
     /// the contiguous axis (a work-item's loop is not vectorized across work-items) and 0.27 ms
     /// this way (`scripts/pocl_kernel_forms.py`).
     ///
-    /// `instantiate` fills Kernels/reduce_columns.cl (the parts' sum) with the reduction's
-    /// common values.
+    /// Several results (reductions sharing a pass) each get their accumulators, partials and
+    /// parts' sum. `instantiate` fills Kernels/reduce_columns.cl (the parts' sum) with the
+    /// reduction's common values; `finish` turns a combined value into the result.
     mutating func emitReductionPerItem(name: String, params: String, args: [LaunchSpec.Arg], space: ReductionSpace, lane: Int,
-                                       f: FusedCode, loads: [Operand], output: Operand, instantiate: (String, [String: String]) -> String,
-                                       outputs: Int, kernel: Int) {
-        let outer = space.reducedAxes.dropLast()
+                                       f: FusedCode, loads: [Operand], outputs outs: [Operand], finish: String,
+                                       instantiate: (String, [String: String]) -> String, outputs: Int, kernel: Int) {
+        let outer = space.reducedAxes.dropLast(), results = f.results.indices
         let rows = outer.map { space.axes[$0].size }.reduce(1, *), length = space.axes[lane].size
         // Enough work-items to keep every core busy to the end (rows split into parts).
         let parts = min(rows, max(1, (256 + outputs - 1) / outputs)), chunk = (rows + parts - 1) / parts
@@ -23,26 +24,38 @@ extension OpenCLCodegen {
         let (body, values) = statements(f, loads: loads, gid: "gid", at: { j in
             (space.index(operand: j + 1, excluding: lane), space.index(operand: j + 1, axes: [lane]))
         })
-        let step = { (u: String) in "{ const int c\(lane) = \(u); real v; \(body) v = \(values[0]); ACC = COMBINE(ACC, v); }" }
-        let unrolled = (0..<8).map { step("e + \($0)").replacingOccurrences(of: "ACC", with: "acc\($0)") }.joined(separator: "\n            ")
-        let tail = step("e").replacingOccurrences(of: "ACC", with: "acc0")
-        let store = parts == 1 ? "$STORE" : "partials[g] = result;"
+        // Eight accumulators per result (`acc<result>_<j>`); several results share each load.
+        let step = { (u: String, j: Int) in
+            "{ const int c\(lane) = \(u); \(body) " + results.map { "acc\($0)_\(j) = COMBINE(acc\($0)_\(j), \(values[$0]));" }.joined(separator: " ") + " }"
+        }
+        let unrolled = (0..<8).map { step("e + \($0)", $0) }.joined(separator: "\n            ")
+        let declarations = results.map { r in
+            "real acc\(r)_0 = $IDENTITY" + (1..<8).map { ", acc\(r)_\($0) = acc\(r)_0" }.joined() + ";"
+        }.joined(separator: "\n    ")
+        let combined = results.map { r in
+            let a = (0..<8).map { "acc\(r)_\($0)" }
+            return "const real result\(r) = COMBINE(COMBINE(COMBINE(\(a[0]), \(a[1])), COMBINE(\(a[2]), \(a[3]))), COMBINE(COMBINE(\(a[4]), \(a[5])), COMBINE(\(a[6]), \(a[7]))));"
+        }.joined(separator: "\n    ")
+        let items = parts * outputs
+        let store = results.map { r in
+            parts == 1 ? "\(pointer(outs[r]))[o] = result\(r)\(finish);" : "partials[\(r * items) + g] = result\(r);"
+        }.joined(separator: " ")
         var text = """
         __kernel void $NAME($PARAMS\(parts == 1 ? "" : "__global real* partials, ")int items) {
             const int g = get_global_id(0);
             if (g >= items) return;
             const int o = g / \(parts), part = g % \(parts);
             $KEPT
-            real acc0 = $IDENTITY, acc1 = acc0, acc2 = acc0, acc3 = acc0, acc4 = acc0, acc5 = acc0, acc6 = acc0, acc7 = acc0;
+            \(declarations)
             for (int row = part * \(chunk); row < min((part + 1) * \(chunk), \(rows)); row++) {
                 \(space.coordinates(of: Array(outer), flat: "row"))
                 int e = 0;
                 for (; e + 8 <= \(length); e += 8) {
                     \(unrolled)
                 }
-                for (; e < \(length); e++) \(tail)
+                for (; e < \(length); e++) \(step("e", 0))
             }
-            const real result = COMBINE(COMBINE(COMBINE(acc0, acc1), COMBINE(acc2, acc3)), COMBINE(COMBINE(acc4, acc5), COMBINE(acc6, acc7)))\(parts == 1 ? "$FINISH" : "");
+            \(combined)
             \(store)
         }
         """
@@ -53,13 +66,16 @@ extension OpenCLCodegen {
             launch(name, args + [.int(outputs)], items: outputs, local: 1, kernel: kernel)
             return
         }
-        let partials = scratch(bytes: parts * outputs * realSize)
-        generated.append(instantiate(KernelSources.reduceColumns, [
-            "$NAME": name + "_parts", "$PARAMS": "__global real* partials, \(params)",
-            "$KEPT": "", "$LOOPS": "for (int p = 0; p < \(parts); p++)", "$COORDS": "",
-            "$PROLOGUE": "v = partials[o * \(parts) + p];",
-        ]))
-        launch(name, args + [.scratch(partials), .int(parts * outputs)], items: parts * outputs, local: 1, kernel: kernel)
-        launch(name + "_parts", [.scratch(partials)] + args + [.int(outputs)], items: outputs, local: 64, kernel: kernel)
+        let partials = scratch(bytes: results.count * items * realSize)
+        launch(name, args + [.scratch(partials), .int(items)], items: items, local: 1, kernel: kernel)
+        for r in results {
+            let sum = name + "_parts" + (r == 0 ? "" : "\(r)")
+            generated.append(instantiate(KernelSources.reduceColumns, [
+                "$NAME": sum, "$PARAMS": "__global real* partials, \(params)",
+                "$KEPT": "", "$LOOPS": "for (int p = 0; p < \(parts); p++)", "$COORDS": "",
+                "$PROLOGUE": "v = partials[\(r * items) + o * \(parts) + p];", "$STORE": "\(pointer(outs[r]))[o] = result;",
+            ]))
+            launch(sum, [.scratch(partials)] + args + [.int(outputs)], items: outputs, local: 64, kernel: kernel)
+        }
     }
 }

@@ -75,4 +75,43 @@ import Kiln
         let b = try CPUExecutable<Double>(program: off).run(feeds: values)
         for (i, (u, v)) in zip(a, b).enumerated() { #expect(maxError(u.doubles, v.doubles) < 1e-12, "fetch \(i)") }
     }
+    /// Batch norm's gradient sums: three reductions of one space, none reading another, share
+    /// one kernel; a fourth that reads one of them's result does not join it. The same results
+    /// as unfused on the CPU backend and, where OpenCL exists, in both reduction forms
+    /// (a work-item per part of an output; a work-group per output with the tiled family).
+    @Test func reductionsOfOneSpaceShareAPass() throws {
+        func build(_ dtype: DType) throws -> (Graph, [Tensor], [Tensor: HostTensor]) {
+            let g = Graph()
+            let x = try g.placeholder("x", [4, 3, 9, 10], dtype), dy = try g.placeholder("dy", [4, 3, 9, 10], dtype)
+            let axes = [0, 2, 3]
+            let centered = try x - x.mean(axes: axes, keepDims: true)
+            let s1 = try dy.sum(axes: axes, keepDims: true)
+            let s2 = try (dy * centered).sum(axes: axes, keepDims: true)
+            let s3 = try (centered * centered).sum(axes: axes, keepDims: true)
+            let s4 = try (dy * s1 - centered).sum(axes: axes, keepDims: true)
+            let dx = try dy - centered * s2 / (s3 + 1) - s4
+            var rng = SeededGenerator(seed: 5)
+            func host(_ v: [Double], _ shape: Shape) throws -> HostTensor {
+                dtype == .float64 ? try HostTensor(v, shape: shape) : try HostTensor(v.map(Float.init), shape: shape)
+            }
+            let values = [x: try host(rng.uniform(x.shape.count, in: -2...3), x.shape), dy: try host(rng.uniform(dy.shape.count, in: -1...1), dy.shape)]
+            return (g, [dx, s1, s2, s3, s4], values)
+        }
+        let (g, fetch, values) = try build(.float64)
+        let all = try Compiler.compile(g, fetch: fetch, options: CompileOptions(fusion: true, realType: .float64))
+        let shared = all.kernels.filter { if case .reduce(_, _, let f) = $0.kind { return f.results.count > 1 }; return false }
+        #expect(shared.map(\.outputs.count) == [3], "\(all.listing())")
+        let unfused = try Compiler.compile(g, fetch: fetch, options: CompileOptions(fusion: false, realType: .float64))
+        let a = try CPUExecutable<Double>(program: all).run(feeds: values)
+        let b = try CPUExecutable<Double>(program: unfused).run(feeds: values)
+        for (i, (u, v)) in zip(a, b).enumerated() { #expect(maxError(u.doubles, v.doubles) < 1e-12, "fetch \(i)") }
+        guard let ctx = OpenCLSupport.context else { return }
+        let (g32, fetch32, values32) = try build(.float32)
+        for family in [nil, "tiled"] {
+            let (device, reference) = try openCLAndReference(g32, fetch: fetch32, values: values32, fusion: true, context: ctx, matmul: family)
+            for (i, (x, y)) in zip(device, reference).enumerated() {
+                #expect(maxError(x.doubles, y.doubles) < 1e-4, "\(family ?? "default") family, fetch \(i)")
+            }
+        }
+    }
 }
