@@ -69,17 +69,18 @@ enum MatmulTuner {
     static let minimumWork = 1 << 18
 
     /// A candidate that lost by this factor or more at every one of at least `pruneAfter` shapes
-    /// measured on a device is not measured at new shapes there (the tiled family on a CPU
-    /// device, the vector family on a GPU): measuring it would only cost driver builds.
-    static let pruneFactor = 3.0, pruneAfter = 2
+    /// measured on a device, or by `decisiveFactor` at one, is not measured at new shapes there
+    /// (the tiled family on a CPU device, the vector family on a GPU): measuring it would only
+    /// cost driver builds (PoCL: 0.2-0.3 s a kernel when its cache is cold).
+    static let pruneFactor = 3.0, pruneAfter = 2, decisiveFactor = 10.0
 
     /// The measured choice for every matmul kernel of `program` (by index in its schedule),
     /// measuring the shapes `cache` does not hold yet.
     ///
     /// Shapes are measured largest first (where the candidates differ most), in batches of one
-    /// program each: `pruneAfter` shapes with every candidate while the device has fewer
-    /// measured, then all the rest with the candidates not pruned; a shape left with one
-    /// candidate takes it unmeasured.
+    /// program each: one shape at a time while the device has fewer than `pruneAfter` measured,
+    /// then all the rest with the candidates not pruned; a shape left with one candidate takes
+    /// it unmeasured.
     static func choices(for program: Program, context: CLContext, options: OpenCLOptions, cache: KernelChoiceCache) throws -> [Int: Choice] {
         let device = context.device
         var shapes: [Int: MatmulShape] = [:]
@@ -103,7 +104,7 @@ enum MatmulTuner {
                 let open = candidates(s, device: device).filter { !pruned($0, of: s, measured: measured) }
                 if open.count <= 1 {
                     if let only = open.first { known[s] = only }
-                } else if measured.count >= pruneAfter || batch.count < pruneAfter - measured.count {
+                } else if measured.count >= pruneAfter || batch.isEmpty {
                     batch.append((s, open))
                 } else {
                     rest.append(s)
@@ -127,16 +128,18 @@ enum MatmulTuner {
     }
 
     /// Whether `candidate` lost by `pruneFactor` at every one of at least `pruneAfter` shapes
-    /// of `shape`'s float type measured on the device.
+    /// of `shape`'s float type measured on the device, or by `decisiveFactor` at all of at
+    /// least one.
     static func pruned(_ candidate: Choice, of shape: MatmulShape, measured: [String: KernelChoiceCache.Entry]) -> Bool {
         let name = candidate.description, prefix = "\(shape.realType) "
-        var losses = 0
+        var losses = 0, decisive = true
         for (key, e) in measured where key.hasPrefix(prefix) {
             guard let mine = e.milliseconds[name], let best = e.milliseconds.values.min() else { continue }
             if mine < pruneFactor * best { return false }
+            if mine < decisiveFactor * best { decisive = false }
             losses += 1
         }
-        return losses >= pruneAfter
+        return losses >= pruneAfter || (losses > 0 && decisive)
     }
 
     /// Seconds per run of the given candidates at each shape: one program per float type holding
