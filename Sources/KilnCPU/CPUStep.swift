@@ -95,8 +95,9 @@ struct CPUStep<T: KilnFloat> {
                 case (.rows(let w), _):
                     // Split by columns only where each thread's part of a row is long: narrow
                     // rows (a convolution's 32 channels) would have both threads read every line.
-                    WorkerPool.shared.run(parts: w >= 512 ? parts : 1) { part in
-                        let columns = w * part / parts..<w * (part + 1) / parts
+                    let split = w >= 512 ? parts : 1
+                    WorkerPool.shared.run(parts: split) { part in
+                        let columns = w * part / split..<w * (part + 1) / split
                         for r in stride(from: 0, to: count, by: w) { let row = x + r; for j in columns { out[j] += row[j] } }
                     }
                 case let (.repeated(q, period), .max):

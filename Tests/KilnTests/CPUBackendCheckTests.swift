@@ -12,3 +12,21 @@ import Kiln
         }
     }
 }
+
+/// Sums over the rows of a tall tensor (bias gradients) on the CPU backend's threads: every
+/// column added, whether the columns are split between the threads (wide rows) or not.
+@Suite struct ColumnSumTests {
+    @Test(arguments: [48, 24, 12, 600])
+    func everyColumnIsAdded(width: Int) throws {
+        let rows = 4099
+        let g = Graph()
+        let x = try g.placeholder("x", [rows, width], .float32)
+        let s = try x.sum(axes: [0])
+        var rng = SeededGenerator(seed: 1)
+        let v = rng.uniform(rows * width, in: -1...1).map(Float.init)
+        let program = try Compiler.compile(g, fetch: [s], options: CompileOptions(fusion: true, realType: .float32))
+        let got = try CPUExecutable<Float>(program: program).run(feeds: [x: try HostTensor(v, shape: x.shape)])[0].doubles
+        let want = (0..<width).map { c in (0..<rows).reduce(0.0) { $0 + Double(v[$1 * width + c]) } }
+        #expect(maxError(got, want) < 1e-3)
+    }
+}
