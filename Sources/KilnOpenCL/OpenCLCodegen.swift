@@ -380,21 +380,39 @@ struct OpenCLCodegen {
                 let scratch = scratchBytes.count
                 scratchBytes.append(parts * outputs * realSize)
                 let c = reduced[0]
-                let first = instantiate(KernelSources.reduceColumns, [
-                    "$PARAMS": params + "__global real* partials, ",
-                    "$KEPT": "const int part = o / \(outputs); " + space.keptCoordinates(output: "(o % \(outputs))"),
-                    // The same trip count for every work-item (see the lane loop below).
-                    "$LOOPS": "for (int k = 0; k < \(chunk); k++)",
-                    "$COORDS": "const int c\(c) = part * \(chunk) + k;" + (rows % chunk == 0 ? "" : " if (c\(c) >= \(rows)) continue;"),
-                    "$FINISH": "", "$STORE": "partials[o] = result;",
-                ])
-                let second = instantiate(KernelSources.reduceColumns, [
+                // CPU devices, a plain input: a work-item sums its rows of a block of columns with
+                // vector loads (the same additions in the same order).
+                let plain = f.code == [.load(0)] && ins[0].strides == nil && ins[0].shape.count == f.shape.count
+                if cpuForms, plain, op != .max, let w = [16, 8, 4].first(where: { outputs % $0 == 0 }) {
+                    let blocks = outputs / w
+                    generated.append("""
+                    __kernel void \(name)(\(params)__global real* partials, int items) {
+                        const int g = get_global_id(0);
+                        if (g >= items) return;
+                        const int part = g / \(blocks), block = g % \(blocks);
+                        __global const real* x = \(pointer(ins[0])) + block * \(w);
+                        float\(w) acc = (float\(w))(0);
+                        for (int r = part * \(chunk); r < min((part + 1) * \(chunk), \(rows)); r++) acc += vload\(w)(0, x + r * \(outputs));
+                        vstore\(w)(acc, 0, partials + part * \(outputs) + block * \(w));
+                    }
+                    """)
+                    launch(name, bufferArgs + [.scratch(scratch), .int(parts * blocks)], items: parts * blocks, local: 1, kernel: index)
+                } else {
+                    generated.append(instantiate(KernelSources.reduceColumns, [
+                        "$PARAMS": params + "__global real* partials, ",
+                        "$KEPT": "const int part = o / \(outputs); " + space.keptCoordinates(output: "(o % \(outputs))"),
+                        // The same trip count for every work-item (see the lane loop below).
+                        "$LOOPS": "for (int k = 0; k < \(chunk); k++)",
+                        "$COORDS": "const int c\(c) = part * \(chunk) + k;" + (rows % chunk == 0 ? "" : " if (c\(c) >= \(rows)) continue;"),
+                        "$FINISH": "", "$STORE": "partials[o] = result;",
+                    ]))
+                    launch(name, bufferArgs + [.scratch(scratch), .int(parts * outputs)], items: parts * outputs, local: 64, kernel: index)
+                }
+                generated.append(instantiate(KernelSources.reduceColumns, [
                     "$NAME": name + "_parts", "$PARAMS": "__global real* partials, __global real* b\(outs[0].location.buffer), ",
                     "$KEPT": "", "$LOOPS": "for (int p = 0; p < \(parts); p++)", "$COORDS": "",
                     "$PROLOGUE": "v = partials[p * \(outputs) + o];",
-                ])
-                generated += [first, second]
-                launch(name, bufferArgs + [.scratch(scratch), .int(parts * outputs)], items: parts * outputs, local: 64, kernel: index)
+                ]))
                 launch(name + "_parts", [.scratch(scratch), .buffer(outs[0].location.buffer), .int(outputs)], items: outputs, local: 64, kernel: index)
                 break
             }

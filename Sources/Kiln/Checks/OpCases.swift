@@ -94,12 +94,16 @@ public enum OpCases {
         }
         // Over 1024 values per output, and few outputs: the work-group reduction, not a work-item per output.
         let (wide, tall, short) = (d(70000, 1500), d(4099, 1100), d(1000, 300))
-        cases.append(OpCase("reduce: long rows and columns [3,\(wide)], [\(tall),5], [3,\(short)]", seed: 11) { g in
+        // Columns in blocks of 16, 8 and 4 (vector loads on CPU devices) and of none.
+        cases.append(OpCase("reduce: long rows and columns [3,\(wide)], [\(tall),5|48|24|12], [3,\(short)]", seed: 11) { g in
             let w = try g.input("wide", [3, wide]), t = try g.input("tall", [tall, 5])
             g.output("sum [3,\(wide)] axis 1", try w.sum(axes: [1]))
             g.output("max [3,\(wide)] all", try w.max())
             g.output("mean [\(tall),5] axis 0", try t.mean(axes: [0]))
             g.output("max [\(tall),5] axis 0", try t.max(axes: [0], keepDims: true))
+            g.output("sum [\(tall),48] axis 0", try g.input("tall48", [tall, 48]).sum(axes: [0]))
+            g.output("mean [\(tall),24] axis 0", try g.input("tall24", [tall, 24]).mean(axes: [0]))
+            g.output("sum [\(tall),3,4] axis 0", try g.input("tall12", [tall, 3, 4]).sum(axes: [0]))
             g.output("sum [3,\(short)] axis 1", try g.input("short", [3, short]).sum(axes: [1]))
         })
         let (p0, p1) = (d(127, 9), d(129, 11))
