@@ -173,3 +173,23 @@ KILN_CLONES void kiln_softmax_rows_f32(const float *x, float *y, long rows, long
         for (long k = 0; k < n; k++) yr[k] *= scale;
     }
 }
+
+// Philox4x32-10 (KilnGraph's Philox): element i's block for counter (first + i, counter, 0, 0)
+// under key (seed, stream); its first word's top 24 bits over 2^24, exact in float. The ten
+// rounds over a vector of elements at once (32 x 32 -> 64-bit multiplies).
+KILN_CLONES void kiln_philox_uniform_f32(float *r, long n, uint32_t first, uint32_t counter, uint32_t seed, uint32_t stream) {
+    for (long i = 0; i < n; i++) {
+        uint32_t c0 = first + (uint32_t)i, c1 = counter, c2 = 0, c3 = 0, k0 = seed, k1 = stream;
+        for (int round = 0; round < 10; round++) {
+            const uint64_t p0 = (uint64_t)0xD2511F53u * c0, p1 = (uint64_t)0xCD9E8D57u * c2;
+            const uint32_t n0 = (uint32_t)(p1 >> 32) ^ c1 ^ k0, n2 = (uint32_t)(p0 >> 32) ^ c3 ^ k1;
+            c1 = (uint32_t)p1;
+            c3 = (uint32_t)p0;
+            c0 = n0;
+            c2 = n2;
+            k0 += 0x9E3779B9u;
+            k1 += 0xBB67AE85u;
+        }
+        r[i] = (float)(c0 >> 8) / 16777216.0f;
+    }
+}

@@ -288,9 +288,14 @@ struct CPUStep<T: KilnFloat> {
                 let c = UInt32(bitPattern: counter[0])
                 // Each element's number depends on its index alone: any split gives the same values.
                 WorkerPool.shared.run(parts: parts) { part in
-                    for i in count * part / parts..<count * (part + 1) / parts {
-                        out[i] = T(Philox.uniform(index: UInt32(i), counter: c, seed: seed, stream: stream))
+                    let range = count * part / parts..<count * (part + 1) / parts
+                    if T.self == Float.self {
+                        // In C, a vector of elements at a time: the same words, so the same values.
+                        let r = UnsafeMutableRawPointer(out + range.lowerBound).assumingMemoryBound(to: Float.self)
+                        kiln_philox_uniform_f32(r, range.count, UInt32(truncatingIfNeeded: range.lowerBound), c, seed, stream)
+                        return
                     }
+                    for i in range { out[i] = T(Philox.uniform(index: UInt32(i), counter: c, seed: seed, stream: stream)) }
                 }
             }
 

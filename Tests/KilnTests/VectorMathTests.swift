@@ -5,7 +5,7 @@ import CVectorMath
 import KilnGraph
 import Kiln
 
-/// The C loops of CVectorMath (exp, tanh, GELU, the fused evaluator's passes, softmax rows; cloned for
+/// The C loops of CVectorMath (exp, tanh, GELU, dropout's draws, the fused evaluator's passes, softmax rows; cloned for
 /// the CPU's widest vectors) against the Swift code they stand for: the same bits.
 @Suite struct VectorMathTests {
     /// A sweep over and past exp's range (overflow, the subnormals, underflow to 0), large
@@ -85,6 +85,19 @@ import Kiln
         var y = Array(x.prefix(1001))
         y.withUnsafeMutableBufferPointer { FusedEvaluator<Float>.geluDerivative($0.baseAddress!, $0.baseAddress!, 1001) }
         #expect(y.indices.allSatisfy { Self.same(y[$0], slope[$0]) })
+    }
+
+    /// Dropout's draws in C against KilnGraph's Philox, element for element, from an odd start
+    /// (the clones' remainder loops) and across the counter's wrap.
+    @Test func philoxDrawsMatchTheSwiftGenerator() {
+        for (first, counter, seed, stream) in [(UInt32(0), UInt32(0), UInt32(0), UInt32(0)), (77, 12345, 1, 2), (UInt32.max - 500, 9, 0xDEAD_BEEF, 7)] {
+            var r = [Float](repeating: -1, count: 1001)
+            kiln_philox_uniform_f32(&r, 1001, first, counter, seed, stream)
+            let differ = r.indices.filter {
+                r[$0] != Float(Philox.uniform(index: first &+ UInt32($0), counter: counter, seed: seed, stream: stream))
+            }.count
+            #expect(differ == 0, "start \(first), counter \(counter)")
+        }
     }
 
     /// The fused evaluator's passes for Float (C, in chunks of 16 and a tail) against the scalar

@@ -1,10 +1,12 @@
 // The CPU backend's float loops over arrays, compiled for the widest vectors the CPU has:
-// exp, tanh, GELU, softmax rows and the fused evaluator's arithmetic passes. Swift compiles for the baseline
+// exp, tanh, GELU, softmax rows, the fused evaluator's arithmetic passes and dropout's draws. Swift compiles for the baseline
 // x86-64 (SSE2, 4 floats a vector); these loops are cloned for AVX-512 and AVX2 and picked when
 // the program loads. Each computes exactly what the Swift scalar code does, operation for
 // operation (no fused multiply-adds), so results agree to the bit whichever clone runs.
 #ifndef KILN_VECTOR_MATH_H
 #define KILN_VECTOR_MATH_H
+
+#include <stdint.h>
 
 // r[i] = exp(x[i]) for i < n: Cephes' expf, within 2 ulp (KilnFloat's polynomialExp).
 // r is x or does not overlap it.
@@ -35,5 +37,8 @@ void kiln_scaled_f32(int form, float *r, const float *x, float s, const float *y
 // its order (8 running maxima, the shift, exp, 8 running sums combined pairwise, the scale by
 // 1 / sum), so the same bits.
 void kiln_softmax_rows_f32(const float *x, float *y, long rows, long n);
+
+// r[i] = Philox.uniform(index: first + i, counter, seed, stream) for i < n: dropout's draws.
+void kiln_philox_uniform_f32(float *r, long n, uint32_t first, uint32_t counter, uint32_t seed, uint32_t stream);
 
 #endif
