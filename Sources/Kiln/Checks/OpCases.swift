@@ -112,6 +112,10 @@ public enum OpCases {
             g.output("sum of squares axis 1", try (x * x).sum(axes: [1]))
             g.output("mean of exp axis 0", try x.exp().mean(axes: [0]))
             g.output("max of tanh all", try x.tanh().max())
+            // Lanes of 24 and 12 (vector registers of 8 and 4 on CPU devices), a per-channel load.
+            let y = try g.input("y", [6, 4, 24]), z = try g.input("z", [6, 4, 12]), scale = try g.input("scale", [1, 4, 1])
+            g.output("sum of squares [6,4,24] axes 0,2", try (y * y).sum(axes: [0, 2]))
+            g.output("mean of -(z - 1) * scale, [6,4,12] axes 0,2", try (-((z - 1) * scale)).mean(axes: [0, 2], keepDims: true))
         })
         // Edges of every tile and vector panel; N of 64 and 128 fill whole vector panels (B
         // untransposed is then read in place).
