@@ -114,4 +114,25 @@ import Kiln
             }
         }
     }
+    /// Shared reductions in the forms that take them one at a time (sums over rows: the column
+    /// form; few elements per output: a work-item per output): the same values.
+    @Test func sharedReductionsInOtherFormsRunApart() throws {
+        let g = Graph()
+        let a = try g.placeholder("a", [2000, 24], .float32), b = try g.placeholder("b", [2000, 24], .float32)
+        let c = try g.placeholder("c", [300, 5], .float32), d = try g.placeholder("d", [300, 5], .float32)
+        let fetch = [try (a * 2).sum(axes: [0]), try (b - 1).sum(axes: [0]), try c.sum(axes: [1]), try (d * d).sum(axes: [1])]
+        var rng = SeededGenerator(seed: 8)
+        var values: [Tensor: HostTensor] = [:]
+        for x in [a, b, c, d] { values[x] = try HostTensor(rng.uniform(x.shape.count, in: -1...1).map(Float.init), shape: x.shape) }
+        let program = try Compiler.compile(g, fetch: fetch, options: CompileOptions(fusion: true, realType: .float32))
+        let shared = program.kernels.filter { if case .reduce(_, _, let f) = $0.kind { return f.results.count > 1 }; return false }
+        #expect(shared.map(\.outputs.count) == [2, 2], "\(program.listing())")
+        guard let ctx = OpenCLSupport.context else { return }
+        for family in [nil, "tiled"] {
+            let (device, reference) = try openCLAndReference(g, fetch: fetch, values: values, fusion: true, context: ctx, matmul: family)
+            for (i, (x, y)) in zip(device, reference).enumerated() {
+                #expect(maxError(x.doubles, y.doubles) < 1e-4, "\(family ?? "default") family, fetch \(i)")
+            }
+        }
+    }
 }
