@@ -14,8 +14,9 @@ import KilnGraph
 /// in place with its strides. A cheap elementwise node (arithmetic, reading at most one tensor
 /// of its own size) whose consumers lie in several groups is computed again in each of them
 /// instead of being materialized: they read its input instead of it, and its kernel, write and
-/// read are saved (batch norm's centered and normalized values). With fusion off, every op is
-/// a kernel.
+/// read are saved (batch norm's centered and normalized values). Reductions of one space that
+/// do not read each other share one kernel, whose pass reads their inputs once. With fusion off,
+/// every op is a kernel.
 struct Fusion {
     struct Group {
         var shape: Shape
