@@ -72,16 +72,15 @@ static inline float kiln_tanh1(float v) {
 KILN_CLONES void kiln_tanh_f32(const float *x, float *r, long n) { KILN_MAP(kiln_tanh1) }
 
 // GELU's tanh approximation and its derivative, with the products in Swift's left-to-right order.
-static inline float kiln_gelu1(float v) {
-    const float a = 0.044715f, c = 0.7978845608028654f;
-    const float t = kiln_tanh1(c * (v + a * v * v * v));
-    return 0.5f * v * (1.0f + t);
-}
+static const float gelu_a = 0.044715f, gelu_c = 0.7978845608028654f;
+
+static inline float kiln_gelu_tanh(float v) { return kiln_tanh1(gelu_c * (v + gelu_a * v * v * v)); }
+
+static inline float kiln_gelu1(float v) { return 0.5f * v * (1.0f + kiln_gelu_tanh(v)); }
 
 static inline float kiln_gelu_derivative1(float v) {
-    const float a = 0.044715f, c = 0.7978845608028654f;
-    const float t = kiln_tanh1(c * (v + a * v * v * v));
-    return 0.5f * (1.0f + t) + 0.5f * v * (1.0f - t * t) * c * (1.0f + 3.0f * a * v * v);
+    const float t = kiln_gelu_tanh(v);
+    return 0.5f * (1.0f + t) + 0.5f * v * (1.0f - t * t) * gelu_c * (1.0f + 3.0f * gelu_a * v * v);
 }
 
 KILN_CLONES void kiln_gelu_f32(const float *x, float *r, long n) { KILN_MAP(kiln_gelu1) }

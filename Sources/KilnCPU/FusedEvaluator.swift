@@ -407,12 +407,7 @@ extension FusedEvaluator {
     /// the same steps in C (CVectorMath), the same bits.
     static func gelu(_ x: UnsafePointer<T>, _ r: UnsafeMutablePointer<T>, _ n: Int) {
         if T.self == Float.self { return kiln_gelu_f32(UnsafeRawPointer(x).assumingMemoryBound(to: Float.self), float(r), n) }
-        withUnsafeTemporaryAllocation(of: T.self, capacity: n) { u in
-            let (a, c): (T, T) = (0.044715, 0.7978845608028654)
-            for e in 0..<n { u[e] = c * (x[e] + a * x[e] * x[e] * x[e]) }
-            T.tanh(u.baseAddress!, into: u.baseAddress!, count: n)
-            for e in 0..<n { r[e] = 0.5 * x[e] * (1 + u[e]) }
-        }
+        withGeluTanh(x, n) { t in for e in 0..<n { r[e] = 0.5 * x[e] * (1 + t[e]) } }
     }
 
     /// GELU's derivative over `n` values, with the block tanh; `r` may be `x`. Float: in C, as
@@ -421,14 +416,22 @@ extension FusedEvaluator {
         if T.self == Float.self {
             return kiln_gelu_derivative_f32(UnsafeRawPointer(x).assumingMemoryBound(to: Float.self), float(r), n)
         }
-        withUnsafeTemporaryAllocation(of: T.self, capacity: n) { u in
+        withGeluTanh(x, n) { u in
             let (a, c): (T, T) = (0.044715, 0.7978845608028654)
-            for e in 0..<n { u[e] = c * (x[e] + a * x[e] * x[e] * x[e]) }
-            T.tanh(u.baseAddress!, into: u.baseAddress!, count: n)
             for e in 0..<n {
                 let (v, t) = (x[e], u[e])
                 r[e] = 0.5 * (1 + t) + 0.5 * v * (1 - t * t) * c * (1 + 3 * a * v * v)
             }
+        }
+    }
+
+    /// tanh(√(2/π)·(x + 0.044715·x³)) of `n` values, with the block tanh, handed to `body`.
+    private static func withGeluTanh(_ x: UnsafePointer<T>, _ n: Int, _ body: (UnsafePointer<T>) -> Void) {
+        withUnsafeTemporaryAllocation(of: T.self, capacity: n) { u in
+            let (a, c): (T, T) = (0.044715, 0.7978845608028654)
+            for e in 0..<n { u[e] = c * (x[e] + a * x[e] * x[e] * x[e]) }
+            T.tanh(u.baseAddress!, into: u.baseAddress!, count: n)
+            body(u.baseAddress!)
         }
     }
 

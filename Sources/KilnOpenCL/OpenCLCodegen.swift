@@ -357,7 +357,7 @@ struct OpenCLCodegen {
             // CPU devices, where the innermost reduced axis is contiguous (not column sums: a
             // work-item per group of columns measured no faster than the kernels below).
             if matmul == .vector, outputs > 0, count > 64, let lane = reduced.last, space.axes[lane].strides[0] == 1 {
-                emitReductionPerItem(name: name, params: params, args: bufferArgs, space: space, lane: lane, f: f, loads: ins,
+                emitReductionPerItem(name: name, params: params, args: bufferArgs, op: op, space: space, lane: lane, f: f, loads: ins,
                                      outputs: outs, finish: common["$FINISH"]!, instantiate: instantiate, outputs: outputs, kernel: index)
                 break
             }

@@ -13,7 +13,7 @@ extension OpenCLCodegen {
     /// Several results (reductions sharing a pass) each get their accumulators, partials and
     /// parts' sum. `instantiate` fills Kernels/reduce_columns.cl (the parts' sum) with the
     /// reduction's common values; `finish` turns a combined value into the result.
-    mutating func emitReductionPerItem(name: String, params: String, args: [LaunchSpec.Arg], space: ReductionSpace, lane: Int,
+    mutating func emitReductionPerItem(name: String, params: String, args: [LaunchSpec.Arg], op: ReduceOp, space: ReductionSpace, lane: Int,
                                        f: FusedCode, loads: [Operand], outputs outs: [Operand], finish: String,
                                        instantiate: (String, [String: String]) -> String, outputs: Int, kernel: Int) {
         let outer = space.reducedAxes.dropLast(), results = f.results.indices
@@ -21,10 +21,9 @@ extension OpenCLCodegen {
         // Enough work-items to keep every core busy to the end (rows split into parts).
         let parts = min(rows, max(1, (256 + outputs - 1) / outputs)), chunk = (rows + parts - 1) / parts
         let items = parts * outputs
+        let store = perItemStores(outs, finish: finish, parts: parts, items: items)
         // Sums and means (a max keeps the scalar form).
-        if instantiate("$COMBINE", [:]) == "red_sum",
-           let text = vectorPerItem(name: name, space: space, lane: lane, f: f, loads: loads, outputs: outs, finish: finish,
-                                    parts: parts, chunk: chunk, items: items) {
+        if op != .max, let text = vectorPerItem(space: space, lane: lane, f: f, loads: loads, store: store, parts: parts, chunk: chunk) {
             generated.append(instantiate(text, [:]))
             emitPartsSums(name: name, params: params, args: args, outputs: outs, parts: parts, items: items, count: outputs,
                           instantiate: instantiate, kernel: kernel)
@@ -46,9 +45,6 @@ extension OpenCLCodegen {
             let a = (0..<8).map { "acc\(r)_\($0)" }
             return "const real result\(r) = COMBINE(COMBINE(COMBINE(\(a[0]), \(a[1])), COMBINE(\(a[2]), \(a[3]))), COMBINE(COMBINE(\(a[4]), \(a[5])), COMBINE(\(a[6]), \(a[7]))));"
         }.joined(separator: "\n    ")
-        let store = results.map { r in
-            parts == 1 ? "\(pointer(outs[r]))[o] = result\(r)\(finish);" : "partials[\(r * items) + g] = result\(r);"
-        }.joined(separator: " ")
         var text = """
         __kernel void $NAME($PARAMS\(parts == 1 ? "" : "__global real* partials, ")int items) {
             const int g = get_global_id(0);
@@ -73,6 +69,14 @@ extension OpenCLCodegen {
         generated.append(text)
         emitPartsSums(name: name, params: params, args: args, outputs: outs, parts: parts, items: items, count: outputs,
                       instantiate: instantiate, kernel: kernel)
+    }
+
+    /// Where the per-item forms put each result: in its output, finished, or where the rows were
+    /// split into parts, in the partials (result by result, output by output, part by part).
+    private func perItemStores(_ outs: [Operand], finish: String, parts: Int, items: Int) -> String {
+        outs.indices.map { r in
+            parts == 1 ? "\(pointer(outs[r]))[o] = result\(r)\(finish);" : "partials[\(r * items) + g] = result\(r);"
+        }.joined(separator: " ")
     }
 
     /// The per-item reduction's launch, and where its rows were split into parts, each result's
@@ -101,8 +105,8 @@ extension OpenCLCodegen {
     /// it stays), in two accumulators per result, then adds the lanes. For float32 programs on
     /// CPU devices, prologues of arithmetic alone, and lanes a multiple of 4 long; else nil.
     /// Batch norm's sums: 8 scalar accumulators ran at 16-18 GB/s on PoCL.
-    private func vectorPerItem(name: String, space: ReductionSpace, lane: Int, f: FusedCode, loads: [Operand], outputs outs: [Operand],
-                               finish: String, parts: Int, chunk: Int, items: Int) -> String? {
+    private func vectorPerItem(space: ReductionSpace, lane: Int, f: FusedCode, loads: [Operand], store: String, parts: Int,
+                               chunk: Int) -> String? {
         let length = space.axes[lane].size
         guard cpuForms, let w = [16, 8, 4].first(where: { length % $0 == 0 }) else { return nil }
         let vector = "float\(w)"
@@ -133,9 +137,6 @@ extension OpenCLCodegen {
         let lanes = { (v: String) in
             w == 16 ? "sum8(\(v).lo + \(v).hi)" : w == 8 ? "sum8(\(v))" : "((\(v).x + \(v).y) + (\(v).z + \(v).w))"
         }
-        let store = results.map { r in
-            parts == 1 ? "\(pointer(outs[r]))[o] = result\(r)\(finish);" : "partials[\(r * items) + g] = result\(r);"
-        }.joined(separator: " ")
         let outer = Array(space.reducedAxes.dropLast()), rows = outer.map { space.axes[$0].size }.reduce(1, *)
         return """
         __kernel void $NAME($PARAMS\(parts == 1 ? "" : "__global real* partials, ")int items) {
