@@ -15,6 +15,10 @@ public final class KernelChoiceCache: @unchecked Sendable {
         public let milliseconds: [String: Double]
     }
 
+    /// The file format's version. 2: the vector family's second register block became a
+    /// candidate, so choices measured without it are measured again.
+    public static let version = 2
+
     /// The file, nil to keep choices in memory only.
     public let file: URL?
     private let lock = NSLock()
@@ -76,7 +80,7 @@ public final class KernelChoiceCache: @unchecked Sendable {
         for (d, shapes) in merged {
             object[d] = shapes.mapValues { ["choice": $0.choice, "ms": $0.milliseconds] as [String: Any] }
         }
-        guard let data = try? JSONSerialization.data(withJSONObject: ["version": 1, "devices": object], options: [.sortedKeys, .prettyPrinted])
+        guard let data = try? JSONSerialization.data(withJSONObject: ["version": Self.version, "devices": object], options: [.sortedKeys, .prettyPrinted])
         else { return }
         try? FileManager.default.createDirectory(at: file.deletingLastPathComponent(), withIntermediateDirectories: true)
         try? data.write(to: file, options: .atomic)
@@ -93,7 +97,7 @@ public final class KernelChoiceCache: @unchecked Sendable {
     private static func read(_ file: URL) -> [String: [String: Entry]] {
         guard let data = try? Data(contentsOf: file),
               let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-              object["version"] as? Int == 1, let devices = object["devices"] as? [String: [String: Any]] else { return [:] }
+              object["version"] as? Int == version, let devices = object["devices"] as? [String: [String: Any]] else { return [:] }
         var result: [String: [String: Entry]] = [:]
         for (d, shapes) in devices {
             for (shape, value) in shapes {

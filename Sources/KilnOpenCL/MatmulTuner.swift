@@ -49,9 +49,27 @@ enum MatmulTuner {
             $0.localBytes(realSize: realSize) <= Int(device.localMemoryBytes) && $0.workItems <= device.maxWorkGroupSize
         }
         var all = tiles.map(Choice.tiled)
-        if shape.realType == .float32 && wideVectors(device) { all.insert(.vector, at: 0) }
+        if shape.realType == .float32 && wideVectors(device) {
+            all.insert(.vector, at: 0)
+            if device.nativeFloatWidth >= 16 && min(shape.m, shape.n) >= wideBlock.vectors * 16
+                && shape.batches * shape.m * shape.n * shape.k >= wideBlockWork {
+                all.insert(.vectorBlock(rows: wideBlock.rows, vectors: wideBlock.vectors), at: 1)
+            }
+        }
         return all
     }
+
+    /// The vector family's second register block on AVX-512 devices, for products at least 64
+    /// wide: 6 rows of 64 columns (24 accumulators, as the default 12 x 32) read each row of A
+    /// once per 64 columns instead of 32, and B's panel row in 4 loads per 6 broadcasts of A.
+    /// The convolutions' products ([N·H·W, 288] by [288, 64] and their gradients) run 10-20%
+    /// faster with it on PoCL; a product under 64 wide would waste the padded panel.
+    static let wideBlock = (rows: 6, vectors: 4)
+
+    /// Products of fewer multiply-adds than this (2^25) do not measure the wide block: its
+    /// build costs PoCL about 0.3 s per shape on a cold load, more than its 2-10% saves on a
+    /// product of 0.1 ms or less in an epoch (the MLP's matmuls; its cold load went 1.4 -> 3.3 s).
+    static let wideBlockWork = 1 << 25
 
     /// Whether the device's native float vector is 4 wide or more: one work-item's vector is
     /// then the device's SIMD register (PoCL on AVX2 or AVX-512), as the vector family assumes.

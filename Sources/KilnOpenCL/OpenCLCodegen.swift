@@ -67,23 +67,35 @@ struct OpenCLCodegen {
         }
     }
 
-    /// What one matmul kernel runs as: the vector family, or the tiled family with a tile.
+    /// What one matmul kernel runs as: the vector family (with the device's register block, or
+    /// another measured one), or the tiled family with a tile.
     enum MatmulChoice: Hashable, CustomStringConvertible {
         case vector
+        /// The vector family with a register block of `rows` rows of `vectors` float16s.
+        case vectorBlock(rows: Int, vectors: Int)
         case tiled(Tile)
 
         var description: String {
             switch self {
             case .vector: return "vector"
+            case let .vectorBlock(r, v): return "vector:\(r)x\(v)"
             case .tiled(let t): return "tiled:\(t)"
             }
         }
 
-        /// `vector` or `tiled:<tile>`, as `description` writes it.
+        /// Whether it is the vector family, with any block.
+        var isVector: Bool { if case .tiled = self { return false }; return true }
+
+        /// `vector`, `vector:<rows>x<float16s>` or `tiled:<tile>`, as `description` writes it.
         init(_ text: String) throws {
             if text == "vector" { self = .vector; return }
+            if text.hasPrefix("vector:") {
+                let b = try OpenCLOptions.VectorBlock(String(text.dropFirst(7)))
+                self = .vectorBlock(rows: b.rows, vectors: b.vectors)
+                return
+            }
             guard text.hasPrefix("tiled:") else {
-                throw KilnError.invalidArgument(op: "kernel choice", message: "'\(text)' is not vector or tiled:<tile>")
+                throw KilnError.invalidArgument(op: "kernel choice", message: "'\(text)' is not vector, vector:<rows>x<float16s> or tiled:<tile>")
             }
             self = .tiled(try Tile.parse(text.dropFirst(6)))
         }
@@ -485,9 +497,11 @@ struct OpenCLCodegen {
             // The vector family is float32 only: a float64 program's matmuls take tiles.
             let tiled = MatmulChoice.tiled(tile ?? Tile.choose(m: m * batches, n: n, computeUnits: computeUnits, fits: fits))
             var choice = choices[index] ?? (matmul == .vector ? .vector : tiled)
-            if choice == .vector && program.realType != .float32 { choice = tiled }
+            if choice.isVector && program.realType != .float32 { choice = tiled }
             chosen[index] = choice
-            if choice == .vector {
+            if choice.isVector {
+                var block = self.block
+                if case let .vectorBlock(r, v) = choice { block = (r, v) }
                 // B's rows in panels of the block's width: read in place when untransposed, whole panels and within L2 (nothing to pack), else packed first, which pays off when B streams from memory.
                 let width = 16 * block.vectors, padded = (n + width - 1) / width * width
                 let inPlace = !tb && n % width == 0 && !packAlways

@@ -81,7 +81,7 @@ import Kiln
         let exe = try OpenCLExecutable(program: program, context: ctx, options: options)
         #expect(exe.matmulKernels.count == 3)
         let object = try JSONSerialization.jsonObject(with: Data(contentsOf: file)) as? [String: Any]
-        #expect(object?["version"] as? Int == 1)
+        #expect(object?["version"] as? Int == KernelChoiceCache.version)
     }
 
     /// A product under `minimumWork` is not measured: it takes the default family.
@@ -137,9 +137,10 @@ import Kiln
     }
 
     @Test func choicesReadBackAsWritten() throws {
-        for c: OpenCLCodegen.MatmulChoice in [.vector, .tiled(.large), .tiled(.small)] {
+        for c: OpenCLCodegen.MatmulChoice in [.vector, .vectorBlock(rows: 6, vectors: 4), .tiled(.large), .tiled(.small)] {
             #expect(try OpenCLCodegen.MatmulChoice(c.description) == c)
         }
+        #expect(throws: KilnError.self) { try OpenCLCodegen.MatmulChoice("vector:0x4") }
         #expect(throws: KilnError.self) { try OpenCLCodegen.MatmulChoice("tiled") }
         #expect(throws: KilnError.self) { try OpenCLCodegen.MatmulChoice("fast") }
     }

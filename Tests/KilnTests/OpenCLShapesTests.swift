@@ -22,6 +22,23 @@ import Kiln
         }
     }
 
+    /// The vector family with its second register block (`MatmulTuner.wideBlock`, 64 columns):
+    /// the cases with matmuls, whose sizes leave partial blocks and panels.
+    @Test func wideVectorBlock() throws {
+        guard let ctx = OpenCLSupport.context else { return }
+        var options = try OpenCLOptions.fromEnvironment()
+        options.matmul = .vector
+        options.vectorBlock = try .init(rows: MatmulTuner.wideBlock.rows, vectors: MatmulTuner.wideBlock.vectors)
+        let cases = try OpCases.parity.filter { try $0.kinds().contains(.matmul) }
+        let pairs = try CaseGraph(cases).compare(fusion: true) {
+            try OpenCLExecutable(program: $0, context: ctx, options: options)
+        }
+        for p in pairs {
+            let (_, rel) = DeviceCheck.errors(p.device, p.oracle)
+            #expect(rel < DeviceCheck.opTolerance, "\(p.label) vector:6x4: \(rel)")
+        }
+    }
+
     /// The tiled family with the large GPU tile and an uneven one, at edges and at exact
     /// multiples of the tile (no bounds checks), every transpose, with a bias epilogue.
     @Test(arguments: ["tiled:128x128x16:8x8", "tiled:32x64x8:2x8"])
