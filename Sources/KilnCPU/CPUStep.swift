@@ -9,6 +9,31 @@ struct CPUStep<T: KilnFloat> {
 
     /// Values of the shared workspace a kernel uses: a fused matmul's product, or a reduction's
     /// computed input.
+    /// For a sum or mean whose input is computed (not one input read as it is), over runs of
+    /// neighbours that fit the evaluator's block: the run's length and the outputs. nil otherwise.
+    static func runSums(_ op: ReduceOp, axes: [Int], _ code: FusedCode, loads: [Shape]) -> (run: Int, outputs: Int)? {
+        guard op == .sum || op == .mean, !(code.code.count == 1 && code.results == [0]) else { return nil }
+        let shape = code.shape
+        let kept = Shape(shape.dims.enumerated().map { axes.contains($0.offset) ? 1 : $0.element })
+        var strides = kept.strides
+        for a in axes { strides[a] = 0 }
+        guard kept.count > 1, case let .repeated(q, period) = FusedEvaluator<T>.broadcast(stridedOffsets(shape, strides), inputCount: kept.count),
+              q <= FusedEvaluator<T>.blockSize else { return nil }
+        // A result with one value for every element (of constants and one-element inputs) has
+        // no block of values.
+        var uniform: [Bool] = []
+        for instr in code.code {
+            switch instr {
+            case .load(let j): uniform.append(loads[j].count == 1)
+            case .accumulator: uniform.append(false)
+            case .constant: uniform.append(true)
+            case let .unary(_, a): uniform.append(uniform[a])
+            case let .binary(_, a, b): uniform.append(uniform[a] && uniform[b])
+            }
+        }
+        return code.results.contains { uniform[$0] } ? nil : (q, period)
+    }
+
     static func workspaceCount(_ kernel: Kernel) -> Int {
         switch kernel.kind {
         case .matmul(_, _, .some): return kernel.outputs[0].shape.count
@@ -43,6 +68,36 @@ struct CPUStep<T: KilnFloat> {
             let eval = FusedEvaluator<T>(code, loads: ins.map { (real($0), $0.shape) }, targets: outs.map(real),
                                          sparse: sparseIn.map { [$0.input: $0.rows] } ?? [:])
             run = { eval.run() }
+
+        case let .reduce(op, axes, code) where Self.runSums(op, axes: axes, code, loads: ins.map(\.shape)) != nil:
+            // Sums over runs of neighbours (a batch norm's per-channel sums over an NCHW batch)
+            // of computed values: each run computed in registers and added as it comes, so the
+            // input is never stored, and reductions sharing a pass read their inputs once.
+            let (q, period) = Self.runSums(op, axes: axes, code, loads: ins.map(\.shape))!
+            let eval = FusedEvaluator<T>(code, loads: ins.map { (real($0), $0.shape) }, workspace: workspace)
+            precondition(!eval.hasUniformResult, "\(what): a uniform result in a sum over runs")
+            let targets = outs.map(real), results = code.results, runs = code.shape.count / q
+            let n = T(code.shape.count / period), parts = max(1, min(eval.workers, period))
+            // Neighbouring runs belong to neighbouring outputs: as many as fit a block are
+            // computed at once, and each output still adds its runs in order.
+            let perBlock = max(1, FusedEvaluator<T>.blockSize / q)
+            run = {
+                for t in targets { t.update(repeating: 0, count: period) }
+                WorkerPool.shared.run(parts: parts) { part in
+                    let (k0, k1) = (period * part / parts, period * (part + 1) / parts)
+                    for first in stride(from: 0, to: runs, by: period) {
+                        for k in stride(from: k0, to: k1, by: perBlock) {
+                            let count = min(perBlock, k1 - k)
+                            eval.withValues(start: (first + k) * q, count: count * q, worker: part) { values in
+                                for (t, res) in zip(targets, results) {
+                                    for j in 0..<count { t[k + j] += RowReductions<T>.sum(values[res] + j * q, q) }
+                                }
+                            }
+                        }
+                    }
+                }
+                if op == .mean { for t in targets { for k in 0..<period { t[k] /= n } } }
+            }
 
         case .reduce(_, _, let shared) where shared.results.count > 1:
             // Reductions sharing a pass: one after another here, each computing its own input
@@ -158,8 +213,30 @@ struct CPUStep<T: KilnFloat> {
                 _ = eval?.run()
             }
 
+        case .node(.transpose(let perm)) where T.self == Float.self && ins[0].shape.batchedTranspose(perm) != nil && blas:
+            // [B, R, C] to [B, C, R] (a convolution's NHWC product to NCHW and back): 8 x 8
+            // tiles in C. Threads take whole matrices, or row ranges of each where they are few.
+            let (batch, rows, cols) = ins[0].shape.batchedTranspose(perm)!
+            let x = UnsafeRawPointer(real(ins[0])).assumingMemoryBound(to: Float.self)
+            let y = UnsafeMutableRawPointer(real(outs[0])).assumingMemoryBound(to: Float.self)
+            let parts = max(1, min(WorkerPool.shared.threads, batch * rows * cols / 16384))
+            run = {
+                WorkerPool.shared.run(parts: parts) { p in
+                    if batch >= parts {
+                        for b in batch * p / parts..<batch * (p + 1) / parts {
+                            kiln_transpose_f32(x + b * rows * cols, y + b * rows * cols, rows, cols, 0, rows)
+                        }
+                    } else {
+                        // Row ranges in whole tiles of 8.
+                        let (r0, r1) = ((rows / 8) * p / parts * 8, p == parts - 1 ? rows : (rows / 8) * (p + 1) / parts * 8)
+                        for b in 0..<batch { kiln_transpose_f32(x + b * rows * cols, y + b * rows * cols, rows, cols, r0, r1) }
+                    }
+                }
+            }
+
         case .node(.transpose(let perm)):
-            // Rows of the output's last axis, each read at the input's stride for it.
+            // Rows of the output's last axis, each read at the input's stride for it. (The
+            // oracle, without BLAS, keeps to these loops, which check the tiles above.)
             let strides = ins[0].shape.strides
             run = MovementSteps<T>.strided(real(ins[0]), strides: perm.map { strides[$0] }, base: 0, real(outs[0]), outs[0].shape)
 

@@ -268,6 +268,26 @@ final class FusedEvaluator<T: KilnFloat>: @unchecked Sendable {
         return result
     }
 
+    /// Computes elements `start..<start + n` (n at most `block`) in worker `worker`'s registers
+    /// and hands `body` each result's values, none written to a target: a reduction adds them
+    /// up as they come (its input never stored whole). Results must not be uniform.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    func withValues(start: Int, count n: Int, worker: Int, _ body: (UnsafeMutablePointer<UnsafeMutablePointer<T>>) -> Void) {
+        let k = code.code.count
+        withUnsafeTemporaryAllocation(of: UnsafeMutablePointer<T>.self, capacity: max(k, 1)) { values in
+            withUnsafeTemporaryAllocation(of: T.self, capacity: max(k, 1)) { scalars in
+                let values = values.baseAddress!
+                evaluate(start: start, n: n, registers: registers + worker * block * k, values: values,
+                         scalars: scalars.baseAddress!, direct: false)
+                body(values)
+            }
+        }
+    }
+
+    /// Whether any result is the same for every element (`withValues` cannot hand it over).
+    var hasUniformResult: Bool { code.results.contains { uniform[$0] } }
+
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     private func run(blocks: Range<Int>, registers: UnsafeMutablePointer<T>) {
@@ -303,9 +323,9 @@ final class FusedEvaluator<T: KilnFloat>: @unchecked Sendable {
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     private func evaluate(start: Int, n: Int, registers: UnsafeMutablePointer<T>,
-                          values: UnsafeMutablePointer<UnsafeMutablePointer<T>>, scalars: UnsafeMutablePointer<T>) {
+                          values: UnsafeMutablePointer<UnsafeMutablePointer<T>>, scalars: UnsafeMutablePointer<T>, direct: Bool = true) {
         func out(_ i: Int) -> UnsafeMutablePointer<T> {
-            let r = directTargets[i].map { targets[$0] + start } ?? registers + i * block
+            let r = (direct ? directTargets[i] : nil).map { targets[$0] + start } ?? registers + i * block
             values[i] = r
             return r
         }

@@ -55,3 +55,18 @@ public struct Shape: Hashable, Sendable, ExpressibleByArrayLiteral, CustomString
         Shape.broadcast(self, target) == target
     }
 }
+
+extension Shape {
+    /// For a transpose of this shape that swaps two blocks of axes behind leading ones that
+    /// stay (`[B, R, C]` to `[B, C, R]`, with B, R and C products of axes: `[N, H, W, C]` to
+    /// `[N, C, H, W]` and back, a matrix's transpose): B, R and C. nil for any other permutation.
+    public func batchedTranspose(_ perm: [Int]) -> (batch: Int, rows: Int, columns: Int)? {
+        let r = perm.count
+        var k = 0
+        while k < r && perm[k] == k { k += 1 }
+        guard k < r, perm[k] > k else { return nil }
+        let m = perm[k]
+        guard perm == Array(0..<k) + Array(m..<r) + Array(k..<m) else { return nil }
+        return (dims[..<k].reduce(1, *), dims[k..<m].reduce(1, *), dims[m...].reduce(1, *))
+    }
+}

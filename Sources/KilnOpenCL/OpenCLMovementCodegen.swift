@@ -35,7 +35,7 @@ extension OpenCLCodegen {
             if case let .node(.slice(starts, steps)) = k.kind {
                 (along, base) = (zip(strides, steps).map { $0 * $1 }, zip(starts, strides).map { $0 * $1 }.reduce(0, +))
             } else if case let .node(.transpose(perm)) = k.kind {
-                if cpuForms, let t = Self.batchedTranspose(ins[0].shape, perm),
+                if cpuForms, let t = ins[0].shape.batchedTranspose(perm),
                    t.rows % 4 == 0, t.columns % 4 == 0 {
                     emitTileTranspose(name: name, params: params, args: bufferArgs, t, source: ins[0], destination: out, kernel: index)
                     return
@@ -96,19 +96,6 @@ extension OpenCLCodegen {
         """)
         // Work-groups of 64, as the transposes had before they joined these kernels.
         launch(name, bufferArgs + [.int(shape.count)], items: shape.count, local: min(64, maxWorkGroupSize), kernel: index)
-    }
-
-    /// A transpose that swaps two blocks of axes behind leading ones that stay: `[B, R, C]` to
-    /// `[B, C, R]`, with B, R and C products of the input's axes (`[N, H, W, C]` to
-    /// `[N, C, H, W]` and back, a matrix's transpose); nil for any other permutation.
-    static func batchedTranspose(_ shape: Shape, _ perm: [Int]) -> (batch: Int, rows: Int, columns: Int)? {
-        let r = perm.count
-        var k = 0
-        while k < r && perm[k] == k { k += 1 }
-        guard k < r, perm[k] > k else { return nil }
-        let m = perm[k]
-        guard perm == Array(0..<k) + Array(m..<r) + Array(k..<m) else { return nil }
-        return (shape.dims[..<k].reduce(1, *), shape.dims[k..<m].reduce(1, *), shape.dims[m...].reduce(1, *))
     }
 
     /// A batched transpose on CPU devices: a work-item per 4 x 4 tile, four vector loads along

@@ -114,6 +114,28 @@ import Kiln
             }
         }
     }
+    /// Per-channel sums of computed values on the CPU backend, added run by run as they are
+    /// computed (several runs a block, outputs split between threads): the same bits as summing
+    /// the stored values (fusion off), shared or not.
+    @Test func sumsOverRunsMatchTheStoredValues() throws {
+        let g = Graph()
+        let x = try g.placeholder("x", [64, 12, 30, 30], .float32), dy = try g.placeholder("dy", [64, 12, 30, 30], .float32)
+        let axes = [0, 2, 3]
+        let fetch = [try (x * dy).sum(axes: axes), try (x - dy).sum(axes: axes), try (x * x).mean(axes: axes),
+                     try (-dy).sum(axes: axes, keepDims: true)]
+        var rng = SeededGenerator(seed: 3)
+        let values = [x: try HostTensor(rng.uniform(x.shape.count, in: -2...3).map(Float.init), shape: x.shape),
+                      dy: try HostTensor(rng.uniform(dy.shape.count, in: -1...1).map(Float.init), shape: dy.shape)]
+        let fused = try Compiler.compile(g, fetch: fetch, options: CompileOptions(fusion: true, realType: .float32))
+        #expect(fused.kernels.contains { if case .reduce(_, _, let f) = $0.kind { return f.results.count > 1 }; return false })
+        let unfused = try Compiler.compile(g, fetch: fetch, options: CompileOptions(fusion: false, realType: .float32))
+        let a = try CPUExecutable<Float>(program: fused).run(feeds: values)
+        let b = try CPUExecutable<Float>(program: unfused).run(feeds: values)
+        for (i, (u, v)) in zip(a, b).enumerated() {
+            #expect(u.floats.map(\.bitPattern) == v.floats.map(\.bitPattern), "fetch \(i): \(maxError(u.doubles, v.doubles))")
+        }
+    }
+
     /// Shared reductions in the forms that take them one at a time (sums over rows: the column
     /// form; few elements per output: a work-item per output): the same values.
     @Test func sharedReductionsInOtherFormsRunApart() throws {

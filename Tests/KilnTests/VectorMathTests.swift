@@ -169,4 +169,24 @@ import Kiln
             #expect(same, "softmax rows of \(n)")
         }
     }
+
+    /// The tiled transpose at sizes with and without whole 8 x 8 tiles, over a range of rows
+    /// (as a thread takes): exactly the input's values, nothing written outside the range.
+    @Test func transposeMovesEveryElement() {
+        for (rows, cols) in [(1, 1), (8, 8), (9, 17), (16, 7), (33, 40), (784, 32)] {
+            let x = (0..<rows * cols).map { Float($0) }
+            for (r0, r1) in [(0, rows), (rows / 16 * 8, rows)] {
+                var y = [Float](repeating: -1, count: rows * cols)
+                kiln_transpose_f32(x, &y, rows, cols, r0, r1)
+                var wrong: [(Int, Int)] = []
+                for r in 0..<rows {
+                    for c in 0..<cols {
+                        let want: Float = (r0..<r1).contains(r) ? x[r * cols + c] : -1
+                        if y[c * rows + r] != want { wrong.append((r, c)) }
+                    }
+                }
+                #expect(wrong.isEmpty, "\(rows) x \(cols), rows \(r0)..<\(r1): \(wrong.prefix(3))")
+            }
+        }
+    }
 }

@@ -1,5 +1,6 @@
 // The CPU backend's float loops over arrays, compiled for the widest vectors the CPU has:
-// exp, tanh, GELU, softmax rows, the fused evaluator's arithmetic passes and dropout's draws. Swift compiles for the baseline
+// exp, tanh, GELU, softmax rows, the fused evaluator's arithmetic passes, dropout's draws and
+// transposes. Swift compiles for the baseline
 // x86-64 (SSE2, 4 floats a vector); these loops are cloned for AVX-512 and AVX2 and picked when
 // the program loads. Each computes exactly what the Swift scalar code does, operation for
 // operation (no fused multiply-adds), so results agree to the bit whichever clone runs.
@@ -40,5 +41,9 @@ void kiln_softmax_rows_f32(const float *x, float *y, long rows, long n);
 
 // r[i] = Philox.uniform(index: first + i, counter, seed, stream) for i < n: dropout's draws.
 void kiln_philox_uniform_f32(float *r, long n, uint32_t first, uint32_t counter, uint32_t seed, uint32_t stream);
+
+// y[c][r] = x[r][c] for rows r0 <= r < r1 of a rows x cols matrix x, into y (cols x rows), which
+// does not overlap it: a batched transpose's matrices, a range of rows per thread.
+void kiln_transpose_f32(const float *x, float *y, long rows, long cols, long r0, long r1);
 
 #endif
