@@ -119,7 +119,13 @@ enum MatmulTuner {
             var batch: [(MatmulShape, [Choice])] = []
             var rest: [MatmulShape] = []
             for s in unknown {
-                let open = candidates(s, device: device).filter { !pruned($0, of: s, measured: measured) }
+                var open = candidates(s, device: device).filter { !pruned($0, of: s, measured: measured) }
+                // The first shape of its float type on a device with wide vectors measures the
+                // tiled family at its small tile only: where that loses by `decisiveFactor` (CPU
+                // devices), the large one is pruned with it, unbuilt (PoCL: 0.2 s of a cold load).
+                if open.contains(.vector) && !measured.keys.contains(where: { $0.hasPrefix("\(s.realType) ") }) {
+                    open.removeAll { $0 == .tiled(.large) }
+                }
                 if open.count <= 1 {
                     if let only = open.first { known[s] = only }
                 } else if measured.count >= pruneAfter || batch.isEmpty {
@@ -150,6 +156,11 @@ enum MatmulTuner {
     /// least one.
     static func pruned(_ candidate: Choice, of shape: MatmulShape, measured: [String: KernelChoiceCache.Entry]) -> Bool {
         let name = candidate.description, prefix = "\(shape.realType) "
+        // A tile never measured goes with another tile of its family that lost decisively.
+        if case .tiled = candidate, !measured.contains(where: { $0.key.hasPrefix(prefix) && $0.value.milliseconds[name] != nil }) {
+            let tiles = Set(measured.filter { $0.key.hasPrefix(prefix) }.flatMap { $0.value.milliseconds.keys }.filter { $0.hasPrefix("tiled:") })
+            if tiles.contains(where: { lostDecisively($0, prefix: prefix, measured: measured) }) { return true }
+        }
         var losses = 0, decisive = true
         for (key, e) in measured where key.hasPrefix(prefix) {
             guard let mine = e.milliseconds[name], let best = e.milliseconds.values.min() else { continue }
@@ -158,6 +169,18 @@ enum MatmulTuner {
             losses += 1
         }
         return losses >= pruneAfter || (losses > 0 && decisive)
+    }
+
+    /// Whether the candidate named `name` lost by `decisiveFactor` at every shape of the float
+    /// type (`prefix`) where it was measured, and was measured somewhere.
+    static func lostDecisively(_ name: String, prefix: String, measured: [String: KernelChoiceCache.Entry]) -> Bool {
+        var any = false
+        for (key, e) in measured where key.hasPrefix(prefix) {
+            guard let mine = e.milliseconds[name], let best = e.milliseconds.values.min() else { continue }
+            if mine < decisiveFactor * best { return false }
+            any = true
+        }
+        return any
     }
 
     /// Seconds per run of the given candidates at each shape: one program per float type holding
