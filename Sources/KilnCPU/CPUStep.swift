@@ -7,18 +7,17 @@ import KilnGraph
 struct CPUStep<T: KilnFloat> {
     let run: () throws -> Void
 
-    /// Values of the shared workspace a kernel uses: a fused matmul's product, or a reduction's
-    /// computed input.
     /// For a sum or mean whose input is computed (not one input read as it is), over runs of
-    /// neighbours that fit the evaluator's block: the run's length and the outputs. nil otherwise.
+    /// neighbours that fit the evaluator's block (the kept axes one block, reduced axes behind
+    /// them): the run's length and the outputs. nil otherwise.
     static func runSums(_ op: ReduceOp, axes: [Int], _ code: FusedCode, loads: [Shape]) -> (run: Int, outputs: Int)? {
         guard op == .sum || op == .mean, !(code.code.count == 1 && code.results == [0]) else { return nil }
-        let shape = code.shape
-        let kept = Shape(shape.dims.enumerated().map { axes.contains($0.offset) ? 1 : $0.element })
-        var strides = kept.strides
-        for a in axes { strides[a] = 0 }
-        guard kept.count > 1, case let .repeated(q, period) = FusedEvaluator<T>.broadcast(stridedOffsets(shape, strides), inputCount: kept.count),
-              q <= FusedEvaluator<T>.blockSize else { return nil }
+        // Axes of size 1 aside.
+        let dims = code.shape.dims.filter { $0 > 1 }, reduced = code.shape.dims.indices.filter { code.shape[$0] > 1 }.map { axes.contains($0) }
+        let kept = dims.indices.filter { !reduced[$0] }
+        guard let first = kept.first, let last = kept.last, kept.count == last - first + 1 else { return nil }
+        let (q, period) = (dims[(last + 1)...].reduce(1, *), kept.map { dims[$0] }.reduce(1, *))
+        guard period > 1, q > 1, q <= FusedEvaluator<T>.blockSize else { return nil }
         // A result with one value for every element (of constants and one-element inputs) has
         // no block of values.
         var uniform: [Bool] = []
@@ -34,6 +33,8 @@ struct CPUStep<T: KilnFloat> {
         return code.results.contains { uniform[$0] } ? nil : (q, period)
     }
 
+    /// Values of the shared workspace a kernel uses: a fused matmul's product, or a reduction's
+    /// computed input.
     static func workspaceCount(_ kernel: Kernel) -> Int {
         switch kernel.kind {
         case .matmul(_, _, .some): return kernel.outputs[0].shape.count

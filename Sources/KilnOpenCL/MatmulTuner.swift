@@ -161,14 +161,13 @@ enum MatmulTuner {
             let tiles = Set(measured.filter { $0.key.hasPrefix(prefix) }.flatMap { $0.value.milliseconds.keys }.filter { $0.hasPrefix("tiled:") })
             if tiles.contains(where: { lostDecisively($0, prefix: prefix, measured: measured) }) { return true }
         }
-        var losses = 0, decisive = true
+        var losses = 0
         for (key, e) in measured where key.hasPrefix(prefix) {
             guard let mine = e.milliseconds[name], let best = e.milliseconds.values.min() else { continue }
             if mine < pruneFactor * best { return false }
-            if mine < decisiveFactor * best { decisive = false }
             losses += 1
         }
-        return losses >= pruneAfter || (losses > 0 && decisive)
+        return losses >= pruneAfter || lostDecisively(name, prefix: prefix, measured: measured)
     }
 
     /// Whether the candidate named `name` lost by `decisiveFactor` at every shape of the float
