@@ -232,3 +232,15 @@ KILN_CLONES void kiln_transpose_f32(const float *x, float *y, long rows, long co
     for (; r < r1; r++)
         for (long j = 0; j < cols; j++) y[j * rows + r] = x[r * cols + j];
 }
+
+// RowReductions.sum's order: eight accumulators, a[j] += x[e + j], combined pairwise, then the
+// tail in order. One vector of accumulators, so the same additions in the same order.
+KILN_CLONES float kiln_sum_f32(const float *x, long n) {
+    float a[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    const long full = n & ~7L;
+    for (long e = 0; e < full; e += 8)
+        for (int j = 0; j < 8; j++) a[j] += x[e + j];
+    float s = ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
+    for (long e = full; e < n; e++) s += x[e];
+    return s;
+}

@@ -1,10 +1,19 @@
+import CVectorMath
+
 /// Sums and maxima of contiguous rows in 8 independent accumulators, combined at the end: a sum
 /// accumulated in one variable is a chain of dependent adds, which ran the CPU backend's
 /// attention softmax at a fraction of its speed. The accumulators change the order of the
 /// additions, not what is added.
 enum RowReductions<T: KilnFloat> {
-    /// The sum of `x[0..<n]`.
+    /// The sum of `x[0..<n]`; for Float in C (`kiln_sum_f32`, the same order), where Swift's
+    /// baseline SSE2 loop ran batch norm's per-channel sums at 19 GB/s.
     @inline(__always) static func sum(_ x: UnsafePointer<T>, _ n: Int) -> T {
+        if T.self == Float.self { return T(kiln_sum_f32(UnsafeRawPointer(x).assumingMemoryBound(to: Float.self), n)) }
+        return swiftSum(x, n)
+    }
+
+    /// The sum in Swift: eight accumulators, combined pairwise, then the tail.
+    @inline(__always) static func swiftSum(_ x: UnsafePointer<T>, _ n: Int) -> T {
         var (a0, a1, a2, a3, a4, a5, a6, a7): (T, T, T, T, T, T, T, T) = (0, 0, 0, 0, 0, 0, 0, 0)
         let full = n & ~7
         var e = 0

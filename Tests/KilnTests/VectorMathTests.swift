@@ -189,4 +189,17 @@ import Kiln
             }
         }
     }
+
+    /// Row sums in C add as the Swift loop does: the same bits, at lengths around its eight
+    /// accumulators and a channel's 784.
+    @Test func rowSumsMatchTheSwiftLoop() {
+        var rng = SeededGenerator(seed: 9)
+        let x = rng.uniform(2000, in: -3...3).map(Float.init)
+        x.withUnsafeBufferPointer { p in
+            for n in [0, 1, 7, 8, 9, 63, 784, 1001, 2000] {
+                let c = kiln_sum_f32(p.baseAddress!, n), swift = RowReductions<Float>.swiftSum(p.baseAddress!, n)
+                #expect(c.bitPattern == swift.bitPattern, "n \(n): \(c) against \(swift)")
+            }
+        }
+    }
 }

@@ -1,6 +1,6 @@
 // The CPU backend's float loops over arrays, compiled for the widest vectors the CPU has:
-// exp, tanh, GELU, softmax rows, the fused evaluator's arithmetic passes, dropout's draws and
-// transposes. Swift compiles for the baseline
+// exp, tanh, GELU, softmax rows, the fused evaluator's arithmetic passes, dropout's draws,
+// transposes and row sums. Swift compiles for the baseline
 // x86-64 (SSE2, 4 floats a vector); these loops are cloned for AVX-512 and AVX2 and picked when
 // the program loads. Each computes exactly what the Swift scalar code does, operation for
 // operation (no fused multiply-adds), so results agree to the bit whichever clone runs.
@@ -45,5 +45,9 @@ void kiln_philox_uniform_f32(float *r, long n, uint32_t first, uint32_t counter,
 // y[c][r] = x[r][c] for rows r0 <= r < r1 of a rows x cols matrix x, into y (cols x rows), which
 // does not overlap it: a batched transpose's matrices, a range of rows per thread.
 void kiln_transpose_f32(const float *x, float *y, long rows, long cols, long r0, long r1);
+
+// The sum of x[0..<n] as the CPU backend's RowReductions.sum adds it (eight accumulators
+// combined pairwise, then the tail), so the same bits.
+float kiln_sum_f32(const float *x, long n);
 
 #endif
