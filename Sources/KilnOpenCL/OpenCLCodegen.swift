@@ -101,6 +101,11 @@ struct OpenCLCodegen {
         }
     }
 
+    /// The vector family's register block where none is set: rows, and 16-float column groups.
+    static func defaultBlock(nativeFloatWidth: Int) -> (rows: Int, vectors: Int) {
+        nativeFloatWidth >= 16 ? (12, 2) : (6, 1)
+    }
+
     let program: Program
     let matmul: MatmulFamily
     /// The tiled family's tile for every matmul, or nil to choose per matmul.
@@ -154,7 +159,7 @@ struct OpenCLCodegen {
         if let b = options.vectorBlock {
             self.block = (b.rows, b.vectors)
         } else {
-            self.block = nativeFloatWidth >= 16 ? (12, 2) : (6, 1)
+            self.block = Self.defaultBlock(nativeFloatWidth: nativeFloatWidth)
         }
         let width = options.vectorWidth ?? nativeFloatWidth
         self.vectorWidth = width >= 16 ? 16 : 8
