@@ -10,27 +10,14 @@ struct CPUStep<T: KilnFloat> {
     /// For a sum or mean whose input is computed (not one input read as it is), over runs of
     /// neighbours that fit the evaluator's block (the kept axes one block, reduced axes behind
     /// them): the run's length and the outputs. nil otherwise.
-    static func runSums(_ op: ReduceOp, axes: [Int], _ code: FusedCode, loads: [Shape]) -> (run: Int, outputs: Int)? {
+    static func runSums(_ op: ReduceOp, axes: [Int], _ code: FusedCode) -> (run: Int, outputs: Int)? {
         guard op == .sum || op == .mean, !(code.code.count == 1 && code.results == [0]) else { return nil }
         // Axes of size 1 aside.
         let dims = code.shape.dims.filter { $0 > 1 }, reduced = code.shape.dims.indices.filter { code.shape[$0] > 1 }.map { axes.contains($0) }
         let kept = dims.indices.filter { !reduced[$0] }
         guard let first = kept.first, let last = kept.last, kept.count == last - first + 1 else { return nil }
         let (q, period) = (dims[(last + 1)...].reduce(1, *), kept.map { dims[$0] }.reduce(1, *))
-        guard period > 1, q > 1, q <= FusedEvaluator<T>.blockSize else { return nil }
-        // A result with one value for every element (of constants and one-element inputs) has
-        // no block of values.
-        var uniform: [Bool] = []
-        for instr in code.code {
-            switch instr {
-            case .load(let j): uniform.append(loads[j].count == 1)
-            case .accumulator: uniform.append(false)
-            case .constant: uniform.append(true)
-            case let .unary(_, a): uniform.append(uniform[a])
-            case let .binary(_, a, b): uniform.append(uniform[a] && uniform[b])
-            }
-        }
-        return code.results.contains { uniform[$0] } ? nil : (q, period)
+        return period > 1 && q > 1 && q <= FusedEvaluator<T>.blockSize ? (q, period) : nil
     }
 
     /// Values of the shared workspace a kernel uses: a fused matmul's product, or a reduction's
@@ -70,13 +57,12 @@ struct CPUStep<T: KilnFloat> {
                                          sparse: sparseIn.map { [$0.input: $0.rows] } ?? [:])
             run = { eval.run() }
 
-        case let .reduce(op, axes, code) where Self.runSums(op, axes: axes, code, loads: ins.map(\.shape)) != nil:
+        case let .reduce(op, axes, code) where Self.runSums(op, axes: axes, code) != nil:
             // Sums over runs of neighbours (a batch norm's per-channel sums over an NCHW batch)
             // of computed values: each run computed in registers and added as it comes, so the
             // input is never stored, and reductions sharing a pass read their inputs once.
-            let (q, period) = Self.runSums(op, axes: axes, code, loads: ins.map(\.shape))!
+            let (q, period) = Self.runSums(op, axes: axes, code)!
             let eval = FusedEvaluator<T>(code, loads: ins.map { (real($0), $0.shape) }, workspace: workspace)
-            precondition(!eval.hasUniformResult, "\(what): a uniform result in a sum over runs")
             let targets = outs.map(real), results = code.results, runs = code.shape.count / q
             let n = T(code.shape.count / period), parts = max(1, min(eval.workers, period))
             // Neighbouring runs belong to neighbouring outputs: as many as fit a block are

@@ -270,23 +270,24 @@ final class FusedEvaluator<T: KilnFloat>: @unchecked Sendable {
 
     /// Computes elements `start..<start + n` (n at most `block`) in worker `worker`'s registers
     /// and hands `body` each result's values, none written to a target: a reduction adds them
-    /// up as they come (its input never stored whole). Results must not be uniform.
+    /// up as they come (its input never stored whole). A result with one value for every
+    /// element is filled into its register, as `run` fills it into its target.
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     func withValues(start: Int, count n: Int, worker: Int, _ body: (UnsafeMutablePointer<UnsafeMutablePointer<T>>) -> Void) {
-        let k = code.code.count
+        let k = code.code.count, own = registers + worker * block * k
         withUnsafeTemporaryAllocation(of: UnsafeMutablePointer<T>.self, capacity: max(k, 1)) { values in
             withUnsafeTemporaryAllocation(of: T.self, capacity: max(k, 1)) { scalars in
-                let values = values.baseAddress!
-                evaluate(start: start, n: n, registers: registers + worker * block * k, values: values,
-                         scalars: scalars.baseAddress!, direct: false)
+                let (values, scalars) = (values.baseAddress!, scalars.baseAddress!)
+                evaluate(start: start, n: n, registers: own, values: values, scalars: scalars, direct: false)
+                for res in code.results where uniform[res] {
+                    values[res] = own + res * block
+                    values[res].update(repeating: scalars[res], count: n)
+                }
                 body(values)
             }
         }
     }
-
-    /// Whether any result is the same for every element (`withValues` cannot hand it over).
-    var hasUniformResult: Bool { code.results.contains { uniform[$0] } }
 
     @_specialize(where T == Float)
     @_specialize(where T == Double)

@@ -121,11 +121,14 @@ import Kiln
         let g = Graph()
         let x = try g.placeholder("x", [64, 12, 30, 30], .float32), dy = try g.placeholder("dy", [64, 12, 30, 30], .float32)
         let axes = [0, 2, 3]
+        // The last: one value for every element (a scalar broadcast), filled in before it is added.
+        let s = try g.placeholder("s", [], .float32)
         let fetch = [try (x * dy).sum(axes: axes), try (x - dy).sum(axes: axes), try (x * x).mean(axes: axes),
-                     try (-dy).sum(axes: axes, keepDims: true)]
+                     try (-dy).sum(axes: axes, keepDims: true), try (s * 2).broadcast(to: x.shape).sum(axes: axes)]
         var rng = SeededGenerator(seed: 3)
         let values = [x: try HostTensor(rng.uniform(x.shape.count, in: -2...3).map(Float.init), shape: x.shape),
-                      dy: try HostTensor(rng.uniform(dy.shape.count, in: -1...1).map(Float.init), shape: dy.shape)]
+                      dy: try HostTensor(rng.uniform(dy.shape.count, in: -1...1).map(Float.init), shape: dy.shape),
+                      s: try HostTensor([Float(0.3)], shape: [])]
         let fused = try Compiler.compile(g, fetch: fetch, options: CompileOptions(fusion: true, realType: .float32))
         #expect(fused.kernels.contains { if case .reduce(_, _, let f) = $0.kind { return f.results.count > 1 }; return false })
         let unfused = try Compiler.compile(g, fetch: fetch, options: CompileOptions(fusion: false, realType: .float32))
