@@ -29,6 +29,9 @@ struct Fusion {
         var siblings: [Int] = []
         /// A prologue group whose reduction joined another's (`siblings`): no kernel of its own.
         var joined = false
+        /// Where a shared reduction's kernel runs when a sibling joined it early (its own
+        /// reduction's place, before that sibling's); nil: at its latest reduction.
+        var placement: Int?
         /// The matmul whose output this group consumes as its accumulator.
         var matmul: Int?
         /// The node the group reads as the accumulator: the matmul, or a reshape of its output
@@ -173,22 +176,31 @@ struct Fusion {
     /// share one kernel: its pass reads their common inputs once (batch norm's gradient sums
     /// over the same two tensors: three passes become one). A reduction joins the earliest
     /// group it can whose reductions' consumers all come after it, so that the kernel, placed
-    /// at its latest reduction, still runs before every reader.
+    /// at its latest reduction, still runs before every reader; or, where everything it reads
+    /// is computed before the group's kernel, that kernel stays where it is and computes the
+    /// joining reduction early (batch norm's gradient sum of the upstream, made after another
+    /// sum's readers).
     private mutating func shareReductionPasses() {
         var open: [String: [Int]] = [:]
         for g in groups.indices.sorted(by: { groups[$0].root < groups[$1].root }) {
             guard let r = groups[g].prologueOf, case .reduce = nodes[r].op else { continue }
             let key = "\(nodes[r].op) \(groups[g].shape)"
             let before = upstream(of: r)
+            // The latest node the reduction reads that its own pass does not compute.
+            let latestInput = before.subtracting(groups[g].members.union([r])).max() ?? -1
+            var early = false
             let host = open[key, default: []].first { h in
                 let shared = [groups[h].prologueOf!] + groups[h].siblings
-                return shared.count < Self.maxSharedReductions
-                    && shared.allSatisfy { s in !before.contains(s) && firstReader(of: s) > r }
+                guard shared.count < Self.maxSharedReductions, shared.allSatisfy({ !before.contains($0) }) else { return false }
+                if groups[h].placement == nil && shared.allSatisfy({ firstReader(of: $0) > r }) { return true }
+                early = latestInput < kernelRoot(h)
+                return early
             }
             guard let h = host else {
                 open[key, default: []].append(g)
                 continue
             }
+            if early { groups[h].placement = kernelRoot(h) }
             groups[h].siblings.append(r)
             groups[h].members.formUnion(groups[g].members)
             for m in groups[g].members where groupOf[m] == g { groupOf[m] = h }
@@ -214,7 +226,7 @@ struct Fusion {
 
     /// The root of group `g`'s kernel: a shared reduction's is its latest.
     private func kernelRoot(_ g: Int) -> Int {
-        ([groups[g].root] + groups[g].siblings).max()!
+        groups[g].placement ?? ([groups[g].root] + groups[g].siblings).max()!
     }
 
     /// The nodes `r` depends on, counting every node of a group one of them is computed in
@@ -275,7 +287,7 @@ struct Fusion {
                 let code = b.build(outputs: reductions.map { nodes[$0].inputs[0] }, shape: group.shape)
                 guard case let .reduce(op, axes, _) = nodes[r].op else { continue }
                 out.append(PendingKernel(kind: .reduce(op, axes: axes, input: code), inputs: b.loads,
-                                         outputs: reductions, nodes: group.members.sorted() + reductions, root: reductions.max()!))
+                                         outputs: reductions, nodes: group.members.sorted() + reductions, root: kernelRoot(g)))
                 continue
             }
             let outputs = [group.root] + group.members.filter { $0 != group.root && external.contains($0) }.sorted()

@@ -6,7 +6,7 @@ extension Graph {
     /// topological order; each node's upstream gradient is the sum of the contributions of its
     /// users (a node used twice gets two), and its rule in `gradientRule` turns it into the
     /// downstream gradients of its inputs (upstream x local). A tensor the loss does not depend
-    /// on gets a zero gradient.
+    /// on gets a zero gradient; none flows through `stopGradient`.
     public func gradients(of loss: Tensor, wrt: [Tensor]) throws -> [Tensor] {
         guard loss.graph === self, wrt.allSatisfy({ $0.graph === self }) else {
             throw KilnError.invalidArgument(op: "gradients", message: "loss and parameters must belong to this graph")
@@ -24,7 +24,7 @@ extension Graph {
         // Only nodes that lie on a path from some `wrt` tensor to the loss need gradients.
         var fromWrt = [Bool](repeating: false, count: nodes.count)
         for t in wrt { fromWrt[t.id] = true }
-        for n in nodes where !fromWrt[n.id] && n.inputs.contains(where: { fromWrt[$0] }) {
+        for n in nodes where !fromWrt[n.id] && !detached.contains(n.id) && n.inputs.contains(where: { fromWrt[$0] }) {
             fromWrt[n.id] = true
         }
         var toLoss = [Bool](repeating: false, count: nodes.count)

@@ -17,7 +17,9 @@ extension Graph {
             case .sqrt: return [try g * 0.5 / y]                           // (√x)' = 1/(2√x)
             case .tanh: return [try g * (1 - y * y)]                       // tanh' = 1 - tanh²
             case .sigmoid: return [try g * y * (1 - y)]                    // σ' = σ(1 - σ)
-            case .relu: return [try g * binary(.greater, y, y.scalar(0))]     // y > 0 iff x > 0; 0 at x = 0, as PyTorch
+            case .relu:
+                if let routed = try reluGradientThroughMaxPool(y, upstream: g) { return [routed] }
+                return [try g * binary(.greater, y, y.scalar(0))]     // y > 0 iff x > 0; 0 at x = 0, as PyTorch
             case .gelu: return [try g * unary(.geluDerivative, x[0])]
             case .geluDerivative:
                 // With u = c·(x + a·x³), t = tanh(u): gelu' = 0.5·(1 + t) + 0.5·x·(1 − t²)·u', and
@@ -149,5 +151,18 @@ extension Graph {
         case .softmaxCrossEntropyGrad, .argmax, .accuracy, .maxPoolGrad, .softmaxGrad, .layerNormGrad:
             throw KilnError.notDifferentiable("\(node.label): \(node.op.name) has no gradient; it cannot lie between the loss and a parameter")
         }
+    }
+
+    /// ReLU's gradient where the upstream is max pooling's of the ReLU's output y (conv, ReLU,
+    /// max pool): the mask y > 0 is applied to the pooled gradient before it is routed, where
+    /// the routed element is the window's maximum, so its mask is maxPool(y) > 0. The same
+    /// values, and a pass over the pooled tensor instead of one over y. Nil where the pattern
+    /// does not hold.
+    func reluGradientThroughMaxPool(_ y: Tensor, upstream g: Tensor) throws -> Tensor? {
+        let routed = node(g)
+        guard case let .maxPoolGrad(w) = routed.op, routed.inputs[0] == y.id,
+              let pooled = nodes.first(where: { $0.op == .maxPool(w) && $0.inputs == [y.id] }) else { return nil }
+        let pooledY = tensor(pooled.id), upstream = tensor(routed.inputs[1])
+        return try maxPoolGrad(y, upstream: upstream * binary(.greater, pooledY, pooledY.scalar(0)), window: w)
     }
 }

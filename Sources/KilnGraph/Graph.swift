@@ -13,6 +13,8 @@ public final class Graph: @unchecked Sendable {
     /// For each gradient tensor autodiff made: the forward node it is the gradient of (what a
     /// drawing of the graph labels ∂loss/∂node).
     public internal(set) var gradientOf: [Int: Int] = [:]
+    /// The nodes made by `stopGradient`: autodiff passes no gradient through them.
+    public private(set) var detached: Set<Int> = []
     /// Whether this graph is a training step: layers that act differently while training (batch
     /// statistics and their running averages, dropout) read it. Default false (evaluation and
     /// inference); `ModelStep` sets it for the programs that train.
@@ -232,6 +234,14 @@ public final class Graph: @unchecked Sendable {
             throw KilnError.shapeMismatch(op: "reshape", message: "cannot reshape \(x.shape) (\(x.shape.count) elements) to \(shape)")
         }
         return try append(.reshape, [x], Shape(dims), x.dtype)
+    }
+
+    /// `x` itself, through which autodiff passes no gradient (PyTorch's `detach`, JAX's
+    /// `stop_gradient`): a reshape to its own shape, so it costs no kernel.
+    public func stopGradient(_ x: Tensor) throws -> Tensor {
+        let t = try append(.reshape, [x], x.shape, x.dtype, name: "stopGradient")
+        detached.insert(t.id)
+        return t
     }
 
     /// Repeats `x` along broadcast axes to `shape` (NumPy rules).

@@ -72,6 +72,8 @@ public struct Tensor: Hashable, @unchecked Sendable, CustomStringConvertible {
     public func transposed(_ perm: [Int]? = nil) throws -> Tensor { try graph.transpose(self, perm: perm) }
     public func reshaped(_ shape: Shape) throws -> Tensor { try graph.reshape(self, shape) }
     public func broadcast(to shape: Shape) throws -> Tensor { try graph.broadcast(self, to: shape) }
+    /// This tensor with no gradient flowing back through it (see `Graph.stopGradient`).
+    public func detached() throws -> Tensor { try graph.stopGradient(self) }
 
     /// These int32 labels as a float one-hot tensor `shape + [classes]` (see `Graph.oneHot`).
     public func oneHot(classes: Int, ignoreIndex: Int? = nil, dtype: DType = .float32) throws -> Tensor {

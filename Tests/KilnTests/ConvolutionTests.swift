@@ -157,6 +157,30 @@ import Kiln
         #expect(maxError(out[1].doubles, f.maxpool_grad_x.data) < 1e-12)
     }
 
+    /// ReLU then max pooling: autodiff masks the pooled gradient by maxPool(y) > 0 before
+    /// routing it, instead of masking the routed gradient by y > 0. The same values, to the bit
+    /// (a window wholly negative before the ReLU is one its mask zeroes).
+    @Test func reluMaskIsAppliedBeforeMaxPoolRouting() throws {
+        let g = Graph()
+        let x = try g.placeholder("x", [2, 3, 8, 6], .float32)
+        let y = try x.relu(), window = try Window2D(2)
+        let pooled = try g.maxPool(y, window: window)
+        let up = try g.placeholder("up", pooled.shape, .float32)
+        let dx = try g.gradients(of: (pooled * up).sum(), wrt: [x])[0]
+        let routing = g.node(dx), masked = g.nodes[routing.inputs[1]]
+        #expect(routing.op == .maxPoolGrad(window) && masked.op == .binary(.mul) && masked.shape == pooled.shape)
+        let plain = try g.maxPoolGrad(y, upstream: up, window: window) * g.binary(.greater, y, y.scalar(0))
+        var rng = SeededGenerator(seed: 9)
+        var xs = rng.uniform(x.shape.count, in: -1...1).map(Float.init)
+        for i in [0, 1, 6, 7] { xs[i] = -abs(xs[i]) - 0.1 }      // the first window: all negative
+        let feeds = [x: try HostTensor(xs, shape: x.shape),
+                     up: try HostTensor(rng.uniform(up.shape.count, in: 0.5...1).map(Float.init), shape: up.shape)]
+        let program = try Compiler.compile(g, fetch: [dx, plain], options: CompileOptions(fusion: true, realType: .float32))
+        let out = try CPUExecutable<Float>(program: program).run(feeds: feeds)
+        #expect(out[0].floats == out[1].floats)
+        #expect(out[1].floats.contains { $0 != 0 })
+    }
+
     /// Batch norm through ModelStep (which computes in float32) as PyTorch's nn.BatchNorm2d: a
     /// training step's weight gradients (the weights after an SGD step with learning rate 1), the
     /// running statistics it leaves, and evaluation with them; then the training output and input

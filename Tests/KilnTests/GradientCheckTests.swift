@@ -25,6 +25,22 @@ import Kiln
         #expect(rules.subtracting(checked).isEmpty, "gradient rules no case checks: \(rules.subtracting(checked).map(\.rawValue).sorted())")
     }
 
+    /// `stopGradient` passes its input's value and no gradient: the gradient of Σ x·stop(x) is
+    /// x, not 2x; and it costs no kernel.
+    @Test func stopGradientPassesNoGradient() throws {
+        let g = Graph()
+        let x = try g.placeholder("x", [3, 4], .float64)
+        let loss = try (x * x.detached()).sum()
+        let dx = try g.gradients(of: loss, wrt: [x])[0]
+        var rng = SeededGenerator(seed: 2)
+        let xs = rng.uniform(x.shape.count, in: -1...1)
+        let out = try CPUReference<Double>().run(g, feeds: [x: try HostTensor(xs, shape: x.shape)], fetch: [loss, dx])
+        #expect(abs(out[0].doubles[0] - xs.map { $0 * $0 }.reduce(0, +)) < 1e-12)
+        #expect(out[1].doubles == xs)
+        let program = try Compiler.compile(g, fetch: [try x.detached() * 2], options: CompileOptions(fusion: true, realType: .float64))
+        #expect(program.kernels.count == 1, "\(program.listing())")
+    }
+
     /// A whole MLP and word-window classifier, every parameter.
     @Test func models() throws {
         let mlp = try ClassifierGraph.mlp(batch: 5, sizes: [8, 16, 4], activation: .tanh, dtype: .float64)
