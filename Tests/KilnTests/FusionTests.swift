@@ -97,10 +97,16 @@ import Kiln
             let values = [x: try host(rng.uniform(x.shape.count, in: -2...3), x.shape), dy: try host(rng.uniform(dy.shape.count, in: -1...1), dy.shape)]
             return (g, [dx, s1, s2, s3, s4], values)
         }
+        try expectSharedPasses([3], build)
+    }
+    /// Compiles `build`'s graph (Double, then float32) with fusion: shared reduction passes of
+    /// `counts` results, and the same values as unfused on the CPU backend and on OpenCL (both
+    /// matmul families).
+    func expectSharedPasses(_ counts: [Int], _ build: (DType) throws -> (Graph, [Tensor], [Tensor: HostTensor])) throws {
         let (g, fetch, values) = try build(.float64)
         let all = try Compiler.compile(g, fetch: fetch, options: CompileOptions(fusion: true, realType: .float64))
         let shared = all.kernels.filter { if case .reduce(_, _, let f) = $0.kind { return f.results.count > 1 }; return false }
-        #expect(shared.map(\.outputs.count) == [3], "\(all.listing())")
+        #expect(shared.map(\.outputs.count) == counts, "\(all.listing())")
         let unfused = try Compiler.compile(g, fetch: fetch, options: CompileOptions(fusion: false, realType: .float64))
         let a = try CPUExecutable<Double>(program: all).run(feeds: values)
         let b = try CPUExecutable<Double>(program: unfused).run(feeds: values)
@@ -114,6 +120,7 @@ import Kiln
             }
         }
     }
+
     /// A reduction made after another's reader joins that one's pass when everything it reads
     /// is computed before the pass (batch norm's gradient: the upstream's sum is made after the
     /// variance's path reads the other sums): one pass, the same values as unfused, on both
@@ -133,22 +140,7 @@ import Kiln
             let values = [x: try host(rng.uniform(x.shape.count, in: -2...3), x.shape), dy: try host(rng.uniform(dy.shape.count, in: -1...1), dy.shape)]
             return (g, [try x * twice + s2, twice], values)
         }
-        let (g, fetch, values) = try build(.float64)
-        let all = try Compiler.compile(g, fetch: fetch, options: CompileOptions(fusion: true, realType: .float64))
-        let shared = all.kernels.filter { if case .reduce(_, _, let f) = $0.kind { return f.results.count > 1 }; return false }
-        #expect(shared.map(\.outputs.count) == [2], "\(all.listing())")
-        let unfused = try Compiler.compile(g, fetch: fetch, options: CompileOptions(fusion: false, realType: .float64))
-        let a = try CPUExecutable<Double>(program: all).run(feeds: values)
-        let b = try CPUExecutable<Double>(program: unfused).run(feeds: values)
-        for (i, (u, v)) in zip(a, b).enumerated() { #expect(maxError(u.doubles, v.doubles) < 1e-12, "fetch \(i)") }
-        guard let ctx = OpenCLSupport.context else { return }
-        let (g32, fetch32, values32) = try build(.float32)
-        for family in [nil, "tiled"] {
-            let (device, reference) = try openCLAndReference(g32, fetch: fetch32, values: values32, fusion: true, context: ctx, matmul: family)
-            for (i, (x, y)) in zip(device, reference).enumerated() {
-                #expect(maxError(x.doubles, y.doubles) < 1e-4, "\(family ?? "default") family, fetch \(i)")
-            }
-        }
+        try expectSharedPasses([2], build)
     }
 
     /// Per-channel sums of computed values on the CPU backend, added run by run as they are
