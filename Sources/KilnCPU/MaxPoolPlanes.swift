@@ -117,9 +117,14 @@ enum MaxPoolPlanes {
                 for i in 0..<g.oh {
                     let r0 = plane + 2 * i * g.w, r1 = r0 + g.w, o0 = o + 2 * i * g.w, o1 = o0 + g.w, u = up + i * g.ow
                     // Four windows at a time: their rows as vectors of 8, whose even and odd
-                    // lanes are the windows' columns (scalar code ran at 3 GB/s).
-                    var j = 0
-                    while j + 4 <= g.ow {
+                    // lanes are the windows' columns (scalar code ran at 3 GB/s). A row's last
+                    // four windows overlap the four before where the row is not a multiple of
+                    // four: their pixels are written again with the same values (the output
+                    // never shares memory with x), so no window is left to the scalar code.
+                    var j = 0, next = 0
+                    while next < g.ow && g.ow >= 4 {
+                        j = min(next, g.ow - 4)
+                        next = j + 4
                         let a = UnsafeRawPointer(r0 + 2 * j).loadUnaligned(as: SIMD8<T>.self)
                         let b = UnsafeRawPointer(r1 + 2 * j).loadUnaligned(as: SIMD8<T>.self)
                         let (a0, a1, b0, b1) = (a.evenHalf, a.oddHalf, b.evenHalf, b.oddHalf)
@@ -136,9 +141,8 @@ enum MaxPoolPlanes {
                         let w0 = zero.replacing(with: v, where: .!take1 .& .!take2 .& .!take3)
                         UnsafeMutableRawPointer(o0 + 2 * j).storeBytes(of: SIMD8(w0[0], w1[0], w0[1], w1[1], w0[2], w1[2], w0[3], w1[3]), as: SIMD8<T>.self)
                         UnsafeMutableRawPointer(o1 + 2 * j).storeBytes(of: SIMD8(w2[0], w3[0], w2[1], w3[1], w2[2], w3[2], w2[3], w3[3]), as: SIMD8<T>.self)
-                        j += 4
                     }
-                    for j in j..<g.ow {
+                    for j in next..<g.ow {
                         let b = r0[2 * j + 1], c = r1[2 * j], d = r1[2 * j + 1]
                         var m = r0[2 * j], best = 0
                         var take = b > m || b != b

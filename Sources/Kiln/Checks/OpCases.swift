@@ -79,6 +79,8 @@ public enum OpCases {
             g.output("rows of 526 + bias", try (g.input("wide rows", [3, 526]) + g.input("bias", [526])).relu())
             // Windows that tile the plane (the CPU backend's fast paths): 2 x 2, and 2 x 3.
             g.output("maxPool 2 on 6x8", try g.graph.maxPool(try g.input("pooled", [2, 3, 6, 8]), window: try Window2D(2, stride: 2)))
+            // 7 windows a row (the CNN's second pooling): the last four overlap the first four.
+            g.output("maxPool 2 on 4x14", try g.graph.maxPool(try g.input("pooled 4x14", [2, 3, 4, 14]), window: try Window2D(2, stride: 2)))
             // 15 windows a row (CPU devices' vectors of 8, 4, 2 and 1), a last row left out.
             g.output("maxPool 2 on 7x30", try g.graph.maxPool(try g.input("pooled 7x30", [2, 3, 7, 30]), window: try Window2D(2, stride: 2)))
             g.output("maxPool 2x3 on 6x9", try g.graph.maxPool(try g.input("pooled 2x3", [2, 3, 6, 9]),
