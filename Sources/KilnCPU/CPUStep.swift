@@ -146,10 +146,13 @@ struct CPUStep<T: KilnFloat> {
                     for b in 0..<count / q { let k = b % period; for i in b * q..<(b + 1) * q where x[i] > out[k] || x[i].isNaN { out[k] = x[i] } }
                 case let (.repeated(q, period), _):
                     // Each run summed on its own (in eight accumulators), then added to its
-                    // output: a channel's runs in order.
+                    // output: a channel's runs in order. Image by image, so that each thread
+                    // reads its channels' runs in memory order (channel by channel, it jumped a
+                    // whole image between runs: 19 against 27 GB/s).
                     WorkerPool.shared.run(parts: parts) { part in
-                        for k in period * part / parts..<period * (part + 1) / parts {
-                            for b in stride(from: k, to: count / q, by: period) { out[k] += RowReductions<T>.sum(x + b * q, q) }
+                        let (k0, k1) = (period * part / parts, period * (part + 1) / parts)
+                        for first in stride(from: 0, to: count / q, by: period) {
+                            for k in k0..<k1 { out[k] += RowReductions<T>.sum(x + (first + k) * q, q) }
                         }
                     }
                 case (.table(let target), .max):
