@@ -54,7 +54,7 @@ struct CPUStep<T: KilnFloat> {
         switch kernel.kind {
         case .elementwise(let code):
             let eval = FusedEvaluator<T>(code, loads: ins.map { (real($0), $0.shape) }, targets: outs.map(real),
-                                         sparse: sparseIn.map { [$0.input: $0.rows] } ?? [:])
+                                         sparse: sparseIn.map { [$0.input: $0.rows] } ?? [:], alignRuns: blas)
             run = { eval.run() }
 
         case let .reduce(op, axes, code) where Self.runSums(op, axes: axes, code) != nil:

@@ -93,11 +93,26 @@ final class FusedEvaluator<T: KilnFloat>: @unchecked Sendable {
     /// each run. `sparse` gives loads (by input index) that read a `SparseRows` instead of memory.
     /// `workspace` (at least the code's shape of values) holds `scratch` or `result` instead of
     /// space of the evaluator's own: the executable's kernels run one at a time and share it.
+    ///
+    /// `alignRuns`: where inputs are broadcast along trailing axes (per-channel values of an
+    /// image batch), blocks are cut so that none crosses a run of equal values, and such an
+    /// input is one value per block, as a scalar is (`runBlock`). Only `run()` keeps to those
+    /// blocks.
     init(_ code: FusedCode, loads: [(UnsafeMutablePointer<T>, Shape)], targets: [UnsafeMutablePointer<T>] = [],
-         scratch needScratch: Bool = false, sparse: [Int: SparseRows<T>] = [:], workspace: UnsafeMutablePointer<T>? = nil) {
+         scratch needScratch: Bool = false, sparse: [Int: SparseRows<T>] = [:], workspace: UnsafeMutablePointer<T>? = nil,
+         alignRuns: Bool = false) {
         self.code = code
         count = code.shape.count
-        block = min(Self.blockSize, max(count, 1))
+        let shape = code.shape
+        let read = Set(code.code.compactMap { instr -> Int? in if case .load(let j) = instr { return j }; return nil })
+        let accesses: [Access] = loads.enumerated().map { i, load in
+            let s = load.1
+            if !read.contains(i) || sparse[i] != nil || s == shape { return .direct }
+            if s.count == 1 { return .scalar }
+            return Self.broadcast(stridedOffsets(shape, s.broadcastStrides(to: shape)), inputCount: s.count)
+        }
+        let runBlock = alignRuns ? Self.runBlock(accesses.compactMap { if case let .repeated(n, _) = $0 { return n }; return nil }) : nil
+        block = runBlock ?? min(Self.blockSize, max(count, 1))
         // Large kernels (an embedding table's update) are bound by memory bandwidth, which one
         // core does not fill: split them over the cores, a block range each.
         workers = max(1, min(WorkerPool.shared.threads, count / Self.elementsPerWorker))
@@ -109,16 +124,11 @@ final class FusedEvaluator<T: KilnFloat>: @unchecked Sendable {
         result = shared ?? .allocate(capacity: targets.isEmpty ? max(count, 1) : 1)
         self.targets = targets.isEmpty ? [result] : targets
         accumulator = needScratch ? scratch : nil
-        let shape = code.shape
         // A matmul's operands are loads its epilogue need not read: no index table for those.
-        let read = Set(code.code.compactMap { instr -> Int? in if case .load(let j) = instr { return j }; return nil })
         self.loads = loads.enumerated().map { i, load in
             let (base, s) = load
-            if !read.contains(i) { return (base, .direct, s.count) }
-            if let rows = sparse[i] { return (base, .sparse(rows), s.count) }
-            if s == shape { return (base, .direct, s.count) }
-            if s.count == 1 { return (base, .scalar, s.count) }
-            return (base, Self.broadcast(stridedOffsets(shape, s.broadcastStrides(to: shape)), inputCount: s.count), s.count)
+            if let rows = sparse[i], read.contains(i) { return (base, .sparse(rows), s.count) }
+            return (base, accesses[i], s.count)
         }
 
         let instrs = code.code
@@ -126,7 +136,12 @@ final class FusedEvaluator<T: KilnFloat>: @unchecked Sendable {
         var users = [[Int]](repeating: [], count: instrs.count)
         for (i, instr) in instrs.enumerated() {
             switch instr {
-            case .load(let j): if case .scalar = self.loads[j].access { uniform[i] = true }
+            case .load(let j):
+                switch self.loads[j].access {
+                case .scalar: uniform[i] = true
+                case .repeated: uniform[i] = runBlock != nil
+                default: break
+                }
             case .accumulator: break
             case .constant: uniform[i] = true
             case let .unary(_, a): uniform[i] = uniform[a]; users[a].append(i)
@@ -187,6 +202,16 @@ final class FusedEvaluator<T: KilnFloat>: @unchecked Sendable {
         self.users = users
         directTargets = Self.planTargets(code: code, steps: self.steps, loads: self.loads, users: users, readAt: readAt,
                                          accumulator: accumulator, targets: self.targets)
+    }
+
+    /// Blocks that no run of `runs` (the lengths of equal values of inputs broadcast along
+    /// trailing axes) crosses: the shortest run, or a part of it that divides it, when every
+    /// run is a multiple of it; nil where there is none, or blocks would be too short for their
+    /// passes to pay (the CNN's runs: 784 and 196).
+    static func runBlock(_ runs: [Int]) -> Int? {
+        guard let q = runs.min(), q >= 128, runs.allSatisfy({ $0 % q == 0 }) else { return nil }
+        guard let parts = (1...q).first(where: { q % $0 == 0 && q / $0 <= blockSize }) else { return nil }
+        return q / parts >= 128 ? q / parts : nil
     }
 
     /// A broadcast read as one of the two simple patterns when its offsets follow one.
@@ -334,7 +359,10 @@ final class FusedEvaluator<T: KilnFloat>: @unchecked Sendable {
             switch step {
             case .uniform(let i):
                 switch code.code[i] {
-                case .load(let j): scalars[i] = loads[j].base[0]
+                case .load(let j):
+                    // A per-channel value is one value per block where blocks keep within runs.
+                    if case let .repeated(times, period) = loads[j].access { scalars[i] = loads[j].base[(start / times) % period] }
+                    else { scalars[i] = loads[j].base[0] }
                 case .constant(let c): scalars[i] = T(c)
                 case let .unary(op, a): scalars[i] = Self.apply(op, scalars[a])
                 case let .binary(op, a, b): scalars[i] = Self.apply(op, scalars[a], scalars[b])
