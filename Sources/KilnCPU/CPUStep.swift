@@ -315,7 +315,7 @@ struct CPUStep<T: KilnFloat> {
                                         // Inside the image: each channel's entries through the offsets, no
                                         // bounds (not for the oracle, which checks this against the loops below).
                                         if entries == 9 {
-                                            // 3 x 3 windows in straight-line code (offsets in registers): 2x the loop's speed.
+                                            // 3 x 3 windows in straight-line code, the offsets in registers: 15-20% faster than the loop.
                                             let (f1, f2, f3, f4, f5, f6, f7, f8) = (offsets[1], offsets[2], offsets[3], offsets[4], offsets[5], offsets[6], offsets[7], offsets[8])
                                             var corner = image + b * c * h * wd + r0 * wd + c0
                                             for _ in 0..<c {

@@ -173,8 +173,8 @@ struct Fusion {
     static let maxSharedReductions = 4
 
     /// Reductions of the same op and axes over inputs of one shape, none depending on another,
-    /// share one kernel: its pass reads their common inputs once (batch norm's gradient sums
-    /// over the same two tensors: three passes become one). A reduction joins the earliest
+    /// share one kernel: its pass reads their common inputs once (batch norm's four gradient
+    /// sums: four passes become one). A reduction joins the earliest
     /// group it can whose reductions' consumers all come after it, so that the kernel, placed
     /// at its latest reduction, still runs before every reader; or, where everything it reads
     /// is computed before the group's kernel, that kernel stays where it is and computes the
