@@ -3,7 +3,8 @@
 // transposes and row sums. Swift compiles for the baseline
 // x86-64 (SSE2, 4 floats a vector); these loops are cloned for AVX-512 and AVX2 and picked when
 // the program loads. Each computes exactly what the Swift scalar code does, operation for
-// operation (no fused multiply-adds), so results agree to the bit whichever clone runs.
+// operation (no fused multiply-adds), so results agree to the bit whichever clone runs; the
+// register-blocked GEMM at the end stands in for OpenBLAS instead, and fuses as it does.
 #ifndef KILN_VECTOR_MATH_H
 #define KILN_VECTOR_MATH_H
 
@@ -49,5 +50,16 @@ void kiln_transpose_f32(const float *x, float *y, long rows, long cols, long r0,
 // The sum of x[0..<n] as the CPU backend's RowReductions.sum adds it (eight accumulators
 // combined pairwise, then the tail), so the same bits.
 float kiln_sum_f32(const float *x, long n);
+
+// C = op(A) · op(B) for row-major A (lda columns), B (ldb columns) and C (m rows, ldc apart,
+// n of each written), in register blocks of 6 rows by up to 64 columns with AVX-512 fused
+// multiply-adds (gemm_blocks.c). Returns 0, computing nothing, where it does not apply: a CPU
+// without AVX-512, or n not a multiple of 16. With B transposed, B is first copied as [k][n]
+// into a buffer of the calling thread's (kept for the next call).
+int kiln_gemm_blocks_f32(int ta, int tb, long m, long n, long k, const float *a, long lda, const float *b, long ldb,
+                         float *c, long ldc);
+
+// Whether kiln_gemm_blocks_f32 runs on this CPU (it has AVX-512).
+int kiln_gemm_blocks_available(void);
 
 #endif
