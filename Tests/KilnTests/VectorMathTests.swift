@@ -214,8 +214,13 @@ import Kiln
             return
         }
         var rng = SeededGenerator(seed: 11)
-        for (m, n, k) in [(1, 16, 1), (5, 32, 9), (6, 48, 64), (7, 64, 3), (13, 80, 513), (9, 112, 600), (11, 96, 530), (100, 144, 700), (37, 288, 31)] {
-            for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {
+        // Every form at widths of whole vectors; and weight gradients under 16 wide (conv1's
+        // 32 x 9), computed transposed.
+        let wide = [(1, 16, 1), (5, 32, 9), (6, 48, 64), (7, 64, 3), (13, 80, 513), (9, 112, 600), (11, 96, 530), (100, 144, 700), (37, 288, 31)]
+            .flatMap { s in [(false, false), (false, true), (true, false), (true, true)].map { (s, $0) } }
+        let narrow = [(32, 9, 700), (16, 5, 33), (48, 1, 8)].map { ($0, (true, false)) }
+        for ((m, n, k), (ta, tb)) in wide + narrow {
+            do {
                 let pad = 3
                 let (aRows, aCols) = ta ? (k, m) : (m, k), (bRows, bCols) = tb ? (n, k) : (k, n)
                 let (lda, ldb, ldc) = (aCols + pad, bCols + pad, n + pad)
@@ -238,7 +243,7 @@ import Kiln
                 #expect(wrong.count == 0, "\(m)x\(k)x\(n) ta \(ta) tb \(tb): \(wrong.prefix(3))")
             }
         }
-        // C's width not a multiple of 16: left to OpenBLAS, nothing written.
+        // C's width not a multiple of 16, A not transposed: left to OpenBLAS, nothing written.
         var c = [Float](repeating: .nan, count: 20)
         let done = kiln_gemm_blocks_f32(0, 0, 1, 20, 1, [Float](repeating: 1, count: 1), 1, [Float](repeating: 1, count: 20), 20, &c, 20)
         #expect(done == 0)

@@ -54,8 +54,9 @@ float kiln_sum_f32(const float *x, long n);
 // C = op(A) · op(B) for row-major A (lda columns), B (ldb columns) and C (m rows, ldc apart,
 // n of each written), in register blocks of 6 rows by up to 64 columns with AVX-512 fused
 // multiply-adds (gemm_blocks.c). Returns 0, computing nothing, where it does not apply: a CPU
-// without AVX-512, or n not a multiple of 16. With B transposed, B is first copied as [k][n]
-// into a buffer of the calling thread's (kept for the next call).
+// without AVX-512, or n not a multiple of 16 (unless A is transposed, B is not and m is a
+// multiple of 16: then Cᵀ is computed). With B transposed, B is first copied as [k][n], and Cᵀ
+// is computed, into a buffer of the calling thread's (kept for the next call).
 int kiln_gemm_blocks_f32(int ta, int tb, long m, long n, long k, const float *a, long lda, const float *b, long ldb,
                          float *c, long ldc);
 
