@@ -299,6 +299,21 @@ struct CPUStep<T: KilnFloat> {
             let (sh, sw, ph, pw, dh, dw) = (w.stride[0], w.stride[1], w.padding[0], w.padding[1], w.dilation[0], w.dilation[1])
             let pad: T = { if case let .node(.unfold(_, v)) = kernel.kind { return T(v) }; return 0 }()
             let parts = max(1, min(WorkerPool.shared.threads, n, colShape.count / 16384))
+            if T.self == Float.self && blas && [kh, kw, sh, sw, ph, pw, dh, dw] == [3, 3, 1, 1, 1, 1, 1, 1] && (oh, ow) == (h, wd) {
+                // A "same" 3 x 3 convolution's windows, in C a row at a time (vector stores for
+                // unfold, a row of accumulators for fold): the same values and sums.
+                let (x, p) = (UnsafeMutableRawPointer(image).assumingMemoryBound(to: Float.self),
+                              UnsafeMutableRawPointer(cols).assumingMemoryBound(to: Float.self))
+                let padValue = Float(pad)
+                run = {
+                    WorkerPool.shared.run(parts: parts) { part in
+                        let (b0, b1) = (n * part / parts, n * (part + 1) / parts)
+                        if isUnfold { kiln_unfold3x3_f32(x, p, c, h, wd, b0, b1, padValue) }
+                        else { kiln_fold3x3_f32(p, x, c, h, wd, b0, b1) }
+                    }
+                }
+                return
+            }
             // A window's entries relative to its corner pixel, for windows wholly inside the image.
             let offsets = (0..<kh).flatMap { p in (0..<kw).map { q in p * dh * wd + q * dw } }, entries = kh * kw
             run = {

@@ -51,6 +51,13 @@ void kiln_transpose_f32(const float *x, float *y, long rows, long cols, long r0,
 // combined pairwise, then the tail), so the same bits.
 float kiln_sum_f32(const float *x, long n);
 
+// A "same" convolution's 3 x 3 windows (stride 1, padding 1, dilation 1) over images
+// b0 <= b < b1 of x [N, C, H, W]: unfold writes its patches [N, H, W, C, 3, 3] (pad outside the
+// image); fold writes x from patches, each pixel the sum of its entries, added in the order of
+// the CPU backend's window loops (the same bits).
+void kiln_unfold3x3_f32(const float *x, float *out, long c, long h, long w, long b0, long b1, float pad);
+void kiln_fold3x3_f32(const float *cols, float *x, long c, long h, long w, long b0, long b1);
+
 // C = op(A) · op(B) for row-major A (lda columns), B (ldb columns) and C (m rows, ldc apart,
 // n of each written), in register blocks of 6 rows by up to 64 columns with AVX-512 fused
 // multiply-adds (gemm_blocks.c). Returns 0, computing nothing, where it does not apply: a CPU
