@@ -2,11 +2,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-// Register-blocked GEMM for AVX-512: blocks of 6 rows of C by 64, 32 or 16 columns, each a
-// set of accumulators in zmm registers (24 at 6 x 64) fed by one row of B's panel and six
-// broadcasts of A per k. Narrow products (a convolution's [N·H·W, C·3·3] by [C·3·3, 64] and its
-// gradients) run at about 1.4x OpenBLAS's speed this way: OpenBLAS's kernels are tuned for wide
-// ones and pack both operands for every call.
+// Register-blocked GEMM for AVX-512: blocks of 6 rows of C by 64 columns (48, 32 or 16 at the
+// end of a row), each a set of accumulators in zmm registers (24 at 6 x 64) fed by one row of
+// B's panel and six broadcasts of A per k. Narrow products (a convolution's [N·H·W, C·3·3] by
+// [C·3·3, 64] and its gradients) run up to 1.5x OpenBLAS's speed this way: OpenBLAS's kernels
+// are tuned for wide ones and pack both operands for every call.
 
 #if defined(__x86_64__) && defined(__clang__)
 

@@ -299,9 +299,11 @@ struct CPUStep<T: KilnFloat> {
             let (sh, sw, ph, pw, dh, dw) = (w.stride[0], w.stride[1], w.padding[0], w.padding[1], w.dilation[0], w.dilation[1])
             let pad: T = { if case let .node(.unfold(_, v)) = kernel.kind { return T(v) }; return 0 }()
             let parts = max(1, min(WorkerPool.shared.threads, n, colShape.count / 16384))
-            if T.self == Float.self && blas && [kh, kw, sh, sw, ph, pw, dh, dw] == [3, 3, 1, 1, 1, 1, 1, 1] && (oh, ow) == (h, wd) {
+            if T.self == Float.self && blas && [kh, kw, sh, sw, ph, pw, dh, dw] == [3, 3, 1, 1, 1, 1, 1, 1] && (oh, ow) == (h, wd)
+                && c * 3 * (wd + 3) <= 1 << 14 {
                 // A "same" 3 x 3 convolution's windows, in C a row at a time (vector stores for
-                // unfold, a row of accumulators for fold): the same values and sums.
+                // unfold, a row of accumulators for fold): the same values and sums. Its rows of
+                // every channel live on the thread's stack, hence the bound (64 KiB).
                 let (x, p) = (UnsafeMutableRawPointer(image).assumingMemoryBound(to: Float.self),
                               UnsafeMutableRawPointer(cols).assumingMemoryBound(to: Float.self))
                 let padValue = Float(pad)
