@@ -202,6 +202,7 @@ import Kiln
             }
         }
     }
+
     /// The register-blocked GEMM (AVX-512) against plain loops, exactly: small integers, so
     /// every sum is exact in any order. Rows around the block's 6, every column width it
     /// splits into (64, 48, 32, 16 at the end), k past one chunk of 512 (accumulated in chunks
@@ -220,28 +221,26 @@ import Kiln
             .flatMap { s in [(false, false), (false, true), (true, false), (true, true)].map { (s, $0) } }
         let narrow = [(32, 9, 700), (16, 5, 33), (48, 1, 8)].map { ($0, (true, false)) }
         for ((m, n, k), (ta, tb)) in wide + narrow {
-            do {
-                let pad = 3
-                let (aRows, aCols) = ta ? (k, m) : (m, k), (bRows, bCols) = tb ? (n, k) : (k, n)
-                let (lda, ldb, ldc) = (aCols + pad, bCols + pad, n + pad)
-                let a = (0..<aRows * lda).map { _ in Float(Int.random(in: -4...4, using: &rng)) }
-                let b = (0..<bRows * ldb).map { _ in Float(Int.random(in: -4...4, using: &rng)) }
-                var c = [Float](repeating: .nan, count: m * ldc)
-                let done = kiln_gemm_blocks_f32(ta ? 1 : 0, tb ? 1 : 0, m, n, k, a, lda, b, ldb, &c, ldc)
-                #expect(done == 1)
-                var wrong: [String] = []
-                for i in 0..<m {
-                    for j in 0..<ldc {
-                        var want = Float.nan
-                        if j < n {
-                            want = 0
-                            for p in 0..<k { want += (ta ? a[p * lda + i] : a[i * lda + p]) * (tb ? b[j * ldb + p] : b[p * ldb + j]) }
-                        }
-                        if !(c[i * ldc + j] == want || (want.isNaN && c[i * ldc + j].isNaN)) { wrong.append("[\(i), \(j)] \(c[i * ldc + j]) != \(want)") }
+            let pad = 3
+            let (aRows, aCols) = ta ? (k, m) : (m, k), (bRows, bCols) = tb ? (n, k) : (k, n)
+            let (lda, ldb, ldc) = (aCols + pad, bCols + pad, n + pad)
+            let a = (0..<aRows * lda).map { _ in Float(Int.random(in: -4...4, using: &rng)) }
+            let b = (0..<bRows * ldb).map { _ in Float(Int.random(in: -4...4, using: &rng)) }
+            var c = [Float](repeating: .nan, count: m * ldc)
+            let done = kiln_gemm_blocks_f32(ta ? 1 : 0, tb ? 1 : 0, m, n, k, a, lda, b, ldb, &c, ldc)
+            #expect(done == 1)
+            var wrong: [String] = []
+            for i in 0..<m {
+                for j in 0..<ldc {
+                    var want = Float.nan
+                    if j < n {
+                        want = 0
+                        for p in 0..<k { want += (ta ? a[p * lda + i] : a[i * lda + p]) * (tb ? b[j * ldb + p] : b[p * ldb + j]) }
                     }
+                    if !(c[i * ldc + j] == want || (want.isNaN && c[i * ldc + j].isNaN)) { wrong.append("[\(i), \(j)] \(c[i * ldc + j]) != \(want)") }
                 }
-                #expect(wrong.count == 0, "\(m)x\(k)x\(n) ta \(ta) tb \(tb): \(wrong.prefix(3))")
             }
+            #expect(wrong.count == 0, "\(m)x\(k)x\(n) ta \(ta) tb \(tb): \(wrong.prefix(3))")
         }
         // C's width not a multiple of 16, A not transposed: left to OpenBLAS, nothing written.
         var c = [Float](repeating: .nan, count: 20)
