@@ -15,13 +15,16 @@ typedef float kiln_g16 __attribute__((vector_size(64)));
 #define G_LOAD(p) ({ kiln_g16 v_; memcpy(&v_, (p), 64); v_; })
 #define G_STORE(p, v) do { const kiln_g16 t_ = (v); memcpy((p), &t_, 64); } while (0)
 
+typedef int kiln_i16 __attribute__((vector_size(64)));
+
 // C[r][0 ..< 16·V] (+)= sum over kn steps of A(r, k) · B(k, ·) for the rows r < rows, where
-// A(r, k) = ar[r][k · aks] and B(k, ·) = b[k · ldb ...]. Rows past `rows` read a real row
-// (the caller repeats the last) and are not stored.
+// A(r, k) = ar[r][k · aks] and B(k, ·) = b[k · ldb ...]; then, where given, + bias[0 ..< 16·V]
+// and ReLU (x > 0 ? x : 0, as the CPU backend's). Rows past `rows` read a real row (the
+// caller repeats the last) and are not stored.
 #define KILN_GEMM_BLOCK(V)                                                                             \
     KILN_GEMM_TARGET static void kiln_gemm_block##V(const float *const ar[6], long aks, const float *b, \
                                                     long ldb, long kn, float *c, long ldc, int rows,   \
-                                                    int accumulate) {                                  \
+                                                    int accumulate, const float *bias, int relu) {     \
         kiln_g16 acc[6][V];                                                                            \
         for (int r = 0; r < 6; r++)                                                                    \
             for (int v = 0; v < V; v++)                                                                \
@@ -37,6 +40,15 @@ typedef float kiln_g16 __attribute__((vector_size(64)));
                 for (int v = 0; v < V; v++) acc[r][v] = __builtin_elementwise_fma(a, bv[v], acc[r][v]); \
             }                                                                                          \
         }                                                                                              \
+        if (bias)                                                                                      \
+            for (int v = 0; v < V; v++) {                                                              \
+                const kiln_g16 bb = G_LOAD(bias + 16 * v);                                             \
+                for (int r = 0; r < 6; r++) acc[r][v] = acc[r][v] + bb;                                \
+            }                                                                                          \
+        if (relu)                                                                                      \
+            for (int r = 0; r < 6; r++)                                                                \
+                for (int v = 0; v < V; v++)                                                            \
+                    acc[r][v] = (kiln_g16)((kiln_i16)acc[r][v] & (acc[r][v] > (kiln_g16){}));           \
         for (int r = 0; r < 6; r++)                                                                    \
             if (r < rows)                                                                              \
                 for (int v = 0; v < V; v++) G_STORE(c + r * ldc + 16 * v, acc[r][v]);                  \
@@ -63,11 +75,14 @@ static int kiln_gemm_grow(long count) {
 }
 
 KILN_GEMM_TARGET static void kiln_gemm_avx512(long m, long n, long k, const float *a, long ars, long aks,
-                                              const float *b, long ldb, float *c, long ldc) {
+                                              const float *b, long ldb, float *c, long ldc, const float *bias, int relu) {
     // k in chunks that keep B's rows for one chunk in L2 while every row block passes over them.
     const long kc = k <= 512 ? k : 256;
     for (long k0 = 0; k0 < k; k0 += kc) {
         const long kn = k - k0 < kc ? k - k0 : kc;
+        // The bias and ReLU once the sums are whole.
+        const int last = k0 + kn == k;
+        const int reluNow = last && relu;
         for (long i0 = 0; i0 < m; i0 += 6) {
             const int rows = m - i0 < 6 ? (int)(m - i0) : 6;
             const float *ar[6];
@@ -75,10 +90,12 @@ KILN_GEMM_TARGET static void kiln_gemm_avx512(long m, long n, long k, const floa
             const float *bk = b + k0 * ldb;
             float *ci = c + i0 * ldc;
             long j = 0;
-            for (; j + 64 <= n; j += 64) kiln_gemm_block4(ar, aks, bk + j, ldb, kn, ci + j, ldc, rows, k0 > 0);
-            if (n - j == 48) kiln_gemm_block3(ar, aks, bk + j, ldb, kn, ci + j, ldc, rows, k0 > 0);
-            if (n - j == 32) kiln_gemm_block2(ar, aks, bk + j, ldb, kn, ci + j, ldc, rows, k0 > 0);
-            if (n - j == 16) kiln_gemm_block1(ar, aks, bk + j, ldb, kn, ci + j, ldc, rows, k0 > 0);
+#define KILN_BIAS(j) (last && bias ? bias + (j) : NULL)
+            for (; j + 64 <= n; j += 64) kiln_gemm_block4(ar, aks, bk + j, ldb, kn, ci + j, ldc, rows, k0 > 0, KILN_BIAS(j), reluNow);
+            if (n - j == 48) kiln_gemm_block3(ar, aks, bk + j, ldb, kn, ci + j, ldc, rows, k0 > 0, KILN_BIAS(j), reluNow);
+            if (n - j == 32) kiln_gemm_block2(ar, aks, bk + j, ldb, kn, ci + j, ldc, rows, k0 > 0, KILN_BIAS(j), reluNow);
+            if (n - j == 16) kiln_gemm_block1(ar, aks, bk + j, ldb, kn, ci + j, ldc, rows, k0 > 0, KILN_BIAS(j), reluNow);
+#undef KILN_BIAS
         }
     }
 }
@@ -86,19 +103,19 @@ KILN_GEMM_TARGET static void kiln_gemm_avx512(long m, long n, long k, const floa
 int kiln_gemm_blocks_available(void) { return __builtin_cpu_supports("avx512f") ? 1 : 0; }
 
 int kiln_gemm_blocks_f32(int ta, int tb, long m, long n, long k, const float *a, long lda, const float *b, long ldb,
-                         float *c, long ldc) {
+                         float *c, long ldc, const float *bias, int relu) {
     if (!kiln_gemm_blocks_available() || m <= 0 || n <= 0) return 0;
-    if (n % 16 != 0 && m % 16 == 0 && ta && !tb && k > 0) {
+    if (n % 16 != 0 && m % 16 == 0 && ta && !tb && k > 0 && !bias && !relu) {
         // A weight gradient with fewer than 16 columns (conv1's [32, 9]: output channels by
         // window entries, k pixels): Cᵀ = Bᵀ·A, whose rows are C's columns and are read from
         // A's rows, then transposed into C. 1.5x OpenBLAS at conv1's.
         if (!kiln_gemm_grow(n * m)) return 0;
-        kiln_gemm_avx512(n, m, k, b, 1, ldb, a, lda, kiln_gemm_pack, m);
+        kiln_gemm_avx512(n, m, k, b, 1, ldb, a, lda, kiln_gemm_pack, m, NULL, 0);
         for (long i = 0; i < m; i++)
             for (long j = 0; j < n; j++) c[i * ldc + j] = kiln_gemm_pack[j * m + i];
         return 1;
     }
-    if (n % 16 != 0) return 0;
+    if (n % 16 != 0 || (k <= 0 && (bias || relu))) return 0;
     if (k <= 0) {
         for (long i = 0; i < m; i++) memset(c + i * ldc, 0, (size_t)n * sizeof(float));
         return 1;
@@ -114,7 +131,7 @@ int kiln_gemm_blocks_f32(int ta, int tb, long m, long n, long k, const float *a,
         b = kiln_gemm_pack;
         ldb = n;
     }
-    kiln_gemm_avx512(m, n, k, a, ta ? 1 : lda, ta ? lda : 1, b, ldb, c, ldc);
+    kiln_gemm_avx512(m, n, k, a, ta ? 1 : lda, ta ? lda : 1, b, ldb, c, ldc, bias, relu);
     return 1;
 }
 
@@ -123,8 +140,8 @@ int kiln_gemm_blocks_f32(int ta, int tb, long m, long n, long k, const float *a,
 int kiln_gemm_blocks_available(void) { return 0; }
 
 int kiln_gemm_blocks_f32(int ta, int tb, long m, long n, long k, const float *a, long lda, const float *b, long ldb,
-                         float *c, long ldc) {
-    (void)ta; (void)tb; (void)m; (void)n; (void)k; (void)a; (void)lda; (void)b; (void)ldb; (void)c; (void)ldc;
+                         float *c, long ldc, const float *bias, int relu) {
+    (void)ta; (void)tb; (void)m; (void)n; (void)k; (void)a; (void)lda; (void)b; (void)ldb; (void)c; (void)ldc; (void)bias; (void)relu;
     return 0;
 }
 

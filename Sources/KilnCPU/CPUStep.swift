@@ -20,6 +20,35 @@ struct CPUStep<T: KilnFloat> {
         return period > 1 && q > 1 && q <= FusedEvaluator<T>.blockSize ? (q, period) : nil
     }
 
+    /// For a matmul's epilogue that is the product plus a bias broadcast along its rows (a load
+    /// of `columns` values), then ReLU, either or both: the bias's load and whether ReLU
+    /// follows. nil for any other code.
+    static func biasAndReLU(_ code: FusedCode, loads: [Shape], columns n: Int) -> (bias: Int?, relu: Bool)? {
+        guard code.results == [code.code.count - 1], code.shape.rank >= 1, code.shape[code.shape.rank - 1] == n else { return nil }
+        // Per instruction: -1 for the product (and what the chain makes of it), else the load read.
+        let product = -1
+        var values: [Int] = [], added: Int?, relu = false
+        for instr in code.code {
+            switch instr {
+            case .accumulator where !values.contains(product):
+                values.append(product)
+            case .load(let j) where loads[j].count == n && loads[j].dims.last == n:
+                values.append(j)
+            case let .binary(.add, x, y) where added == nil && !relu && (values[x] == product) != (values[y] == product):
+                added = max(values[x], values[y])
+                values.append(product)
+            case .unary(.relu, let x) where !relu && values[x] == product:
+                relu = true
+                values.append(product)
+            default: return nil
+            }
+        }
+        // The code is that chain alone: the accumulator, at most one bias load, the add, ReLU.
+        let chain = 1 + (added == nil ? 0 : 2) + (relu ? 1 : 0)
+        guard values.last == product, values.count == chain, added != nil || relu else { return nil }
+        return (added, relu)
+    }
+
     /// Values of the shared workspace a kernel uses: a fused matmul's product, or a reduction's
     /// computed input.
     static func workspaceCount(_ kernel: Kernel) -> Int {
@@ -180,6 +209,19 @@ struct CPUStep<T: KilnFloat> {
                 FusedEvaluator<T>($0, loads: ins.map { (real($0), $0.shape) }, targets: outs.map(real), scratch: true, workspace: workspace)
             }
             let product = eval?.scratch ?? real(outs[0])
+            if blas, T.self == Float.self, batches == 1, !strided, let code = epilogue, outs.count == 1,
+               let (bias, relu) = Self.biasAndReLU(code, loads: ins.map(\.shape), columns: n) {
+                // A Linear's or convolution's epilogue (+ bias, ReLU) applied by the register
+                // blocks as they store C; OpenBLAS and the evaluator where the blocks do not apply.
+                let f = { (p: UnsafeMutablePointer<T>) in UnsafeMutableRawPointer(p).assumingMemoryBound(to: Float.self) }
+                let (fa, fb, out, fbias) = (f(a), f(b), f(real(outs[0])), bias.map { UnsafePointer(f(real(ins[$0]))) })
+                run = {
+                    if Float.blockedGemm(ta, tb, m: m, n: n, k: k, a: fa, lda: lda, b: fb, ldb: ldb, c: out, bias: fbias, relu: relu) { return }
+                    T.batchedGemm(ta, tb, batches: 1, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, c: product)
+                    _ = eval?.run()
+                }
+                return
+            }
             run = {
                 if blas && m > 0 && n > 0 {
                     T.batchedGemm(ta, tb, batches: batches, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, c: product,

@@ -70,7 +70,7 @@ extension Float: KilnFloat {
     }
     public static func gemm(_ ta: Bool, _ tb: Bool, m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int,
                             b: UnsafePointer<Float>, ldb: Int, c: UnsafeMutablePointer<Float>, ldc: Int) {
-        if blockedGemm(ta, tb, m: m, n: n), kiln_gemm_blocks_f32(ta ? 1 : 0, tb ? 1 : 0, m, n, k, a, lda, b, ldb, c, ldc) != 0 { return }
+        if blockedGemm(ta, tb, m: m, n: n), kiln_gemm_blocks_f32(ta ? 1 : 0, tb ? 1 : 0, m, n, k, a, lda, b, ldb, c, ldc, nil, 0) != 0 { return }
         cblas_sgemm(CblasRowMajor, blasTranspose(ta), blasTranspose(tb), blasint(m), blasint(n), blasint(k), 1,
                     a, blasint(max(lda, 1)), b, blasint(max(ldb, 1)), 0, c, blasint(max(ldc, 1)))
     }
@@ -87,6 +87,33 @@ extension Float {
     static func blockedGemm(_ ta: Bool, _ tb: Bool, m: Int, n: Int) -> Bool {
         if n % 16 == 0 { return n <= 320 && (!tb || m >= 512) }
         return ta && !tb && m % 16 == 0 && m <= 320
+    }
+
+    /// C `[m, n]` = op(A) · op(B) + `bias` (n values, added to each row), then ReLU with
+    /// `relu`, through the register blocks split over the worker pool as `parallelGemm` splits
+    /// (C's rows, or its columns when it has fewer rows): a Linear's or convolution's epilogue
+    /// applied as the blocks are stored, instead of a pass over C. False, computing nothing,
+    /// where the blocks do not apply.
+    static func blockedGemm(_ ta: Bool, _ tb: Bool, m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int,
+                            b: UnsafePointer<Float>, ldb: Int, c: UnsafeMutablePointer<Float>,
+                            bias: UnsafePointer<Float>?, relu: Bool) -> Bool {
+        guard n % 16 == 0, k > 0, blockedGemm(ta, tb, m: m, n: n), kiln_gemm_blocks_available() != 0 else { return false }
+        let pool = WorkerPool.shared
+        let parts = 2 * m * n * k >= 1 << 20 ? max(1, min(pool.threads, max(m, n) / 16)) : 1
+        pool.run(parts: parts) { p in
+            if m >= n || parts == 1 {
+                let r0 = m * p / parts, r1 = m * (p + 1) / parts
+                guard r1 > r0 else { return }
+                _ = kiln_gemm_blocks_f32(ta ? 1 : 0, tb ? 1 : 0, r1 - r0, n, k, ta ? a + r0 : a + r0 * lda, lda, b, ldb,
+                                         c + r0 * n, n, bias, relu ? 1 : 0)
+            } else {
+                let c0 = p == 0 ? 0 : n * p / parts & ~15, c1 = p == parts - 1 ? n : n * (p + 1) / parts & ~15
+                guard c1 > c0 else { return }
+                _ = kiln_gemm_blocks_f32(ta ? 1 : 0, tb ? 1 : 0, m, c1 - c0, k, a, lda, tb ? b + c0 * ldb : b + c0, ldb,
+                                         c + c0, n, bias.map { $0 + c0 }, relu ? 1 : 0)
+            }
+        }
+        return true
     }
 }
 

@@ -1,4 +1,6 @@
 import Testing
+@testable import KilnCPU
+import KilnCompiler
 import Kiln
 
 /// Seeded random chains of elementwise ops (with broadcasting and fan-out), fused against
@@ -166,6 +168,38 @@ import Kiln
         for (i, (u, v)) in zip(a, b).enumerated() {
             #expect(u.floats.map(\.bitPattern) == v.floats.map(\.bitPattern), "fetch \(i): \(maxError(u.doubles, v.doubles))")
         }
+    }
+
+    /// Epilogues of a bias and ReLU on the CPU backend, applied as the register blocks store C:
+    /// the same bits as the product, the add and the ReLU as kernels of their own; a ReLU before
+    /// the bias is not that chain and keeps the evaluator.
+    @Test func biasAndReLUEpiloguesMatchTheirKernels() throws {
+        let g = Graph()
+        let x = try g.placeholder("x", [96, 40], .float32), w = try g.placeholder("w", [40, 48], .float32)
+        let bias = try g.placeholder("bias", [48], .float32)
+        let product = try g.matmul(x, w)
+        let fetch = [try (product + bias).relu(), try product + bias, try product.relu(), try product.relu() + bias]
+        var rng = SeededGenerator(seed: 5)
+        let values = [x: try HostTensor(rng.uniform(x.shape.count, in: -1...1).map(Float.init), shape: x.shape),
+                      w: try HostTensor(rng.uniform(w.shape.count, in: -1...1).map(Float.init), shape: w.shape),
+                      bias: try HostTensor(rng.uniform(48, in: -1...1).map(Float.init), shape: [48])]
+        for f in fetch {
+            let fused = try Compiler.compile(g, fetch: [f], options: CompileOptions(fusion: true, realType: .float32))
+            #expect(fused.kernels.count == 1)
+            let unfused = try Compiler.compile(g, fetch: [f], options: CompileOptions(fusion: false, realType: .float32))
+            let a = try CPUExecutable<Float>(program: fused).run(feeds: values)[0]
+            let b = try CPUExecutable<Float>(program: unfused).run(feeds: values)[0]
+            #expect(a.floats.map(\.bitPattern) == b.floats.map(\.bitPattern), "\(f): \(maxError(a.doubles, b.doubles))")
+        }
+        // Which of them are the chain: bias then ReLU, bias, ReLU; not ReLU then bias.
+        let forms = try fetch.map { f -> Bool in
+            let program = try Compiler.compile(g, fetch: [f], options: CompileOptions(fusion: true, realType: .float32))
+            return program.kernels.contains {
+                guard case let .matmul(_, _, .some(code)) = $0.kind else { return false }
+                return CPUStep<Float>.biasAndReLU(code, loads: $0.inputs.map(\.shape), columns: 48) != nil
+            }
+        }
+        #expect(forms == [true, true, true, false])
     }
 
     /// Shared reductions in the forms that take them one at a time (sums over rows: the column

@@ -206,11 +206,12 @@ import Kiln
     /// The register-blocked GEMM (AVX-512) against plain loops, exactly: small integers, so
     /// every sum is exact in any order. Rows around the block's 6, every column width it
     /// splits into (64, 48, 32, 16 at the end), k past one chunk of 512 (accumulated in chunks
-    /// of 256), every transpose, operands with padded rows, and C's padding left alone.
+    /// of 256), every transpose, operands with padded rows, C's padding left alone, and a bias
+    /// and ReLU applied as the blocks are stored.
     @Test func blockedGemmMatchesPlainLoops() {
         guard kiln_gemm_blocks_available() != 0 else {
             var c = [Float](repeating: 0, count: 16)
-            let done = kiln_gemm_blocks_f32(0, 0, 1, 16, 1, [1], 1, [Float](repeating: 1, count: 16), 16, &c, 16)
+            let done = kiln_gemm_blocks_f32(0, 0, 1, 16, 1, [1], 1, [Float](repeating: 1, count: 16), 16, &c, 16, nil, 0)
             #expect(done == 0)
             return
         }
@@ -220,14 +221,18 @@ import Kiln
         let wide = [(1, 16, 1), (5, 32, 9), (6, 48, 64), (7, 64, 3), (13, 80, 513), (9, 112, 600), (11, 96, 530), (100, 144, 700), (37, 288, 31)]
             .flatMap { s in [(false, false), (false, true), (true, false), (true, true)].map { (s, $0) } }
         let narrow = [(32, 9, 700), (16, 5, 33), (48, 1, 8)].map { ($0, (true, false)) }
-        for ((m, n, k), (ta, tb)) in wide + narrow {
+        for (index, ((m, n, k), (ta, tb))) in (wide + narrow).enumerated() {
+            // A bias on every third case, ReLU on every other (C's values either sign).
+            let (withBias, relu) = (index % 3 == 1 && n % 16 == 0, index % 2 == 1 && n % 16 == 0)
+            let bias = (0..<n).map { Float($0 % 5 - 2) }
             let pad = 3
             let (aRows, aCols) = ta ? (k, m) : (m, k), (bRows, bCols) = tb ? (n, k) : (k, n)
             let (lda, ldb, ldc) = (aCols + pad, bCols + pad, n + pad)
             let a = (0..<aRows * lda).map { _ in Float(Int.random(in: -4...4, using: &rng)) }
             let b = (0..<bRows * ldb).map { _ in Float(Int.random(in: -4...4, using: &rng)) }
             var c = [Float](repeating: .nan, count: m * ldc)
-            let done = kiln_gemm_blocks_f32(ta ? 1 : 0, tb ? 1 : 0, m, n, k, a, lda, b, ldb, &c, ldc)
+            let done = withBias ? kiln_gemm_blocks_f32(ta ? 1 : 0, tb ? 1 : 0, m, n, k, a, lda, b, ldb, &c, ldc, bias, relu ? 1 : 0)
+                : kiln_gemm_blocks_f32(ta ? 1 : 0, tb ? 1 : 0, m, n, k, a, lda, b, ldb, &c, ldc, nil, relu ? 1 : 0)
             #expect(done == 1)
             var wrong: [String] = []
             for i in 0..<m {
@@ -236,15 +241,17 @@ import Kiln
                     if j < n {
                         want = 0
                         for p in 0..<k { want += (ta ? a[p * lda + i] : a[i * lda + p]) * (tb ? b[j * ldb + p] : b[p * ldb + j]) }
+                        if withBias { want += bias[j] }
+                        if relu { want = want > 0 ? want : 0 }
                     }
                     if !(c[i * ldc + j] == want || (want.isNaN && c[i * ldc + j].isNaN)) { wrong.append("[\(i), \(j)] \(c[i * ldc + j]) != \(want)") }
                 }
             }
-            #expect(wrong.count == 0, "\(m)x\(k)x\(n) ta \(ta) tb \(tb): \(wrong.prefix(3))")
+            #expect(wrong.count == 0, "\(m)x\(k)x\(n) ta \(ta) tb \(tb) bias \(withBias) relu \(relu): \(wrong.prefix(3))")
         }
         // C's width not a multiple of 16, A not transposed: left to OpenBLAS, nothing written.
         var c = [Float](repeating: .nan, count: 20)
-        let done = kiln_gemm_blocks_f32(0, 0, 1, 20, 1, [Float](repeating: 1, count: 1), 1, [Float](repeating: 1, count: 20), 20, &c, 20)
+        let done = kiln_gemm_blocks_f32(0, 0, 1, 20, 1, [Float](repeating: 1, count: 1), 1, [Float](repeating: 1, count: 20), 20, &c, 20, nil, 0)
         #expect(done == 0)
         #expect(c.allSatisfy { $0.isNaN })
     }

@@ -63,9 +63,11 @@ void kiln_fold3x3_f32(const float *cols, float *x, long c, long h, long w, long 
 // multiply-adds (gemm_blocks.c). Returns 0, computing nothing, where it does not apply: a CPU
 // without AVX-512, or n not a multiple of 16 (unless A is transposed, B is not and m is a
 // multiple of 16: then Cᵀ is computed). With B transposed, B is first copied as [k][n], and Cᵀ
-// is computed, into a buffer of the calling thread's (kept for the next call).
+// is computed, into a buffer of the calling thread's (kept for the next call). bias (n values,
+// or NULL) is added to every row of C, then with relu each value becomes x > 0 ? x : 0, both
+// after the sums (not for Cᵀ: 0 is returned).
 int kiln_gemm_blocks_f32(int ta, int tb, long m, long n, long k, const float *a, long lda, const float *b, long ldb,
-                         float *c, long ldc);
+                         float *c, long ldc, const float *bias, int relu);
 
 // Whether kiln_gemm_blocks_f32 runs on this CPU (it has AVX-512).
 int kiln_gemm_blocks_available(void);
