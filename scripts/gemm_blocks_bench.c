@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <time.h>
 #include <cblas.h>
-int kiln_gemm_blocks_f32(int ta, int tb, long m, long n, long k, const float *a, long lda, const float *b, long ldb, float *c, long ldc);
+#include "vector_math.h"
 void openblas_set_num_threads(int);
 static double now() { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec + t.tv_nsec * 1e-9; }
 int main(int argc, char **argv) {
@@ -27,7 +27,7 @@ int main(int argc, char **argv) {
         for (long i = 0; i < n * k; i++) B[i] = rand() / (float)RAND_MAX - 0.5f;
         double best1 = 1e9, best2 = 1e9;
         for (int rep = 0; rep < 7; rep++) {
-            double t = now(); kiln_gemm_blocks_f32(ta, tb, m, n, k, A, lda, B, ldb, C, n); double t1 = now();
+            double t = now(); kiln_gemm_blocks_f32(ta, tb, m, n, k, A, lda, B, ldb, C, n, NULL, 0); double t1 = now();
             cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n, k, 1, A, lda, B, ldb, 0, C2, n); double t2 = now();
             if (t1 - t < best1) best1 = t1 - t; if (t2 - t1 < best2) best2 = t2 - t1;
         }
