@@ -49,6 +49,15 @@ struct CPUStep<T: KilnFloat> {
         return (added, relu)
     }
 
+    /// Whether two operands' memory overlaps (in one buffer): a bias written over by the
+    /// product it is added to would be read after a k chunk stored C there.
+    static func overlap(_ x: Operand, _ y: Operand) -> Bool {
+        guard x.location.buffer == y.location.buffer else { return false }
+        let size = MemoryLayout<T>.size
+        let (a, b) = (x.location.byteOffset, y.location.byteOffset)
+        return a < b + y.shape.count * size && b < a + x.shape.count * size
+    }
+
     /// Values of the shared workspace a kernel uses: a fused matmul's product, or a reduction's
     /// computed input.
     static func workspaceCount(_ kernel: Kernel) -> Int {
@@ -210,7 +219,8 @@ struct CPUStep<T: KilnFloat> {
             }
             let product = eval?.scratch ?? real(outs[0])
             if blas, T.self == Float.self, batches == 1, !strided, let code = epilogue, outs.count == 1,
-               let (bias, relu) = Self.biasAndReLU(code, loads: ins.map(\.shape), columns: n) {
+               let (bias, relu) = Self.biasAndReLU(code, loads: ins.map(\.shape), columns: n),
+               bias.map({ !Self.overlap(ins[$0], outs[0]) }) ?? true {
                 // A Linear's or convolution's epilogue (+ bias, ReLU) applied by the register
                 // blocks as they store C; OpenBLAS and the evaluator where the blocks do not apply.
                 let f = { (p: UnsafeMutablePointer<T>) in UnsafeMutableRawPointer(p).assumingMemoryBound(to: Float.self) }
