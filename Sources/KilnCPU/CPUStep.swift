@@ -25,28 +25,29 @@ struct CPUStep<T: KilnFloat> {
     /// follows. nil for any other code.
     static func biasAndReLU(_ code: FusedCode, loads: [Shape], columns n: Int) -> (bias: Int?, relu: Bool)? {
         guard code.results == [code.code.count - 1], code.shape.rank >= 1, code.shape[code.shape.rank - 1] == n else { return nil }
-        // Per instruction: -1 for the product (and what the chain makes of it), else the load read.
-        let product = -1
-        var values: [Int] = [], added: Int?, relu = false
-        for instr in code.code {
+        // The chain's head: the latest instruction holding the product (or what the chain made
+        // of it); each step must read it, and the result must be it.
+        var head: Int?, bias: Int?, added = false, relu = false
+        for (i, instr) in code.code.enumerated() {
             switch instr {
-            case .accumulator where !values.contains(product):
-                values.append(product)
-            case .load(let j) where loads[j].count == n && loads[j].dims.last == n:
-                values.append(j)
-            case let .binary(.add, x, y) where added == nil && !relu && (values[x] == product) != (values[y] == product):
-                added = max(values[x], values[y])
-                values.append(product)
-            case .unary(.relu, let x) where !relu && values[x] == product:
+            case .accumulator where head == nil:
+                head = i
+            case .load(let j) where bias == nil && loads[j].count == n && loads[j].dims.last == n:
+                bias = i
+            case let .binary(.add, x, y) where !added && !relu && head != nil && bias != nil
+                && Set([x, y]) == Set([head!, bias!]):
+                added = true
+                head = i
+            case .unary(.relu, let x) where !relu && x == head:
                 relu = true
-                values.append(product)
+                head = i
             default: return nil
             }
         }
-        // The code is that chain alone: the accumulator, at most one bias load, the add, ReLU.
-        let chain = 1 + (added == nil ? 0 : 2) + (relu ? 1 : 0)
-        guard values.last == product, values.count == chain, added != nil || relu else { return nil }
-        return (added, relu)
+        // Nothing besides the chain: a bias load is there only if it was added.
+        guard head == code.code.count - 1, added || relu, added == (bias != nil) else { return nil }
+        if let b = bias, case .load(let j) = code.code[b] { return (j, relu) }
+        return (nil, relu)
     }
 
     /// Whether two operands' memory overlaps (in one buffer): a bias written over by the

@@ -100,20 +100,25 @@ extension Float {
         guard n % 16 == 0, k > 0, blockedGemm(ta, tb, m: m, n: n), kiln_gemm_blocks_available() != 0 else { return false }
         let pool = WorkerPool.shared
         let parts = 2 * m * n * k >= 1 << 20 ? max(1, min(pool.threads, max(m, n) / 16)) : 1
-        pool.run(parts: parts) { p in
-            if m >= n || parts == 1 {
-                let r0 = m * p / parts, r1 = m * (p + 1) / parts
-                guard r1 > r0 else { return }
-                _ = kiln_gemm_blocks_f32(ta ? 1 : 0, tb ? 1 : 0, r1 - r0, n, k, ta ? a + r0 : a + r0 * lda, lda, b, ldb,
-                                         c + r0 * n, n, bias, relu ? 1 : 0)
-            } else {
-                let c0 = p == 0 ? 0 : n * p / parts & ~15, c1 = p == parts - 1 ? n : n * (p + 1) / parts & ~15
-                guard c1 > c0 else { return }
-                _ = kiln_gemm_blocks_f32(ta ? 1 : 0, tb ? 1 : 0, m, c1 - c0, k, a, lda, tb ? b + c0 * ldb : b + c0, ldb,
-                                         c + c0, n, bias.map { $0 + c0 }, relu ? 1 : 0)
+        // A part that could not run (its copy of B found no memory) sends the whole product
+        // back to the caller's other path.
+        return withUnsafeTemporaryAllocation(of: Int32.self, capacity: parts) { done in
+            done.initialize(repeating: 1)
+            pool.run(parts: parts) { p in
+                if m >= n || parts == 1 {
+                    let r0 = m * p / parts, r1 = m * (p + 1) / parts
+                    guard r1 > r0 else { return }
+                    done[p] = kiln_gemm_blocks_f32(ta ? 1 : 0, tb ? 1 : 0, r1 - r0, n, k, ta ? a + r0 : a + r0 * lda, lda, b, ldb,
+                                                   c + r0 * n, n, bias, relu ? 1 : 0)
+                } else {
+                    let c0 = p == 0 ? 0 : n * p / parts & ~15, c1 = p == parts - 1 ? n : n * (p + 1) / parts & ~15
+                    guard c1 > c0 else { return }
+                    done[p] = kiln_gemm_blocks_f32(ta ? 1 : 0, tb ? 1 : 0, m, c1 - c0, k, a, lda, tb ? b + c0 * ldb : b + c0, ldb,
+                                                   c + c0, n, bias.map { $0 + c0 }, relu ? 1 : 0)
+                }
             }
+            return !done.contains(0)
         }
-        return true
     }
 }
 

@@ -577,8 +577,9 @@ struct OpenCLCodegen {
                 // of A in cache, and PoCL schedules a group where it scheduled a panel (W3's
                 // input gradient, 2091 blocks of 9 panels: 3.1-3.3 against 3.5-3.6 ms a step).
                 // The MLP's 11 row blocks stay a panel a group (grouped, its epoch took 10% longer).
+                // At most 64 items: well within any device's limit for a kernel this large.
                 let group = blocks[1] < 32 * computeUnits ? 1
-                    : (1...blocks[0]).last { blocks[0] % $0 == 0 && $0 <= maxWorkGroupSize } ?? 1
+                    : (1...blocks[0]).last { blocks[0] % $0 == 0 && $0 <= min(64, maxWorkGroupSize) } ?? 1
                 launches.append(LaunchSpec(function: name, args: bufferArgs + packedArgs + [.int(kernelM), .int(kernelN), .int(kk)],
                                            global: blocks + (batches > 1 ? [batches] : split ? [chunks] : []),
                                            local: [group, 1] + (batches > 1 || split ? [1] : []), kernel: index))

@@ -200,6 +200,14 @@ import Kiln
             }
         }
         #expect(forms == [true, true, true, false])
+        // Code the compiler does not make today, read as written: a ReLU of the product alone,
+        // beside an unused sum, is not the chain; the add's operands in either order are.
+        let loads: [Shape] = [[4, 8], [8, 16], [16]]
+        func code(_ c: [Instr]) -> FusedCode { FusedCode(shape: [4, 16], code: c, results: [c.count - 1], nodes: c.map { _ in nil }) }
+        #expect(CPUStep<Float>.biasAndReLU(code([.accumulator, .load(2), .binary(.add, 0, 1), .unary(.relu, 0)]), loads: loads, columns: 16) == nil)
+        #expect(CPUStep<Float>.biasAndReLU(code([.accumulator, .load(2), .binary(.add, 1, 0), .unary(.relu, 2)]), loads: loads, columns: 16)
+            .map { $0.bias == 2 && $0.relu } == true)
+        #expect(CPUStep<Float>.biasAndReLU(code([.accumulator, .load(0), .binary(.add, 0, 1)]), loads: loads, columns: 16) == nil)
     }
 
     /// Shared reductions in the forms that take them one at a time (sums over rows: the column
