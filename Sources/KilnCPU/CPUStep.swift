@@ -219,21 +219,18 @@ struct CPUStep<T: KilnFloat> {
                 FusedEvaluator<T>($0, loads: ins.map { (real($0), $0.shape) }, targets: outs.map(real), scratch: true, workspace: workspace)
             }
             let product = eval?.scratch ?? real(outs[0])
+            // A Linear's or convolution's epilogue (+ bias, ReLU) applied by the register blocks
+            // as they store C, where they apply; else the product, then the evaluator.
+            var blocked: (() -> Bool)?
             if blas, T.self == Float.self, batches == 1, !strided, let code = epilogue, outs.count == 1,
                let (bias, relu) = Self.biasAndReLU(code, loads: ins.map(\.shape), columns: n),
                bias.map({ !Self.overlap(ins[$0], outs[0]) }) ?? true {
-                // A Linear's or convolution's epilogue (+ bias, ReLU) applied by the register
-                // blocks as they store C; OpenBLAS and the evaluator where the blocks do not apply.
                 let f = { (p: UnsafeMutablePointer<T>) in UnsafeMutableRawPointer(p).assumingMemoryBound(to: Float.self) }
                 let (fa, fb, out, fbias) = (f(a), f(b), f(real(outs[0])), bias.map { UnsafePointer(f(real(ins[$0]))) })
-                run = {
-                    if Float.blockedGemm(ta, tb, m: m, n: n, k: k, a: fa, lda: lda, b: fb, ldb: ldb, c: out, bias: fbias, relu: relu) { return }
-                    T.batchedGemm(ta, tb, batches: 1, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, c: product)
-                    _ = eval?.run()
-                }
-                return
+                blocked = { Float.blockedGemm(ta, tb, m: m, n: n, k: k, a: fa, lda: lda, b: fb, ldb: ldb, c: out, bias: fbias, relu: relu) }
             }
             run = {
+                if let blocked, blocked() { return }
                 if blas && m > 0 && n > 0 {
                     T.batchedGemm(ta, tb, batches: batches, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, c: product,
                                   offsets: strided ? (aOffsets, bOffsets) : nil)

@@ -90,32 +90,20 @@ extension Float {
     }
 
     /// C `[m, n]` = op(A) · op(B) + `bias` (n values, added to each row), then ReLU with
-    /// `relu`, through the register blocks split over the worker pool as `parallelGemm` splits
-    /// (C's rows, or its columns when it has fewer rows): a Linear's or convolution's epilogue
-    /// applied as the blocks are stored, instead of a pass over C. False, computing nothing,
-    /// where the blocks do not apply.
+    /// `relu`, through the register blocks split over the worker pool (`splitProduct`): a
+    /// Linear's or convolution's epilogue applied as the blocks are stored, instead of a pass
+    /// over C. False where the blocks do not apply, or a part could not run (its copy of B
+    /// found no memory): the caller's other path then computes the whole product.
     static func blockedGemm(_ ta: Bool, _ tb: Bool, m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int,
                             b: UnsafePointer<Float>, ldb: Int, c: UnsafeMutablePointer<Float>,
                             bias: UnsafePointer<Float>?, relu: Bool) -> Bool {
         guard n % 16 == 0, k > 0, blockedGemm(ta, tb, m: m, n: n), kiln_gemm_blocks_available() != 0 else { return false }
-        let pool = WorkerPool.shared
-        let parts = 2 * m * n * k >= 1 << 20 ? max(1, min(pool.threads, max(m, n) / 16)) : 1
-        // A part that could not run (its copy of B found no memory) sends the whole product
-        // back to the caller's other path.
-        return withUnsafeTemporaryAllocation(of: Int32.self, capacity: parts) { done in
+        return withUnsafeTemporaryAllocation(of: Int32.self, capacity: WorkerPool.shared.threads) { done in
             done.initialize(repeating: 1)
-            pool.run(parts: parts) { p in
-                if m >= n || parts == 1 {
-                    let r0 = m * p / parts, r1 = m * (p + 1) / parts
-                    guard r1 > r0 else { return }
-                    done[p] = kiln_gemm_blocks_f32(ta ? 1 : 0, tb ? 1 : 0, r1 - r0, n, k, ta ? a + r0 : a + r0 * lda, lda, b, ldb,
-                                                   c + r0 * n, n, bias, relu ? 1 : 0)
-                } else {
-                    let c0 = p == 0 ? 0 : n * p / parts & ~15, c1 = p == parts - 1 ? n : n * (p + 1) / parts & ~15
-                    guard c1 > c0 else { return }
-                    done[p] = kiln_gemm_blocks_f32(ta ? 1 : 0, tb ? 1 : 0, m, c1 - c0, k, a, lda, tb ? b + c0 * ldb : b + c0, ldb,
-                                                   c + c0, n, bias.map { $0 + c0 }, relu ? 1 : 0)
-                }
+            splitProduct(m: m, n: n, k: k) { p, rows, columns in
+                let (r0, c0) = (rows.lowerBound, columns.lowerBound)
+                done[p] = kiln_gemm_blocks_f32(ta ? 1 : 0, tb ? 1 : 0, rows.count, columns.count, k, ta ? a + r0 : a + r0 * lda, lda,
+                                               tb ? b + c0 * ldb : b + c0, ldb, c + r0 * n + c0, n, bias.map { $0 + c0 }, relu ? 1 : 0)
             }
             return !done.contains(0)
         }
@@ -160,28 +148,33 @@ extension KilnFloat {
         }
     }
 
-    /// C `[m, n]` = op(A) · op(B) (as `gemm`), split over the worker pool's threads into blocks
-    /// of C's rows, or of its columns when it has fewer rows than columns; one thread below
-    /// about a million flops, where splitting costs more than it saves.
+    /// C `[m, n]` = op(A) · op(B) (as `gemm`), split over the worker pool's threads
+    /// (`splitProduct`).
     static func parallelGemm(_ ta: Bool, _ tb: Bool, m: Int, n: Int, k: Int, a: UnsafePointer<Self>, lda: Int,
                              b: UnsafePointer<Self>, ldb: Int, c: UnsafeMutablePointer<Self>) {
+        splitProduct(m: m, n: n, k: k) { _, rows, columns in
+            let (r0, c0) = (rows.lowerBound, columns.lowerBound)
+            gemm(ta, tb, m: rows.count, n: columns.count, k: k, a: ta ? a + r0 : a + r0 * lda, lda: lda,
+                 b: tb ? b + c0 * ldb : b + c0, ldb: ldb, c: c + r0 * n + c0, ldc: n)
+        }
+    }
+
+    /// Runs `part(index, rows, columns)` for each block of C `[m, n]` a product is split into
+    /// over the worker pool's threads: ranges of C's rows, or of its columns when it has fewer
+    /// rows than columns (starting at multiples of 16, so each part's rows of C stay aligned);
+    /// one block, on the calling thread, below about a million flops, where splitting costs
+    /// more than it saves. Empty blocks are skipped.
+    static func splitProduct(m: Int, n: Int, k: Int, _ part: (Int, Range<Int>, Range<Int>) -> Void) {
         let pool = WorkerPool.shared
         let parts = 2 * m * n * k >= 1 << 20 ? min(pool.threads, max(m, n) / 16) : 1
-        guard parts > 1 else {
-            gemm(ta, tb, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: n)
-            return
-        }
-        if m >= n {
-            pool.run(parts: parts) { p in
-                let r0 = m * p / parts, r1 = m * (p + 1) / parts
-                gemm(ta, tb, m: r1 - r0, n: n, k: k, a: ta ? a + r0 : a + r0 * lda, lda: lda, b: b, ldb: ldb, c: c + r0 * n, ldc: n)
-            }
-        } else {
-            // Column blocks start at multiples of 16, so each part's rows of C stay aligned.
-            pool.run(parts: parts) { p in
+        guard parts > 1 else { return part(0, 0..<m, 0..<n) }
+        pool.run(parts: parts) { p in
+            if m >= n {
+                let (r0, r1) = (m * p / parts, m * (p + 1) / parts)
+                if r1 > r0 { part(p, r0..<r1, 0..<n) }
+            } else {
                 let c0 = p == 0 ? 0 : n * p / parts & ~15, c1 = p == parts - 1 ? n : n * (p + 1) / parts & ~15
-                guard c1 > c0 else { return }
-                gemm(ta, tb, m: m, n: c1 - c0, k: k, a: a, lda: lda, b: tb ? b + c0 * ldb : b + c0, ldb: ldb, c: c + c0, ldc: n)
+                if c1 > c0 { part(p, 0..<m, c0..<c1) }
             }
         }
     }
