@@ -32,32 +32,36 @@ public final class BatchNorm2d: Layer {
         }
         let perChannel: Shape = [1, c, 1, 1]
         let mean = try runningMean.tensor(in: g), variance = try runningVar.tensor(in: g)
-        let normalized: Tensor
-        if g.training {
-            let count = x.shape.count / c
-            guard count > 1 else {
-                throw KilnError.shapeMismatch(op: "BatchNorm2d", message: "input \(x.shape) has one value per channel: training needs more to compute a variance")
-            }
-            let batchMean = try x.mean(axes: [0, 2, 3], keepDims: true), fixedMean = try batchMean.detached()
-            // Centered on the detached mean: the variance's derivative with respect to the mean
-            // is zero (the centered values sum to zero), so only x's gradient flows through
-            // here, and `fixedMean - batchMean` (zero: it adds nothing to the output) carries
-            // the mean's own, -Σ upstream · invStd per channel. The backward pass then reads
-            // the images in one reduction pass and one elementwise pass, rather than summing
-            // the centered values' whole gradient in a pass of its own.
-            let centered = try x - fixedMean
-            let batchVar = try (centered * centered).mean(axes: [0, 2, 3], keepDims: true)
-            // The inverse deviation, once per channel: the passes over the images multiply.
-            let invStd = try 1 / (batchVar + epsilon).sqrt()
-            normalized = try centered * invStd + (fixedMean - batchMean) * invStd
-            // The running variance is the unbiased one, as PyTorch's.
-            let unbiased = try batchVar.reshaped([c]) * (Double(count) / Double(count - 1))
-            try g.assign(mean, try mean * (1 - momentum) + batchMean.reshaped([c]) * momentum)
-            try g.assign(variance, try variance * (1 - momentum) + unbiased * momentum)
-        } else {
-            normalized = try (x - mean.reshaped(perChannel)) * (1 / (variance.reshaped(perChannel) + epsilon).sqrt())
+        let gamma = try weight.map { try $0.tensor(in: g).reshaped(perChannel) }
+        let beta = try bias.map { try $0.tensor(in: g).reshaped(perChannel) }
+        guard g.training else {
+            var scale = try 1 / (variance.reshaped(perChannel) + epsilon).sqrt()
+            if let gamma { scale = try scale * gamma }
+            let y = try (x - mean.reshaped(perChannel)) * scale
+            return try beta.map { try y + $0 } ?? y
         }
-        guard let weight, let bias else { return normalized }
-        return try normalized * weight.tensor(in: g).reshaped(perChannel) + bias.tensor(in: g).reshaped(perChannel)
+        let count = x.shape.count / c
+        guard count > 1 else {
+            throw KilnError.shapeMismatch(op: "BatchNorm2d", message: "input \(x.shape) has one value per channel: training needs more to compute a variance")
+        }
+        let batchMean = try x.mean(axes: [0, 2, 3], keepDims: true), fixedMean = try batchMean.detached()
+        // Centered on the detached mean: the variance's derivative with respect to the mean
+        // is zero (the centered values sum to zero), so only x's gradient flows through
+        // here, and `fixedMean - batchMean` (zero: it adds nothing to the output) carries
+        // the mean's own, -Σ upstream · scale per channel.
+        let centered = try x - fixedMean
+        let batchVar = try (centered * centered).mean(axes: [0, 2, 3], keepDims: true)
+        // The per-channel factor `weight / deviation` is formed before it meets the images,
+        // so the backward pass needs two sums over them (upstream, and upstream · centered)
+        // and one elementwise pass, instead of a sum for every factor of the product.
+        var scale = try 1 / (batchVar + epsilon).sqrt()
+        if let gamma { scale = try scale * gamma }
+        var shift = try (fixedMean - batchMean) * scale
+        if let beta { shift = try shift + beta }
+        // The running variance is the unbiased one, as PyTorch's.
+        let unbiased = try batchVar.reshaped([c]) * (Double(count) / Double(count - 1))
+        try g.assign(mean, try mean * (1 - momentum) + batchMean.reshaped([c]) * momentum)
+        try g.assign(variance, try variance * (1 - momentum) + unbiased * momentum)
+        return try centered * scale + shift
     }
 }
