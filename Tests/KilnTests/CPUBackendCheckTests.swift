@@ -14,11 +14,11 @@ import Kiln
 }
 
 /// Sums over the rows of a tall tensor (bias gradients) on the CPU backend's threads: every
-/// column added, whether the columns are split between the threads (wide rows) or not.
+/// column added, whether the columns are split between the threads (wide rows), the rows cut
+/// into blocks summed apart (many narrow rows, uneven blocks), or neither.
 @Suite struct ColumnSumTests {
-    @Test(arguments: [48, 24, 12, 600])
-    func everyColumnIsAdded(width: Int) throws {
-        let rows = 4099
+    @Test(arguments: [(4099, 48), (4099, 24), (4099, 12), (4099, 600), (16411, 32)])
+    func everyColumnIsAdded(rows: Int, width: Int) throws {
         let g = Graph()
         let x = try g.placeholder("x", [rows, width], .float32)
         let s = try x.sum(axes: [0])
