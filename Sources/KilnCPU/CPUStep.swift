@@ -59,11 +59,15 @@ struct CPUStep<T: KilnFloat> {
         return a < b + y.shape.count * size && b < a + x.shape.count * size
     }
 
-    /// Values of the shared workspace a kernel uses: a fused matmul's product, or a reduction's
-    /// computed input.
+    /// Values of the shared workspace a kernel uses: a fused matmul's product (and the partial
+    /// product of k's second half), or a reduction's computed input.
     static func workspaceCount(_ kernel: Kernel) -> Int {
         switch kernel.kind {
-        case .matmul(_, _, .some): return kernel.outputs[0].shape.count
+        case .matmul(_, _, let epilogue):
+            // The product (for an epilogue), and a second half's partial product (`kHalves`).
+            let d = kernel.matmulDimensions!
+            let halves = d.batches == 1 && T.kHalves(m: d.m, n: d.n, k: d.k) > 1 ? d.m * d.n : 0
+            return (epilogue == nil ? 0 : kernel.outputs[0].shape.count) + halves
         case .reduce(_, _, let code): return code.shape.count
         case .node(.softmaxCrossEntropy):
             // Each row's loss, and a row of exponentials per thread.
@@ -247,8 +251,23 @@ struct CPUStep<T: KilnFloat> {
                 let (fa, fb, out, fbias) = (f(a), f(b), f(real(outs[0])), bias.map { UnsafePointer(f(real(ins[$0]))) })
                 blocked = { Float.blockedGemm(ta, tb, m: m, n: n, k: k, a: fa, lda: lda, b: fb, ldb: ldb, c: out, bias: fbias, relu: relu) }
             }
+            // A long k and a small C: the two halves of k on the two threads (`kHalves`), the
+            // second's product in the workspace after the first's, then added to it.
+            let partial = batches == 1 && T.kHalves(m: m, n: n, k: k) > 1
+                ? workspace.map { $0 + (epilogue == nil ? 0 : outs[0].shape.count) } : nil
             run = {
                 if let blocked, blocked() { return }
+                if blas && m > 0 && n > 0, let partial {
+                    let (a0, b0, half) = (a + aOffsets[0], b + bOffsets[0], k / 2)
+                    WorkerPool.shared.run(parts: 2) { h in
+                        let (k0, kn) = h == 0 ? (0, half) : (half, k - half)
+                        T.gemm(ta, tb, m: m, n: n, k: kn, a: ta ? a0 + k0 * lda : a0 + k0, lda: lda,
+                               b: tb ? b0 + k0 : b0 + k0 * ldb, ldb: ldb, c: h == 0 ? product : partial, ldc: n)
+                    }
+                    for i in 0..<m * n { product[i] += partial[i] }
+                    _ = eval?.run()
+                    return
+                }
                 if blas && m > 0 && n > 0 {
                     T.batchedGemm(ta, tb, batches: batches, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, c: product,
                                   offsets: strided ? (aOffsets, bOffsets) : nil)

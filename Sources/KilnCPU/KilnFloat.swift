@@ -148,6 +148,15 @@ extension KilnFloat {
         }
     }
 
+    /// Halves of k a product is computed in, one per thread, then added (2), or 1. For a
+    /// long k and a small C (a convolution's weight gradient, 64 x 288 over 25088 pixels),
+    /// where splitting C would leave each thread a strip too narrow for whole register blocks
+    /// (conv2's: 144 columns, 64 + 64 + 16). Two halves whatever the threads, so the result
+    /// does not depend on their number.
+    static func kHalves(m: Int, n: Int, k: Int) -> Int {
+        k >= 64 * Swift.max(m, n) && m * n <= 1 << 16 && 2 * m * n * k >= 1 << 20 ? 2 : 1
+    }
+
     /// C `[m, n]` = op(A) · op(B) (as `gemm`), split over the worker pool's threads
     /// (`splitProduct`).
     static func parallelGemm(_ ta: Bool, _ tb: Bool, m: Int, n: Int, k: Int, a: UnsafePointer<Self>, lda: Int,
