@@ -183,13 +183,15 @@ import Kiln
 
     /// A "same" convolution's 3 x 3 windows (stride 1, padding 1) on the CPU backend take C
     /// kernels a row at a time; they give the window loops' values to the bit: unfold's patches
-    /// (a pad value of 0.5 at the borders) and fold's sums, whose order they keep.
-    @Test func sameWindowsInCMatchTheLoops() throws {
+    /// (a pad value of 0.5 at the borders) and fold's sums, whose order they keep (also for an
+    /// image of one row, where every window reaches past both borders).
+    @Test(arguments: [(3, 5, 7), (16, 5, 7), (8, 1, 4)])
+    func sameWindowsInCMatchTheLoops(channels c: Int, height h: Int, width w: Int) throws {
         let g = Graph(), window = try Window2D(3, padding: 1)
-        let x = try g.placeholder("x", [2, 3, 5, 7], .float32)
-        let patches = try g.placeholder("patches", [2, 5, 7, 3, 3, 3], .float32)
+        let x = try g.placeholder("x", [2, c, h, w], .float32)
+        let patches = try g.placeholder("patches", [2, h, w, c, 3, 3], .float32)
         let unfolded = try g.unfold(x, window: window, padValue: 0.5)
-        let folded = try g.fold(patches, window: window, height: 5, width: 7)
+        let folded = try g.fold(patches, window: window, height: h, width: w)
         var rng = SeededGenerator(seed: 21)
         let feeds = [x: try HostTensor(rng.uniform(x.shape.count, in: -1...1).map(Float.init), shape: x.shape),
                      patches: try HostTensor(rng.uniform(patches.shape.count, in: -1...1).map(Float.init), shape: patches.shape)]
@@ -198,8 +200,8 @@ import Kiln
         let loops = try CPUExecutable<Float>(program: program, blas: false).run(feeds: feeds)
         #expect(fast[0].floats == loops[0].floats)
         #expect(fast[1].floats.map(\.bitPattern) == loops[1].floats.map(\.bitPattern))
-        // Per image and channel, 35 windows of 9 entries, 13 x 19 of them inside the image.
-        #expect(fast[0].floats.filter { $0 == 0.5 }.count == 2 * 3 * (35 * 9 - 13 * 19))
+        // Per image and channel, h·w windows of 9 entries, (3h - 2)(3w - 2) of them inside the image.
+        #expect(fast[0].floats.filter { $0 == 0.5 }.count == 2 * c * (h * w * 9 - (3 * h - 2) * (3 * w - 2)))
     }
 
     /// Batch norm through ModelStep (which computes in float32) as PyTorch's nn.BatchNorm2d: a
