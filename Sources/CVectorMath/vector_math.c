@@ -282,11 +282,76 @@ KILN_CLONES void kiln_unfold3x3_f32(const float *x, float *out, long c, long h, 
         }
 }
 
+// b[j * ldb + i] = a[i * lda + j] for an 8 x 8 tile (kiln_transpose_f32's shuffles).
+static inline __attribute__((always_inline)) void kiln_tile8(const float *a, long lda, float *b, long ldb) {
+    KILN_LOAD8(x0, a); KILN_LOAD8(x1, a + lda); KILN_LOAD8(x2, a + 2 * lda); KILN_LOAD8(x3, a + 3 * lda);
+    KILN_LOAD8(x4, a + 4 * lda); KILN_LOAD8(x5, a + 5 * lda); KILN_LOAD8(x6, a + 6 * lda); KILN_LOAD8(x7, a + 7 * lda);
+    const kiln_v8 t0 = KILN_LO(x0, x1), t1 = KILN_HI(x0, x1), t2 = KILN_LO(x2, x3), t3 = KILN_HI(x2, x3);
+    const kiln_v8 t4 = KILN_LO(x4, x5), t5 = KILN_HI(x4, x5), t6 = KILN_LO(x6, x7), t7 = KILN_HI(x6, x7);
+    const kiln_v8 s0 = KILN_LO2(t0, t2), s1 = KILN_HI2(t0, t2), s2 = KILN_LO2(t1, t3), s3 = KILN_HI2(t1, t3);
+    const kiln_v8 s4 = KILN_LO2(t4, t6), s5 = KILN_HI2(t4, t6), s6 = KILN_LO2(t5, t7), s7 = KILN_HI2(t5, t7);
+    KILN_STORE8(b, KILN_LO4(s0, s4)); KILN_STORE8(b + ldb, KILN_LO4(s1, s5));
+    KILN_STORE8(b + 2 * ldb, KILN_LO4(s2, s6)); KILN_STORE8(b + 3 * ldb, KILN_LO4(s3, s7));
+    KILN_STORE8(b + 4 * ldb, KILN_HI4(s0, s4)); KILN_STORE8(b + 5 * ldb, KILN_HI4(s1, s5));
+    KILN_STORE8(b + 6 * ldb, KILN_HI4(s2, s6)); KILN_STORE8(b + 7 * ldb, KILN_HI4(s3, s7));
+}
+
 // fold, unfold's adjoint, for the same windows: x[b][ch][y][·] is the sum of the patch entries
-// over that pixel. Per image row, one accumulator per pixel and channel takes the entries of
-// the three patch rows that cover the row, read in memory order, in the windows' own loop's
-// order for each pixel (patch rows, then patches, ascending), so the same sums to the bit.
+// over that pixel, added in the windows' own loop's order for each pixel (patch rows, then
+// patches, ascending), so the same sums to the bit.
 KILN_CLONES void kiln_fold3x3_f32(const float *cols, float *x, long c, long h, long w, long b0, long b1) {
+    if (c % 8 == 0) {
+        // Each patch row read once: a pixel's [c][9] entries transposed to [9][c] by 8 x 8 tiles,
+        // then added 8 channels a vector into the three output rows the patch covers, which
+        // are kept channel-innermost in a ring of three and written out as each is whole. (A
+        // row of accumulators per channel took three passes over each patch row, 3 of its 9
+        // entries each, an element at a time: 1.65x slower at conv2's from cache, 2.2x from L2.)
+        const long stride = (w + 2) * c;
+        float acc[3 * stride], t[9 * c];
+        for (long b = b0; b < b1; b++) {
+            memset(acc, 0, 2 * stride * sizeof(float));
+            for (long i = 0; i < h; i++) {
+                if (i + 1 < h) memset(acc + (i + 1) % 3 * stride, 0, stride * sizeof(float));
+                const float *row = cols + (b * h + i) * w * c * 9;
+                for (long u = 0; u < w; u++) {
+                    const float *v = row + u * c * 9;
+                    for (long ch = 0; ch < c; ch += 8) {
+                        kiln_tile8(v + ch * 9, 9, t + ch, c);
+                        for (long k = 0; k < 8; k++) t[8 * c + ch + k] = v[(ch + k) * 9 + 8];
+                    }
+                    // Patch row i's kernel row p covers output row i - 1 + p; each output row
+                    // takes its patch rows in ascending order, and in each its patches, as the
+                    // loops add them.
+                    for (int p = 2; p >= 0; p--) {
+                        const long y = i - 1 + p;
+                        if (y < 0 || y >= h) continue;
+                        float *a = acc + y % 3 * stride + u * c;
+                        for (int q = 2; q >= 0; q--) {
+                            const float *e = t + (p * 3 + q) * c;
+                            float *aq = a + q * c;
+                            for (long ch = 0; ch < c; ch += 8) {
+                                KILN_LOAD8(sum, aq + ch);
+                                KILN_LOAD8(d, e + ch);
+                                KILN_STORE8(aq + ch, sum + d);
+                            }
+                        }
+                    }
+                }
+                // Output row i - 1 is whole now, and after the last patch row, row i too.
+                for (long y = i - 1; y <= i; y++) {
+                    if (y < 0 || (y == i && i != h - 1)) continue;
+                    const float *a = acc + y % 3 * stride + c;
+                    for (long ch = 0; ch < c; ch++) {
+                        float *o = x + ((b * c + ch) * h + y) * w;
+                        for (long u = 0; u < w; u++) o[u] = a[u * c + ch];
+                    }
+                }
+            }
+        }
+        return;
+    }
+    // Other channel counts: per image row, one accumulator per pixel and channel takes the
+    // entries of the three patch rows that cover the row, read in memory order.
     float acc[c][w + 2];
     for (long b = b0; b < b1; b++)
         for (long y = 0; y < h; y++) {

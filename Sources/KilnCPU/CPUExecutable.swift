@@ -36,7 +36,8 @@ public final class CPUExecutable<T: KilnFloat>: Executable {
             throw KilnError.invalidArgument(op: "CPUExecutable", message: "program computes in \(program.realType), not \(T.self)")
         }
         self.program = program
-        profiling = try (settings ?? CPUSettings.fromEnvironment()).profile
+        let resolved = try settings ?? CPUSettings.fromEnvironment()
+        profiling = resolved.profile
         checkNumerics = try CompilerSettings.fromEnvironment().checkNumerics
         for decl in program.buffers {
             let p = UnsafeMutableRawPointer.allocate(byteCount: max(decl.bytes, 64), alignment: 64)
@@ -70,6 +71,64 @@ public final class CPUExecutable<T: KilnFloat>: Executable {
         counters.allocations += steps.count
         counters.builds += steps.count
         nanoseconds = [UInt64](repeating: 0, count: steps.count)
+        pairs = Self.chunkedPairs(program, steps, chunkBytes: resolved.chunkBytes)
+    }
+
+    /// Kernel k and k + 1 run chunk by chunk of images: a "same" 3 x 3 unfold and the matmul
+    /// that reads its patches as rows (a convolution's product), or a matmul and the fold that
+    /// reads its rows as patches (its input gradient). Where the patches exceed `chunkBytes`
+    /// (conv2's: 27.6 MiB), each chunk's are read back from cache instead of memory. Every
+    /// value is computed as it is unchunked.
+    struct ChunkedPair {
+        let unfoldFirst: Bool
+        let chunks: [Range<Int>]
+        let rowsPerImage: Int
+    }
+    private(set) var pairs: [Int: ChunkedPair] = [:]
+
+    private static func chunkedPairs(_ program: Program, _ steps: [CPUStep<T>], chunkBytes: Int) -> [Int: ChunkedPair] {
+        var pairs: [Int: ChunkedPair] = [:]
+        var k = 0
+        while k + 1 < steps.count {
+            let (first, second) = (program.kernels[k], program.kernels[k + 1])
+            var found: (unfoldFirst: Bool, patches: Operand)?
+            if case .node(.unfold) = first.kind, steps[k].images != nil, case .matmul(false, _, _) = second.kind, steps[k + 1].rows != nil,
+               second.inputs[0].location == first.outputs[0].location {
+                found = (true, first.outputs[0])
+            } else if case .matmul = first.kind, steps[k].rows != nil, case .node(.fold) = second.kind, steps[k + 1].images != nil,
+                      second.inputs[0].location == first.outputs[0].location {
+                found = (false, second.inputs[0])
+            }
+            guard let (unfoldFirst, patches) = found, let d = (unfoldFirst ? second : first).matmulDimensions else { k += 1; continue }
+            // Patches [N, OH, OW, C, kh, kw]: the matmul's rows are its N·OH·OW pixels.
+            let images = patches.shape[0], rowsPerImage = patches.shape[1] * patches.shape[2]
+            let bytes = patches.shape.count * MemoryLayout<T>.size
+            guard d.m == images * rowsPerImage, bytes > chunkBytes else { k += 1; continue }
+            let count = min(images, (bytes + chunkBytes - 1) / chunkBytes)
+            let chunks = (0..<count).map { images * $0 / count..<images * ($0 + 1) / count }
+            // The register blocks' epilogue takes B transposed from 512 rows on: smaller chunks
+            // would fall back to the whole kernels at every step.
+            if case let .matmul(ta, tb, .some) = (unfoldFirst ? second : first).kind,
+               !Float.blockedGemm(ta, tb, m: (images / count) * rowsPerImage, n: d.n) { k += 1; continue }
+            pairs[k] = ChunkedPair(unfoldFirst: unfoldFirst, chunks: chunks, rowsPerImage: rowsPerImage)
+            k += 2
+        }
+        return pairs
+    }
+
+    /// Runs pair `k`, adding each kernel's time to its own count when profiling; false where a
+    /// chunk's rows could not run (the caller then runs the two kernels whole).
+    private func runChunked(_ pair: ChunkedPair, at k: Int) -> Bool {
+        let (windows, product) = pair.unfoldFirst ? (k, k + 1) : (k + 1, k)
+        for r in pair.chunks {
+            let rows = r.lowerBound * pair.rowsPerImage..<r.upperBound * pair.rowsPerImage
+            for kernel in pair.unfoldFirst ? [windows, product] : [product, windows] {
+                let start = profiling ? DispatchTime.now().uptimeNanoseconds : 0
+                if kernel == windows { steps[kernel].images!(r) } else if !steps[kernel].rows!(rows) { return false }
+                if profiling { nanoseconds[kernel] += DispatchTime.now().uptimeNanoseconds - start }
+            }
+        }
+        return true
     }
 
     deinit {
@@ -108,12 +167,22 @@ public final class CPUExecutable<T: KilnFloat>: Executable {
 
     public func run(feeds: [Tensor: HostTensor]) throws -> [HostTensor] {
         for (b, value) in try program.feedsByBuffer(feeds) { store(value, into: b) }
-        for (k, step) in steps.enumerated() {
+        var k = 0
+        while k < steps.count {
+            if let pair = pairs[k], runChunked(pair, at: k) {
+                for i in [k, k + 1] {
+                    if checkNumerics { try checkOutputs(of: i) }
+                    try allReduce.progress()
+                }
+                k += 2
+                continue
+            }
             let start = profiling ? DispatchTime.now().uptimeNanoseconds : 0
-            try step.run()
+            try steps[k].run()
             if profiling { nanoseconds[k] += DispatchTime.now().uptimeNanoseconds - start }
             if checkNumerics { try checkOutputs(of: k) }
             try allReduce.progress()
+            k += 1
         }
         counters.runs += 1
         return program.fetches.map(load)

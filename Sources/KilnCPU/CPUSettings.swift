@@ -11,6 +11,10 @@ public struct CPUSettings: Sendable, Equatable {
     /// Time every kernel and print a per-kernel table when an executable is released
     /// (`KILN_PROFILE=1`). Default: off.
     public var profile = false
+    /// A convolution's patches and its product (unfold then matmul; matmul then fold) are
+    /// computed in chunks of images whose patches take at most this many bytes, so that each
+    /// chunk is still in cache when the second kernel reads it. Default 8 MiB.
+    public var chunkBytes = 8 << 20
 
     public init() {}
 

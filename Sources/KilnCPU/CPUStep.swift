@@ -6,6 +6,12 @@ import KilnGraph
 /// scratch space allocated at load time, so that running it allocates nothing.
 struct CPUStep<T: KilnFloat> {
     let run: () throws -> Void
+    /// For a "same" 3 x 3 unfold or fold (the C kernels): the kernel for a range of images.
+    private(set) var images: ((Range<Int>) -> Void)?
+    /// For a float matmul of one batch whose C can be computed by rows (no epilogue, or the
+    /// register blocks' bias and ReLU): those rows; false where they could not run (the whole
+    /// kernel then computes C).
+    private(set) var rows: ((Range<Int>) -> Bool)?
 
     /// For a sum or mean whose input is computed (not one input read as it is), over runs of
     /// neighbours that fit the evaluator's block (the kept axes one block, reduced axes behind
@@ -251,6 +257,24 @@ struct CPUStep<T: KilnFloat> {
                 let (fa, fb, out, fbias) = (f(a), f(b), f(real(outs[0])), bias.map { UnsafePointer(f(real(ins[$0]))) })
                 blocked = { Float.blockedGemm(ta, tb, m: m, n: n, k: k, a: fa, lda: lda, b: fb, ldb: ldb, c: out, bias: fbias, relu: relu) }
             }
+            if blas, T.self == Float.self, batches == 1, !strided, m > 0, n > 0, T.kHalves(m: m, n: n, k: k) == 1 {
+                if epilogue == nil {
+                    rows = { r in
+                        T.parallelGemm(ta, tb, m: r.count, n: n, k: k, a: ta ? a + r.lowerBound : a + r.lowerBound * lda, lda: lda,
+                                       b: b, ldb: ldb, c: product + r.lowerBound * n)
+                        return true
+                    }
+                } else if let code = epilogue, outs.count == 1,
+                          let (bias, relu) = Self.biasAndReLU(code, loads: ins.map(\.shape), columns: n),
+                          bias.map({ !Self.overlap(ins[$0], outs[0]) }) ?? true {
+                    let f = { (p: UnsafeMutablePointer<T>) in UnsafeMutableRawPointer(p).assumingMemoryBound(to: Float.self) }
+                    let (fa, fb, out, fbias) = (f(a), f(b), f(real(outs[0])), bias.map { UnsafePointer(f(real(ins[$0]))) })
+                    rows = { r in
+                        Float.blockedGemm(ta, tb, m: r.count, n: n, k: k, a: ta ? fa + r.lowerBound : fa + r.lowerBound * lda, lda: lda,
+                                          b: fb, ldb: ldb, c: out + r.lowerBound * n, bias: fbias, relu: relu)
+                    }
+                }
+            }
             // A long k and a small C: the two halves of k on the two threads (`kHalves`), the
             // second's product in the workspace after the first's, then added to it.
             let partial = batches == 1 && T.kHalves(m: m, n: n, k: k) > 1
@@ -393,14 +417,17 @@ struct CPUStep<T: KilnFloat> {
                 // every channel live on the thread's stack, hence the bound (64 KiB).
                 let (x, p) = (UnsafeMutableRawPointer(image).assumingMemoryBound(to: Float.self),
                               UnsafeMutableRawPointer(cols).assumingMemoryBound(to: Float.self))
-                let padValue = Float(pad)
-                run = {
+                let padValue = Float(pad), perImage = max(1, colShape.count / n)
+                let images = { (range: Range<Int>) in
+                    let parts = max(1, min(WorkerPool.shared.threads, range.count, range.count * perImage / 16384))
                     WorkerPool.shared.run(parts: parts) { part in
-                        let (b0, b1) = (n * part / parts, n * (part + 1) / parts)
+                        let (b0, b1) = (range.lowerBound + range.count * part / parts, range.lowerBound + range.count * (part + 1) / parts)
                         if isUnfold { kiln_unfold3x3_f32(x, p, c, h, wd, b0, b1, padValue) }
                         else { kiln_fold3x3_f32(p, x, c, h, wd, b0, b1) }
                     }
                 }
+                self.images = images
+                run = { images(0..<n) }
                 return
             }
             // A window's entries relative to its corner pixel, for windows wholly inside the image.

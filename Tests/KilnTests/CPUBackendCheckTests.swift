@@ -1,5 +1,6 @@
 import Testing
 import Kiln
+@testable import KilnCPU
 
 /// The CPU backend's own kernels (float32, fused: BLAS, the vectorized passes, pooling written
 /// out for windows that tile the plane) against the oracle, as `kiln selftest --device cpu`
@@ -54,5 +55,33 @@ import Kiln
         }
         let wrong = zip(got, want).filter { $0 != $1 }.count
         #expect(got.count == want.count && wrong == 0, "\(wrong) of \(want.count) values differ")
+    }
+}
+
+/// A convolution's unfold and matmul, and its input gradient's matmul and fold, run chunk by
+/// chunk of images when the patches are large: the same values to the bit as the kernels run
+/// whole, with the bias epilogue in the register blocks and without an epilogue.
+@Suite struct ChunkedPairTests {
+    @Test func chunksGiveTheWholeKernelsValues() throws {
+        let (n, c, h, w, out) = (6, 16, 16, 16, 32)
+        let g = Graph(), window = try Window2D(3, padding: 1)
+        let x = try g.placeholder("x", [n, c, h, w], .float32)
+        let weight = try g.placeholder("w", [out, c * 9], .float32)
+        let bias = try g.placeholder("b", [out], .float32)
+        let upstream = try g.placeholder("dy", [n * h * w, out], .float32)
+        let product = try g.unfold(x, window: window).reshaped([n * h * w, c * 9]).matmul(weight, transposeB: true) + bias
+        let folded = try g.fold(try upstream.matmul(weight).reshaped([n, h, w, c, 3, 3]), window: window, height: h, width: w)
+        var rng = SeededGenerator(seed: 5)
+        var feeds: [Tensor: HostTensor] = [:]
+        for t in [x, weight, bias, upstream] { feeds[t] = try HostTensor(rng.uniform(t.shape.count, in: -1...1).map(Float.init), shape: t.shape) }
+        let program = try Compiler.compile(g, fetch: [product, folded], options: CompileOptions(fusion: true, realType: .float32))
+        var small = CPUSettings(), whole = CPUSettings()
+        small.chunkBytes = 300_000     // 2 images of 147 KiB of patches a chunk: 3 chunks of 512 rows
+        whole.chunkBytes = .max
+        let chunked = try CPUExecutable<Float>(program: program, settings: small)
+        #expect(chunked.pairs.count == 2 && chunked.pairs.values.allSatisfy { $0.chunks.count == 3 })
+        let got = try chunked.run(feeds: feeds), want = try CPUExecutable<Float>(program: program, settings: whole).run(feeds: feeds)
+        #expect(got[0].floats.map(\.bitPattern) == want[0].floats.map(\.bitPattern))
+        #expect(got[1].floats.map(\.bitPattern) == want[1].floats.map(\.bitPattern))
     }
 }
