@@ -99,7 +99,11 @@ public final class CPUExecutable<T: KilnFloat>: Executable {
                       second.inputs[0].location == first.outputs[0].location {
                 found = (false, second.inputs[0])
             }
-            guard let (unfoldFirst, patches) = found, let d = (unfoldFirst ? second : first).matmulDimensions else { k += 1; continue }
+            // Both kernels' operands are in use until the last chunk: the second's outputs must
+            // not lie over memory the first reads or writes (the planner reuses a tensor's
+            // memory once its last reader has run, which chunks would run ahead of).
+            let apart = second.outputs.allSatisfy { o in (first.inputs + first.outputs).allSatisfy { !CPUStep<T>.overlap(o, $0) } }
+            guard apart, let (unfoldFirst, patches) = found, let d = (unfoldFirst ? second : first).matmulDimensions else { k += 1; continue }
             // Patches [N, OH, OW, C, kh, kw]: the matmul's rows are its N·OH·OW pixels.
             let images = patches.shape[0], rowsPerImage = patches.shape[1] * patches.shape[2]
             let bytes = patches.shape.count * MemoryLayout<T>.size
