@@ -85,3 +85,28 @@ import Kiln
         #expect(got[1].floats.map(\.bitPattern) == want[1].floats.map(\.bitPattern))
     }
 }
+
+/// Forward only (an evaluation program), the planner may put the product over the activation
+/// that the unfold reads, which dies with it: chunks would then overwrite images a later chunk
+/// still unfolds. Such a pair runs whole, and gives the whole kernels' values.
+@Suite struct ChunkedPairMemoryTests {
+    @Test func reusedMemoryIsNotChunked() throws {
+        let (n, c, h, w, out) = (6, 16, 16, 16, 32)
+        let g = Graph(), window = try Window2D(3, padding: 1)
+        let x = try g.placeholder("x", [n, c, h, w], .float32)
+        let weight = try g.placeholder("w", [out, c * 9], .float32)
+        let activation = try x.relu()
+        let product = try g.unfold(activation, window: window).reshaped([n * h * w, c * 9]).matmul(weight, transposeB: true)
+        let y = try product.reshaped([n, h, w, out]).sum(axes: [1, 2])
+        var rng = SeededGenerator(seed: 6)
+        var feeds: [Tensor: HostTensor] = [:]
+        for t in [x, weight] { feeds[t] = try HostTensor(rng.uniform(t.shape.count, in: -1...1).map(Float.init), shape: t.shape) }
+        let program = try Compiler.compile(g, fetch: [y], options: CompileOptions(fusion: true, realType: .float32))
+        var small = CPUSettings(), whole = CPUSettings()
+        small.chunkBytes = 300_000
+        whole.chunkBytes = .max
+        let got = try CPUExecutable<Float>(program: program, settings: small).run(feeds: feeds)
+        let want = try CPUExecutable<Float>(program: program, settings: whole).run(feeds: feeds)
+        #expect(got[0].floats.map(\.bitPattern) == want[0].floats.map(\.bitPattern))
+    }
+}
