@@ -126,9 +126,9 @@ public final class CPUExecutable<T: KilnFloat>: Executable {
         let (windows, product) = pair.unfoldFirst ? (k, k + 1) : (k + 1, k)
         for r in pair.chunks {
             let rows = r.lowerBound * pair.rowsPerImage..<r.upperBound * pair.rowsPerImage
-            for kernel in pair.unfoldFirst ? [windows, product] : [product, windows] {
+            for kernel in k...k + 1 {
                 let start = profiling ? DispatchTime.now().uptimeNanoseconds : 0
-                if kernel == windows { steps[kernel].images!(r) } else if !steps[kernel].rows!(rows) { return false }
+                if kernel == windows { steps[kernel].images!(r) } else if !steps[product].rows!(rows) { return false }
                 if profiling { nanoseconds[kernel] += DispatchTime.now().uptimeNanoseconds - start }
             }
         }
@@ -174,7 +174,7 @@ public final class CPUExecutable<T: KilnFloat>: Executable {
         var k = 0
         while k < steps.count {
             if let pair = pairs[k], runChunked(pair, at: k) {
-                for i in [k, k + 1] {
+                for i in k...k + 1 {
                     if checkNumerics { try checkOutputs(of: i) }
                     try allReduce.progress()
                 }
