@@ -1,3 +1,4 @@
+import CVectorMath
 import Foundation
 import KilnCompiler
 import KilnGraph
@@ -88,6 +89,7 @@ public final class CPUExecutable<T: KilnFloat>: Executable {
 
     private static func chunkedPairs(_ program: Program, _ steps: [CPUStep<T>], chunkBytes: Int) -> [Int: ChunkedPair] {
         var pairs: [Int: ChunkedPair] = [:]
+        guard chunkBytes > 0 else { return pairs }
         var k = 0
         while k + 1 < steps.count {
             let (first, second) = (program.kernels[k], program.kernels[k + 1])
@@ -110,10 +112,14 @@ public final class CPUExecutable<T: KilnFloat>: Executable {
             guard d.m == images * rowsPerImage, bytes > chunkBytes else { k += 1; continue }
             let count = min(images, (bytes + chunkBytes - 1) / chunkBytes)
             let chunks = (0..<count).map { images * $0 / count..<images * ($0 + 1) / count }
-            // The register blocks' epilogue takes B transposed from 512 rows on: smaller chunks
-            // would fall back to the whole kernels at every step.
-            if case let .matmul(ta, tb, .some) = (unfoldFirst ? second : first).kind,
-               !Float.blockedGemm(ta, tb, m: (images / count) * rowsPerImage, n: d.n) { k += 1; continue }
+            // Every chunk must go to the register blocks, as the whole product does: they take B
+            // transposed from 512 rows on (the rows of a chunk with the bias epilogue, else of
+            // each thread's part), and OpenBLAS would round differently (the values would then
+            // depend on the chunks and the threads).
+            if case let .matmul(ta, tb, epilogue) = (unfoldFirst ? second : first).kind {
+                let rows = (images / count) * rowsPerImage / (epilogue == nil ? WorkerPool.shared.threads : 1)
+                if kiln_gemm_blocks_available() == 0 || !Float.blockedGemm(ta, tb, m: rows, n: d.n) { k += 1; continue }
+            }
             pairs[k] = ChunkedPair(unfoldFirst: unfoldFirst, chunks: chunks, rowsPerImage: rowsPerImage)
             k += 2
         }

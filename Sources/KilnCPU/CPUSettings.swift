@@ -13,7 +13,7 @@ public struct CPUSettings: Sendable, Equatable {
     public var profile = false
     /// A convolution's patches and its product (unfold then matmul; matmul then fold) are
     /// computed in chunks of images whose patches take at most this many bytes, so that each
-    /// chunk is still in cache when the second kernel reads it. Default 8 MiB.
+    /// chunk is still in cache when the second kernel reads it. Default 8 MiB; 0 or less: never.
     public var chunkBytes = 8 << 20
 
     public init() {}

@@ -65,6 +65,12 @@ struct CPUStep<T: KilnFloat> {
         return a < b + y.shape.count * size && b < a + x.shape.count * size
     }
 
+    /// Values the 16 blocks of a sum over many narrow rows take in the workspace, each block's
+    /// sums on cache lines of their own (two threads adding into one line at every row ran 3x
+    /// slower than one thread), after a line's worth of alignment.
+    static func blockSums(columns w: Int) -> Int { 16 * blockStride(columns: w) + 64 / MemoryLayout<T>.size }
+    static func blockStride(columns w: Int) -> Int { (w * MemoryLayout<T>.size + 127) / 64 * 64 / MemoryLayout<T>.size }
+
     /// Values of the shared workspace a kernel uses: a fused matmul's product (and the partial
     /// product of k's second half), or a reduction's computed input.
     static func workspaceCount(_ kernel: Kernel) -> Int {
@@ -74,7 +80,10 @@ struct CPUStep<T: KilnFloat> {
             let d = kernel.matmulDimensions!
             let halves = d.batches == 1 && T.kHalves(m: d.m, n: d.n, k: d.k) > 1 ? d.m * d.n : 0
             return (epilogue == nil ? 0 : kernel.outputs[0].shape.count) + halves
-        case .reduce(_, _, let code): return code.shape.count
+        case let .reduce(_, axes, code):
+            // The computed input, then (sums over many narrow rows) 16 blocks' partial sums.
+            let kept = code.shape.dims.enumerated().filter { !axes.contains($0.offset) }.map(\.element).reduce(1, *)
+            return code.shape.count + (kept < 512 ? Self.blockSums(columns: kept) : 0)
         case .node(.softmaxCrossEntropy):
             // Each row's loss, and a row of exponentials per thread.
             return kernel.inputs[0].shape[0] + WorkerPool.shared.threads * kernel.inputs[0].shape[1]
@@ -151,9 +160,10 @@ struct CPUStep<T: KilnFloat> {
             for a in axes { strides[a] = 0 }
             let out = real(outs[0]), outCount = kept.count
             let n = T(axes.reduce(1) { $0 * shape[$1] })
-            // Leading axes reduced (a bias gradient): whole rows added, a loop that vectorizes;
-            // trailing axes: runs of neighbours summed; else an index per element. Each output
-            // adds its inputs in the same order in all three.
+            // Leading axes reduced (a bias gradient): whole rows added, a loop that vectorizes
+            // (many narrow rows: in 16 fixed blocks, then the blocks in order); trailing axes:
+            // runs of neighbours summed; else an index per element. Each output adds its inputs
+            // in an order that does not depend on the threads.
             let pattern = FusedEvaluator<T>.broadcast(stridedOffsets(shape, strides), inputCount: outCount)
             let count = shape.count
             // Threads take disjoint outputs (columns of rows, channels of runs), each added in
@@ -165,6 +175,11 @@ struct CPUStep<T: KilnFloat> {
                 return true
             }()
             let input = plain ? real(ins[0]) : nil
+            // The 16 blocks' sums (see below): after the computed input, on a line's boundary.
+            let blocks = workspace.map { w -> UnsafeMutablePointer<T> in
+                let after = UnsafeMutableRawPointer(w + shape.count)
+                return (after + (64 - Int(bitPattern: after) % 64) % 64).assumingMemoryBound(to: T.self)
+            }
             run = {
                 let x = input ?? eval.run()
                 out.update(repeating: op == .max ? -T.infinity : 0, count: outCount)
@@ -183,24 +198,17 @@ struct CPUStep<T: KilnFloat> {
                         }
                         for c in 0..<chunks { out[0] += partial[c] }
                     }
-                case (.rows(let w), _) where w < 512 && count >= 1 << 19 && count / w >= 16:
+                case (.rows(let w), _) where w < 512 && count >= 1 << 19 && count / w >= 16 && blocks != nil:
                     // Many narrow rows (a convolution's bias gradient, [N·H·W, 32]): 16 fixed
-                    // blocks of rows, each summed on its own, then added in order, so the same
-                    // whatever the threads (one thread ran conv1's at 30 GB/s). Each block's sums
-                    // on cache lines of their own: two threads adding into one line at every row
-                    // ran 3x slower than one thread.
-                    let rows = count / w, stride = (w * MemoryLayout<T>.stride + 127) / 64 * 64
-                    withUnsafeTemporaryAllocation(byteCount: 16 * stride, alignment: 64) { raw in
-                        WorkerPool.shared.run(parts: 16) { c in
-                            let sums = (raw.baseAddress! + c * stride).assumingMemoryBound(to: T.self)
-                            sums.update(repeating: 0, count: w)
-                            for r in rows * c / 16..<rows * (c + 1) / 16 { let row = x + r * w; for j in 0..<w { sums[j] += row[j] } }
-                        }
-                        for c in 0..<16 {
-                            let sums = (raw.baseAddress! + c * stride).assumingMemoryBound(to: T.self)
-                            for j in 0..<w { out[j] += sums[j] }
-                        }
+                    // blocks of rows, each summed on its own in the workspace, then added in
+                    // order, so the same whatever the threads (one thread ran conv1's at 30 GB/s).
+                    let (rows, stride, blocks) = (count / w, Self.blockStride(columns: w), blocks!)
+                    WorkerPool.shared.run(parts: 16) { c in
+                        let sums = blocks + c * stride
+                        sums.update(repeating: 0, count: w)
+                        for r in rows * c / 16..<rows * (c + 1) / 16 { let row = x + r * w; for j in 0..<w { sums[j] += row[j] } }
                     }
+                    for c in 0..<16 { for j in 0..<w { out[j] += blocks[c * stride + j] } }
                 case (.rows(let w), _):
                     // Split by columns only where each thread's part of a row is long: narrow
                     // rows (a convolution's 32 channels) would have both threads read every line.
@@ -413,8 +421,8 @@ struct CPUStep<T: KilnFloat> {
             if T.self == Float.self && blas && [kh, kw, sh, sw, ph, pw, dh, dw] == [3, 3, 1, 1, 1, 1, 1, 1] && (oh, ow) == (h, wd)
                 && c * 3 * (wd + 3) <= 1 << 14 {
                 // A "same" 3 x 3 convolution's windows, in C a row at a time (vector stores for
-                // unfold, a row of accumulators for fold): the same values and sums. Its rows of
-                // every channel live on the thread's stack, hence the bound (64 KiB).
+                // unfold, rows of accumulators for fold): the same values and sums. Rows of every
+                // channel live on the thread's stack, hence the bound (at most about 100 KiB).
                 let (x, p) = (UnsafeMutableRawPointer(image).assumingMemoryBound(to: Float.self),
                               UnsafeMutableRawPointer(cols).assumingMemoryBound(to: Float.self))
                 let padValue = Float(pad), perImage = max(1, colShape.count / n)

@@ -34,15 +34,17 @@ import Kiln
 
 /// Products with a long k and a small C (a convolution's weight gradient) computed in two
 /// halves of k, one per thread, then added: small integers, so every sum is exact and the
-/// result must equal the plain one whatever the order.
+/// result must equal the plain one whatever the order. With an epilogue the second half's
+/// product lies in the workspace after the first's.
 @Suite struct SplitOverKTests {
-    @Test(arguments: [(false, false), (true, false), (false, true), (true, true)])
-    func halvesOfKAddUpToTheProduct(transposeA: Bool, transposeB: Bool) throws {
+    @Test(arguments: [(false, false, false), (true, false, false), (false, true, false), (true, true, false), (true, false, true)])
+    func halvesOfKAddUpToTheProduct(transposeA: Bool, transposeB: Bool, epilogue: Bool) throws {
         let (m, n, k) = (16, 48, 4099)
         let g = Graph()
         let a = try g.placeholder("a", transposeA ? [k, m] : [m, k], .float32)
         let b = try g.placeholder("b", transposeB ? [n, k] : [k, n], .float32)
-        let c = try g.matmul(a, b, transposeA: transposeA, transposeB: transposeB)
+        let product = try g.matmul(a, b, transposeA: transposeA, transposeB: transposeB)
+        let c = epilogue ? try product * 2 - 1 : product
         var rng = SeededGenerator(seed: 3)
         let av = (0..<m * k).map { _ in Float(Int(rng.next() % 5) - 2) }, bv = (0..<k * n).map { _ in Float(Int(rng.next() % 5) - 2) }
         let program = try Compiler.compile(g, fetch: [c], options: CompileOptions(fusion: true, realType: .float32))
@@ -52,7 +54,7 @@ import Kiln
             return (0..<k).reduce(0.0) { sum, p in
                 sum + Double(av[transposeA ? p * m + i : i * k + p]) * Double(bv[transposeB ? j * k + p : p * n + j])
             }
-        }
+        }.map { epilogue ? $0 * 2 - 1 : $0 }
         let wrong = zip(got, want).filter { $0 != $1 }.count
         #expect(got.count == want.count && wrong == 0, "\(wrong) of \(want.count) values differ")
     }
@@ -62,6 +64,28 @@ import Kiln
 /// chunk of images when the patches are large: the same values to the bit as the kernels run
 /// whole, with the bias epilogue in the register blocks and without an epilogue.
 @Suite struct ChunkedPairTests {
+    /// Without a bias the forward product has no epilogue: chunks of 4 images (1024 rows), each
+    /// thread's part of a chunk still in the register blocks on two threads (on more, not
+    /// chunked: the values must match either way).
+    @Test func chunksWithoutBiasGiveTheWholeKernelsValues() throws {
+        let (n, c, h, w, out) = (8, 16, 16, 16, 32)
+        let g = Graph(), window = try Window2D(3, padding: 1)
+        let x = try g.placeholder("x", [n, c, h, w], .float32)
+        let weight = try g.placeholder("w", [out, c * 9], .float32)
+        let product = try g.unfold(x, window: window).reshaped([n * h * w, c * 9]).matmul(weight, transposeB: true)
+        var rng = SeededGenerator(seed: 7)
+        var feeds: [Tensor: HostTensor] = [:]
+        for t in [x, weight] { feeds[t] = try HostTensor(rng.uniform(t.shape.count, in: -1...1).map(Float.init), shape: t.shape) }
+        let program = try Compiler.compile(g, fetch: [product], options: CompileOptions(fusion: true, realType: .float32))
+        var small = CPUSettings(), whole = CPUSettings()
+        small.chunkBytes = 600_000
+        whole.chunkBytes = .max
+        let chunked = try CPUExecutable<Float>(program: program, settings: small)
+        #expect(chunked.pairs.count == (WorkerPool.shared.threads <= 2 ? 1 : 0))
+        let got = try chunked.run(feeds: feeds), want = try CPUExecutable<Float>(program: program, settings: whole).run(feeds: feeds)
+        #expect(got[0].floats.map(\.bitPattern) == want[0].floats.map(\.bitPattern))
+    }
+
     @Test func chunksGiveTheWholeKernelsValues() throws {
         let (n, c, h, w, out) = (6, 16, 16, 16, 32)
         let g = Graph(), window = try Window2D(3, padding: 1)

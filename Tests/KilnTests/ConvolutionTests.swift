@@ -183,9 +183,9 @@ import Kiln
 
     /// A "same" convolution's 3 x 3 windows (stride 1, padding 1) on the CPU backend take C
     /// kernels a row at a time; they give the window loops' values to the bit: unfold's patches
-    /// (a pad value of 0.5 at the borders) and fold's sums, whose order they keep (also for an
-    /// image of one row, where every window reaches past both borders).
-    @Test(arguments: [(3, 5, 7), (16, 5, 7), (8, 1, 4)])
+    /// (a pad value of 0.5 at the borders) and fold's sums, whose order they keep (also for
+    /// images of one and two rows, where windows reach past both borders).
+    @Test(arguments: [(3, 5, 7), (16, 5, 7), (8, 1, 4), (8, 2, 5)])
     func sameWindowsInCMatchTheLoops(channels c: Int, height h: Int, width w: Int) throws {
         let g = Graph(), window = try Window2D(3, padding: 1)
         let x = try g.placeholder("x", [2, c, h, w], .float32)
