@@ -193,9 +193,8 @@ KILN_CLONES void kiln_philox_uniform_f32(float *r, long n, uint32_t first, uint3
     }
 }
 
-// An 8 x 8 tile of x (rows ldx apart) to y transposed (rows ldy apart): eight row loads, three
-// rounds of shuffles (pairs of rows interleaved, then pairs of pairs, then halves swapped), and
-// eight row stores. Clang lowers the 8-float vectors to whatever registers the clone has.
+// 8-float vectors and their shuffles for 8 x 8 tile transposes; clang lowers them to whatever
+// registers the clone has.
 typedef float kiln_v8 __attribute__((ext_vector_type(8)));
 #define KILN_LOAD8(v, p) kiln_v8 v; memcpy(&v, (p), 32)
 #define KILN_STORE8(p, v) do { const kiln_v8 s_ = (v); memcpy((p), &s_, 32); } while (0)
@@ -206,6 +205,21 @@ typedef float kiln_v8 __attribute__((ext_vector_type(8)));
 #define KILN_LO4(a, b) __builtin_shufflevector(a, b, 0, 1, 2, 3, 8, 9, 10, 11)
 #define KILN_HI4(a, b) __builtin_shufflevector(a, b, 4, 5, 6, 7, 12, 13, 14, 15)
 
+// b[j * ldb + i] = a[i * lda + j] for an 8 x 8 tile: eight row loads, three rounds of shuffles
+// (pairs of rows interleaved, then pairs of pairs, then halves swapped), and eight row stores.
+static inline __attribute__((always_inline)) void kiln_tile8(const float *a, long lda, float *b, long ldb) {
+    KILN_LOAD8(x0, a); KILN_LOAD8(x1, a + lda); KILN_LOAD8(x2, a + 2 * lda); KILN_LOAD8(x3, a + 3 * lda);
+    KILN_LOAD8(x4, a + 4 * lda); KILN_LOAD8(x5, a + 5 * lda); KILN_LOAD8(x6, a + 6 * lda); KILN_LOAD8(x7, a + 7 * lda);
+    const kiln_v8 t0 = KILN_LO(x0, x1), t1 = KILN_HI(x0, x1), t2 = KILN_LO(x2, x3), t3 = KILN_HI(x2, x3);
+    const kiln_v8 t4 = KILN_LO(x4, x5), t5 = KILN_HI(x4, x5), t6 = KILN_LO(x6, x7), t7 = KILN_HI(x6, x7);
+    const kiln_v8 s0 = KILN_LO2(t0, t2), s1 = KILN_HI2(t0, t2), s2 = KILN_LO2(t1, t3), s3 = KILN_HI2(t1, t3);
+    const kiln_v8 s4 = KILN_LO2(t4, t6), s5 = KILN_HI2(t4, t6), s6 = KILN_LO2(t5, t7), s7 = KILN_HI2(t5, t7);
+    KILN_STORE8(b, KILN_LO4(s0, s4)); KILN_STORE8(b + ldb, KILN_LO4(s1, s5));
+    KILN_STORE8(b + 2 * ldb, KILN_LO4(s2, s6)); KILN_STORE8(b + 3 * ldb, KILN_LO4(s3, s7));
+    KILN_STORE8(b + 4 * ldb, KILN_HI4(s0, s4)); KILN_STORE8(b + 5 * ldb, KILN_HI4(s1, s5));
+    KILN_STORE8(b + 6 * ldb, KILN_HI4(s2, s6)); KILN_STORE8(b + 7 * ldb, KILN_HI4(s3, s7));
+}
+
 // y[c][r] = x[r][c] for rows r0 <= r < r1 of a rows x cols matrix (y is cols x rows): 8 x 8
 // tiles, the edges element by element. Threads take disjoint row ranges.
 KILN_CLONES void kiln_transpose_f32(const float *x, float *y, long rows, long cols, long r0, long r1) {
@@ -213,18 +227,7 @@ KILN_CLONES void kiln_transpose_f32(const float *x, float *y, long rows, long co
     for (; r + 8 <= r1; r += 8) {
         long c = 0;
         for (; c + 8 <= cols; c += 8) {
-            const float *a = x + r * cols + c;
-            float *b = y + c * rows + r;
-            KILN_LOAD8(x0, a); KILN_LOAD8(x1, a + cols); KILN_LOAD8(x2, a + 2 * cols); KILN_LOAD8(x3, a + 3 * cols);
-            KILN_LOAD8(x4, a + 4 * cols); KILN_LOAD8(x5, a + 5 * cols); KILN_LOAD8(x6, a + 6 * cols); KILN_LOAD8(x7, a + 7 * cols);
-            const kiln_v8 t0 = KILN_LO(x0, x1), t1 = KILN_HI(x0, x1), t2 = KILN_LO(x2, x3), t3 = KILN_HI(x2, x3);
-            const kiln_v8 t4 = KILN_LO(x4, x5), t5 = KILN_HI(x4, x5), t6 = KILN_LO(x6, x7), t7 = KILN_HI(x6, x7);
-            const kiln_v8 s0 = KILN_LO2(t0, t2), s1 = KILN_HI2(t0, t2), s2 = KILN_LO2(t1, t3), s3 = KILN_HI2(t1, t3);
-            const kiln_v8 s4 = KILN_LO2(t4, t6), s5 = KILN_HI2(t4, t6), s6 = KILN_LO2(t5, t7), s7 = KILN_HI2(t5, t7);
-            KILN_STORE8(b, KILN_LO4(s0, s4)); KILN_STORE8(b + rows, KILN_LO4(s1, s5));
-            KILN_STORE8(b + 2 * rows, KILN_LO4(s2, s6)); KILN_STORE8(b + 3 * rows, KILN_LO4(s3, s7));
-            KILN_STORE8(b + 4 * rows, KILN_HI4(s0, s4)); KILN_STORE8(b + 5 * rows, KILN_HI4(s1, s5));
-            KILN_STORE8(b + 6 * rows, KILN_HI4(s2, s6)); KILN_STORE8(b + 7 * rows, KILN_HI4(s3, s7));
+            kiln_tile8(x + r * cols + c, cols, y + c * rows + r, rows);
         }
         for (long i = r; i < r + 8; i++)
             for (long j = c; j < cols; j++) y[j * rows + i] = x[i * cols + j];
@@ -280,20 +283,6 @@ KILN_CLONES void kiln_unfold3x3_f32(const float *x, float *out, long c, long h, 
                     o[8] = r2[2];
                 }
         }
-}
-
-// b[j * ldb + i] = a[i * lda + j] for an 8 x 8 tile (kiln_transpose_f32's shuffles).
-static inline __attribute__((always_inline)) void kiln_tile8(const float *a, long lda, float *b, long ldb) {
-    KILN_LOAD8(x0, a); KILN_LOAD8(x1, a + lda); KILN_LOAD8(x2, a + 2 * lda); KILN_LOAD8(x3, a + 3 * lda);
-    KILN_LOAD8(x4, a + 4 * lda); KILN_LOAD8(x5, a + 5 * lda); KILN_LOAD8(x6, a + 6 * lda); KILN_LOAD8(x7, a + 7 * lda);
-    const kiln_v8 t0 = KILN_LO(x0, x1), t1 = KILN_HI(x0, x1), t2 = KILN_LO(x2, x3), t3 = KILN_HI(x2, x3);
-    const kiln_v8 t4 = KILN_LO(x4, x5), t5 = KILN_HI(x4, x5), t6 = KILN_LO(x6, x7), t7 = KILN_HI(x6, x7);
-    const kiln_v8 s0 = KILN_LO2(t0, t2), s1 = KILN_HI2(t0, t2), s2 = KILN_LO2(t1, t3), s3 = KILN_HI2(t1, t3);
-    const kiln_v8 s4 = KILN_LO2(t4, t6), s5 = KILN_HI2(t4, t6), s6 = KILN_LO2(t5, t7), s7 = KILN_HI2(t5, t7);
-    KILN_STORE8(b, KILN_LO4(s0, s4)); KILN_STORE8(b + ldb, KILN_LO4(s1, s5));
-    KILN_STORE8(b + 2 * ldb, KILN_LO4(s2, s6)); KILN_STORE8(b + 3 * ldb, KILN_LO4(s3, s7));
-    KILN_STORE8(b + 4 * ldb, KILN_HI4(s0, s4)); KILN_STORE8(b + 5 * ldb, KILN_HI4(s1, s5));
-    KILN_STORE8(b + 6 * ldb, KILN_HI4(s2, s6)); KILN_STORE8(b + 7 * ldb, KILN_HI4(s3, s7));
 }
 
 // fold, unfold's adjoint, for the same windows: x[b][ch][y][·] is the sum of the patch entries
