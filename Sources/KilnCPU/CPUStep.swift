@@ -256,32 +256,26 @@ struct CPUStep<T: KilnFloat> {
             }
             let product = eval?.scratch ?? real(outs[0])
             // A Linear's or convolution's epilogue (+ bias, ReLU) applied by the register blocks
-            // as they store C, where they apply; else the product, then the evaluator.
-            var blocked: (() -> Bool)?
+            // as they store C, where they apply (for any rows of C); else the product, then the
+            // evaluator.
+            var epilogueRows: ((Range<Int>) -> Bool)?
             if blas, T.self == Float.self, batches == 1, !strided, let code = epilogue, outs.count == 1,
                let (bias, relu) = Self.biasAndReLU(code, loads: ins.map(\.shape), columns: n),
                bias.map({ !Self.overlap(ins[$0], outs[0]) }) ?? true {
                 let f = { (p: UnsafeMutablePointer<T>) in UnsafeMutableRawPointer(p).assumingMemoryBound(to: Float.self) }
                 let (fa, fb, out, fbias) = (f(a), f(b), f(real(outs[0])), bias.map { UnsafePointer(f(real(ins[$0]))) })
-                blocked = { Float.blockedGemm(ta, tb, m: m, n: n, k: k, a: fa, lda: lda, b: fb, ldb: ldb, c: out, bias: fbias, relu: relu) }
-            }
-            if blas, T.self == Float.self, batches == 1, !strided, m > 0, n > 0, T.kHalves(m: m, n: n, k: k) == 1 {
-                if epilogue == nil {
-                    rows = { r in
-                        T.parallelGemm(ta, tb, m: r.count, n: n, k: k, a: ta ? a + r.lowerBound : a + r.lowerBound * lda, lda: lda,
-                                       b: b, ldb: ldb, c: product + r.lowerBound * n)
-                        return true
-                    }
-                } else if let code = epilogue, outs.count == 1,
-                          let (bias, relu) = Self.biasAndReLU(code, loads: ins.map(\.shape), columns: n),
-                          bias.map({ !Self.overlap(ins[$0], outs[0]) }) ?? true {
-                    let f = { (p: UnsafeMutablePointer<T>) in UnsafeMutableRawPointer(p).assumingMemoryBound(to: Float.self) }
-                    let (fa, fb, out, fbias) = (f(a), f(b), f(real(outs[0])), bias.map { UnsafePointer(f(real(ins[$0]))) })
-                    rows = { r in
-                        Float.blockedGemm(ta, tb, m: r.count, n: n, k: k, a: ta ? fa + r.lowerBound : fa + r.lowerBound * lda, lda: lda,
-                                          b: fb, ldb: ldb, c: out + r.lowerBound * n, bias: fbias, relu: relu)
-                    }
+                epilogueRows = { r in
+                    Float.blockedGemm(ta, tb, m: r.count, n: n, k: k, a: ta ? fa + r.lowerBound : fa + r.lowerBound * lda, lda: lda,
+                                      b: fb, ldb: ldb, c: out + r.lowerBound * n, bias: fbias, relu: relu)
                 }
+            }
+            let blocked = epilogueRows.map { rows in { rows(0..<m) } }
+            if blas, T.self == Float.self, batches == 1, !strided, m > 0, n > 0, T.kHalves(m: m, n: n, k: k) == 1 {
+                rows = epilogue == nil ? { r in
+                    T.parallelGemm(ta, tb, m: r.count, n: n, k: k, a: ta ? a + r.lowerBound : a + r.lowerBound * lda, lda: lda,
+                                   b: b, ldb: ldb, c: product + r.lowerBound * n)
+                    return true
+                } : epilogueRows
             }
             // A long k and a small C: the two halves of k on the two threads (`kHalves`), the
             // second's product in the workspace after the first's, then added to it.

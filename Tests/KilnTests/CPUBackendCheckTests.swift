@@ -64,6 +64,24 @@ import Kiln
 /// chunk of images when the patches are large: the same values to the bit as the kernels run
 /// whole, with the bias epilogue in the register blocks and without an epilogue.
 @Suite struct ChunkedPairTests {
+    /// The program of `fetch` on random `inputs`, run with chunks of at most `chunkBytes` of
+    /// patches and run whole: the chunked executable's pairs, and whether every fetched value
+    /// has the same bits both ways.
+    static func chunkedAndWhole(inputs: [Tensor], fetch: [Tensor], chunkBytes: Int, seed: UInt64) throws
+        -> (pairs: [Int: CPUExecutable<Float>.ChunkedPair], sameBits: Bool) {
+        var rng = SeededGenerator(seed: seed)
+        var feeds: [Tensor: HostTensor] = [:]
+        for t in inputs { feeds[t] = try HostTensor(rng.uniform(t.shape.count, in: -1...1).map(Float.init), shape: t.shape) }
+        let program = try Compiler.compile(fetch[0].graph, fetch: fetch, options: CompileOptions(fusion: true, realType: .float32))
+        var small = CPUSettings(), whole = CPUSettings()
+        small.chunkBytes = chunkBytes
+        whole.chunkBytes = .max
+        let chunked = try CPUExecutable<Float>(program: program, settings: small)
+        let got = try chunked.run(feeds: feeds), want = try CPUExecutable<Float>(program: program, settings: whole).run(feeds: feeds)
+        let same = zip(got, want).allSatisfy { $0.floats.map(\.bitPattern) == $1.floats.map(\.bitPattern) }
+        return (chunked.pairs, got.count == want.count && same)
+    }
+
     /// Without a bias the forward product has no epilogue: chunks of 4 images (1024 rows), each
     /// thread's part of a chunk still in the register blocks on two threads (on more, not
     /// chunked: the values must match either way).
@@ -73,17 +91,9 @@ import Kiln
         let x = try g.placeholder("x", [n, c, h, w], .float32)
         let weight = try g.placeholder("w", [out, c * 9], .float32)
         let product = try g.unfold(x, window: window).reshaped([n * h * w, c * 9]).matmul(weight, transposeB: true)
-        var rng = SeededGenerator(seed: 7)
-        var feeds: [Tensor: HostTensor] = [:]
-        for t in [x, weight] { feeds[t] = try HostTensor(rng.uniform(t.shape.count, in: -1...1).map(Float.init), shape: t.shape) }
-        let program = try Compiler.compile(g, fetch: [product], options: CompileOptions(fusion: true, realType: .float32))
-        var small = CPUSettings(), whole = CPUSettings()
-        small.chunkBytes = 600_000
-        whole.chunkBytes = .max
-        let chunked = try CPUExecutable<Float>(program: program, settings: small)
-        #expect(chunked.pairs.count == (WorkerPool.shared.threads <= 2 ? 1 : 0))
-        let got = try chunked.run(feeds: feeds), want = try CPUExecutable<Float>(program: program, settings: whole).run(feeds: feeds)
-        #expect(got[0].floats.map(\.bitPattern) == want[0].floats.map(\.bitPattern))
+        let (pairs, sameBits) = try Self.chunkedAndWhole(inputs: [x, weight], fetch: [product], chunkBytes: 600_000, seed: 7)
+        #expect(pairs.count == (WorkerPool.shared.threads <= 2 ? 1 : 0))
+        #expect(sameBits)
     }
 
     @Test func chunksGiveTheWholeKernelsValues() throws {
@@ -95,42 +105,26 @@ import Kiln
         let upstream = try g.placeholder("dy", [n * h * w, out], .float32)
         let product = try g.unfold(x, window: window).reshaped([n * h * w, c * 9]).matmul(weight, transposeB: true) + bias
         let folded = try g.fold(try upstream.matmul(weight).reshaped([n, h, w, c, 3, 3]), window: window, height: h, width: w)
-        var rng = SeededGenerator(seed: 5)
-        var feeds: [Tensor: HostTensor] = [:]
-        for t in [x, weight, bias, upstream] { feeds[t] = try HostTensor(rng.uniform(t.shape.count, in: -1...1).map(Float.init), shape: t.shape) }
-        let program = try Compiler.compile(g, fetch: [product, folded], options: CompileOptions(fusion: true, realType: .float32))
-        var small = CPUSettings(), whole = CPUSettings()
-        small.chunkBytes = 300_000     // 2 images of 147 KiB of patches a chunk: 3 chunks of 512 rows
-        whole.chunkBytes = .max
-        let chunked = try CPUExecutable<Float>(program: program, settings: small)
-        #expect(chunked.pairs.count == 2 && chunked.pairs.values.allSatisfy { $0.chunks.count == 3 })
-        let got = try chunked.run(feeds: feeds), want = try CPUExecutable<Float>(program: program, settings: whole).run(feeds: feeds)
-        #expect(got[0].floats.map(\.bitPattern) == want[0].floats.map(\.bitPattern))
-        #expect(got[1].floats.map(\.bitPattern) == want[1].floats.map(\.bitPattern))
+        // 2 images of 147 KiB of patches a chunk: 3 chunks of 512 rows.
+        let (pairs, sameBits) = try Self.chunkedAndWhole(inputs: [x, weight, bias, upstream], fetch: [product, folded],
+                                                         chunkBytes: 300_000, seed: 5)
+        #expect(pairs.count == 2 && pairs.values.allSatisfy { $0.chunks.count == 3 })
+        #expect(sameBits)
     }
-}
 
-/// Forward only (an evaluation program), the planner may put the product over the activation
-/// that the unfold reads, which dies with it: chunks would then overwrite images a later chunk
-/// still unfolds. Such a pair runs whole, and gives the whole kernels' values.
-@Suite struct ChunkedPairMemoryTests {
+    /// Forward only (an evaluation program), the planner puts the product over the activation
+    /// that the unfold reads, which dies with it: chunks would then overwrite images a later
+    /// chunk still unfolds. Such a pair runs whole, and gives the whole kernels' values.
     @Test func reusedMemoryIsNotChunked() throws {
         let (n, c, h, w, out) = (6, 16, 16, 16, 32)
         let g = Graph(), window = try Window2D(3, padding: 1)
         let x = try g.placeholder("x", [n, c, h, w], .float32)
-        let weight = try g.placeholder("w", [out, c * 9], .float32)
-        let activation = try x.relu()
-        let product = try g.unfold(activation, window: window).reshaped([n * h * w, c * 9]).matmul(weight, transposeB: true)
+        let weight = try g.placeholder("w", [out, c * 9], .float32), bias = try g.placeholder("b", [out], .float32)
+        // With the bias in the register blocks' epilogue, chunks of 512 rows would be taken.
+        let product = try g.unfold(try x.relu(), window: window).reshaped([n * h * w, c * 9]).matmul(weight, transposeB: true) + bias
         let y = try product.reshaped([n, h, w, out]).sum(axes: [1, 2])
-        var rng = SeededGenerator(seed: 6)
-        var feeds: [Tensor: HostTensor] = [:]
-        for t in [x, weight] { feeds[t] = try HostTensor(rng.uniform(t.shape.count, in: -1...1).map(Float.init), shape: t.shape) }
-        let program = try Compiler.compile(g, fetch: [y], options: CompileOptions(fusion: true, realType: .float32))
-        var small = CPUSettings(), whole = CPUSettings()
-        small.chunkBytes = 300_000
-        whole.chunkBytes = .max
-        let got = try CPUExecutable<Float>(program: program, settings: small).run(feeds: feeds)
-        let want = try CPUExecutable<Float>(program: program, settings: whole).run(feeds: feeds)
-        #expect(got[0].floats.map(\.bitPattern) == want[0].floats.map(\.bitPattern))
+        let (pairs, sameBits) = try Self.chunkedAndWhole(inputs: [x, weight, bias], fetch: [y], chunkBytes: 300_000, seed: 6)
+        #expect(pairs.isEmpty)
+        #expect(sameBits)
     }
 }
