@@ -147,6 +147,18 @@ KILN_CLONES void kiln_scaled_f32(int form, float *r, const float *x, float s, co
     }
 }
 
+KILN_CLONES void kiln_scaled_vv_f32(int form, float *r, const float *x, const float *s, const float *y, long n) {
+    long i = 0;
+    for (; i + 16 <= n; i += 16) {
+        const f16 p = load16(x + i) * load16(s + i), b = load16(y + i);
+        store16(r + i, form == 0 ? p + b : form == 1 ? b - p : p - b);
+    }
+    for (; i < n; i++) {
+        const float p = x[i] * s[i];
+        r[i] = form == 0 ? p + y[i] : form == 1 ? y[i] - p : p - y[i];
+    }
+}
+
 KILN_CLONES void kiln_softmax_rows_f32(const float *x, float *y, long rows, long n) {
     const long full = n & ~7L;
     for (long row = 0; row < rows; row++) {

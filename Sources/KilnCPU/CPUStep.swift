@@ -26,6 +26,17 @@ struct CPUStep<T: KilnFloat> {
         return period > 1 && q > 1 && q <= FusedEvaluator<T>.blockSize ? (q, period) : nil
     }
 
+    /// For sums or means over leading axes (channels-last batch norm's per-channel sums, `[N·H·W,
+    /// C]`) of computed values: the row's length, where rows are narrow and many. nil otherwise.
+    static func leadingSums(_ op: ReduceOp, axes: [Int], _ code: FusedCode) -> Int? {
+        guard op == .sum || op == .mean, !(code.code.count == 1 && code.results == [0]) else { return nil }
+        let dims = code.shape.dims.indices.filter { code.shape[$0] > 1 }
+        guard let lastReduced = dims.last(where: { axes.contains($0) }),
+              dims.allSatisfy({ axes.contains($0) || $0 > lastReduced }) else { return nil }
+        let w = dims.filter { !axes.contains($0) }.reduce(1) { $0 * code.shape[$1] }, count = code.shape.count
+        return w < 512 && count / w >= 16 && count >= 1 << 16 ? w : nil
+    }
+
     /// For a matmul's epilogue that is the product plus a bias broadcast along its rows (a load
     /// of `columns` values), then ReLU, either or both: the bias's load and whether ReLU
     /// follows. nil for any other code.
@@ -68,6 +79,12 @@ struct CPUStep<T: KilnFloat> {
     /// Values the 16 blocks of a sum over many narrow rows take in the workspace, each block's
     /// sums on cache lines of their own (two threads adding into one line at every row ran 3x
     /// slower than one thread), after a line's worth of alignment.
+    /// Where 16 blocks' sums start in the workspace: after `count` values, on a line's boundary.
+    static func blockSumsStart(_ workspace: UnsafeMutablePointer<T>, after count: Int) -> UnsafeMutablePointer<T> {
+        let after = UnsafeMutableRawPointer(workspace + count)
+        return (after + (64 - Int(bitPattern: after) % 64) % 64).assumingMemoryBound(to: T.self)
+    }
+
     static func blockSums(columns w: Int) -> Int { 16 * blockStride(columns: w) + 64 / MemoryLayout<T>.size }
     static func blockStride(columns w: Int) -> Int { (w * MemoryLayout<T>.size + 127) / 64 * 64 / MemoryLayout<T>.size }
 
@@ -81,9 +98,10 @@ struct CPUStep<T: KilnFloat> {
             let halves = d.batches == 1 && T.kHalves(m: d.m, n: d.n, k: d.k) > 1 ? d.m * d.n : 0
             return (epilogue == nil ? 0 : kernel.outputs[0].shape.count) + halves
         case let .reduce(_, axes, code):
-            // The computed input, then (sums over many narrow rows) 16 blocks' partial sums.
+            // The computed input, then (sums over many narrow rows) 16 blocks' partial sums, for
+            // each reduction sharing the pass.
             let kept = code.shape.dims.enumerated().filter { !axes.contains($0.offset) }.map(\.element).reduce(1, *)
-            return code.shape.count + (kept < 512 ? Self.blockSums(columns: kept) : 0)
+            return code.shape.count + (kept < 512 ? code.results.count * Self.blockSums(columns: kept) : 0)
         case .node(.softmaxCrossEntropy):
             // Each row's loss, and a row of exponentials per thread.
             return kernel.inputs[0].shape[0] + WorkerPool.shared.threads * kernel.inputs[0].shape[1]
@@ -120,13 +138,14 @@ struct CPUStep<T: KilnFloat> {
             // of computed values: each run computed in registers and added as it comes, so the
             // input is never stored, and reductions sharing a pass read their inputs once.
             let (q, period) = Self.runSums(op, axes: axes, code)!
-            let eval = FusedEvaluator<T>(code, loads: ins.map { (real($0), $0.shape) }, workspace: workspace)
+            let eval = FusedEvaluator<T>(code, loads: ins.map { (real($0), $0.shape) }, workspace: workspace, minimumBlock: q)
             let targets = outs.map(real), results = code.results, runs = code.shape.count / q
             let n = T(code.shape.count / period), parts = max(1, min(eval.workers, period))
             // Neighbouring runs belong to neighbouring outputs: as many as fit a block are
             // computed at once, and each output still adds its runs in order.
-            let perBlock = max(1, FusedEvaluator<T>.blockSize / q)
+            let perBlock = max(1, eval.block / q)
             run = {
+                eval.prepare()
                 for t in targets { t.update(repeating: 0, count: period) }
                 WorkerPool.shared.run(parts: parts) { part in
                     let (k0, k1) = (period * part / parts, period * (part + 1) / parts)
@@ -142,6 +161,45 @@ struct CPUStep<T: KilnFloat> {
                     }
                 }
                 if op == .mean { for t in targets { for k in 0..<period { t[k] /= n } } }
+            }
+
+        case let .reduce(op, axes, code) where workspace != nil && Self.leadingSums(op, axes: axes, code) != nil:
+            // Sums over leading axes of computed values (batch norm's per-channel sums of
+            // channels-last images): blocks of whole rows computed in registers and added into
+            // the sums of one of 16 fixed parts of the rows (their own lines of the workspace),
+            // the parts then added in order: the input is never stored, reductions sharing the
+            // pass read their inputs once, and the sums are the same whatever the threads.
+            let w = Self.leadingSums(op, axes: axes, code)!
+            let eval = FusedEvaluator<T>(code, loads: ins.map { (real($0), $0.shape) }, workspace: workspace, minimumBlock: w)
+            let targets = outs.map(real), results = code.results, rows = code.shape.count / w
+            let stride = Self.blockStride(columns: w), perBlock = max(1, eval.block / w)
+            let sums = Self.blockSumsStart(workspace!, after: code.shape.count), workers = eval.workers
+            run = {
+                eval.prepare()
+                WorkerPool.shared.run(parts: workers) { worker in
+                    for part in 16 * worker / workers..<16 * (worker + 1) / workers {
+                        let part0 = sums + part * results.count * stride
+                        part0.update(repeating: 0, count: results.count * stride)
+                        var r = rows * part / 16
+                        let end = rows * (part + 1) / 16
+                        while r < end {
+                            let count = min(perBlock, end - r)
+                            eval.withValues(start: r * w, count: count * w, worker: worker) { values in
+                                for k in results.indices {
+                                    let into = part0 + k * stride, from = values[results[k]]
+                                    for row in 0..<count { let x = from + row * w; for j in 0..<w { into[j] += x[j] } }
+                                }
+                            }
+                            r += count
+                        }
+                    }
+                }
+                let scale: T = op == .mean ? 1 / T(rows) : 1
+                for (k, t) in targets.enumerated() {
+                    t.update(repeating: 0, count: w)
+                    for part in 0..<16 { let from = sums + (part * results.count + k) * stride; for j in 0..<w { t[j] += from[j] } }
+                    if op == .mean { for j in 0..<w { t[j] *= scale } }
+                }
             }
 
         case .reduce(_, _, let shared) where shared.results.count > 1:
@@ -175,11 +233,8 @@ struct CPUStep<T: KilnFloat> {
                 return true
             }()
             let input = plain ? real(ins[0]) : nil
-            // The 16 blocks' sums (see below): after the computed input, on a line's boundary.
-            let blocks = workspace.map { w -> UnsafeMutablePointer<T> in
-                let after = UnsafeMutableRawPointer(w + shape.count)
-                return (after + (64 - Int(bitPattern: after) % 64) % 64).assumingMemoryBound(to: T.self)
-            }
+            // The 16 blocks' sums (see below): after the computed input.
+            let blocks = workspace.map { Self.blockSumsStart($0, after: shape.count) }
             run = {
                 let x = input ?? eval.run()
                 out.update(repeating: op == .max ? -T.infinity : 0, count: outCount)
@@ -520,8 +575,9 @@ struct CPUStep<T: KilnFloat> {
             // Each window's first largest element (row-major; NaN wins, as PyTorch's), found
             // the same way forward and backward: the gradient goes where the value came from.
             // Planes are split among the pool's threads.
-            let x = real(ins[0]), out = real(outs[0])
-            let (planes, h, wd) = (ins[0].shape[0] * ins[0].shape[1], ins[0].shape[2], ins[0].shape[3])
+            // Channels last: split by images, each pixel's channels compared side by side.
+            let x = real(ins[0]), out = real(outs[0]), (ah, aw, ac) = w.axes, c = ins[0].shape[ac]
+            let (planes, h, wd) = (ins[0].shape[0] * (w.channelsLast ? 1 : c), ins[0].shape[ah], ins[0].shape[aw])
             guard let oh = w.outputSize(h, axis: 0), let ow = w.outputSize(wd, axis: 1) else {
                 throw KilnError.shapeMismatch(op: what, message: "window (\(w)) does not fit \(ins[0].shape)")
             }
@@ -535,15 +591,20 @@ struct CPUStep<T: KilnFloat> {
             let geometry = MaxPoolPlanes.Geometry(h: h, w: wd, oh: oh, ow: ow, stride: (w.stride[0], w.stride[1]),
                                                   padding: (w.padding[0], w.padding[1]), dilation: (w.dilation[0], w.dilation[1]),
                                                   rows: inside(oh, h, axis: 0), columns: inside(ow, wd, axis: 1))
-            let parts = max(1, min(WorkerPool.shared.threads, planes * h * wd / 16384))
+            let parts = max(1, min(WorkerPool.shared.threads, planes, ins[0].shape.count / 16384))
             let upstream: UnsafeMutablePointer<T>? = ins.count > 1 ? real(ins[1]) : nil
+            let last = w.channelsLast
             run = {
                 WorkerPool.shared.run(parts: parts) { part in
                     let range = planes * part / parts..<planes * (part + 1) / parts
                     // The oracle (no BLAS) keeps to the general loops, so that it checks the fast paths.
                     let kernel = blas ? (w.kernel[0], w.kernel[1]) : nil
-                    if let upstream { MaxPoolPlanes.backward(x, upstream, out, planes: range, geometry, kernel: kernel) }
-                    else { MaxPoolPlanes.forward(x, out, planes: range, geometry, kernel: kernel) }
+                    switch (upstream, last) {
+                    case (let up?, false): MaxPoolPlanes.backward(x, up, out, planes: range, geometry, kernel: kernel)
+                    case (nil, false): MaxPoolPlanes.forward(x, out, planes: range, geometry, kernel: kernel)
+                    case (let up?, true): MaxPoolPlanes.backwardChannelsLast(x, up, out, images: range, geometry, channels: c, kernel: kernel)
+                    case (nil, true): MaxPoolPlanes.forwardChannelsLast(x, out, images: range, geometry, channels: c, kernel: kernel)
+                    }
                 }
             }
 

@@ -9,19 +9,20 @@ enum MaxPoolPlanes {
     }
 
     /// The plane index of window (i, j)'s first largest element (row-major; NaN wins, as
-    /// PyTorch's), or -1 for a window wholly in the padding.
+    /// PyTorch's), or -1 for a window wholly in the padding. Pixels lie `pixel` elements apart
+    /// (1, or the channels of a channels-last image).
     @inline(__always)
     static func first<T: KilnFloat>(_ plane: UnsafePointer<T>, _ i: Int, _ j: Int, _ g: Geometry,
-                                    _ rows: UnsafePointer<Int>, _ cols: UnsafePointer<Int>) -> Int {
+                                    _ rows: UnsafePointer<Int>, _ cols: UnsafePointer<Int>, pixel: Int = 1) -> Int {
         let (q0, q1) = (cols[2 * j], cols[2 * j + 1]), (p0, p1) = (rows[2 * i], rows[2 * i + 1])
         guard p1 > p0 && q1 > q0 else { return -1 }
         let corner = (i * g.stride.0 - g.padding.0) * g.w + j * g.stride.1 - g.padding.1
-        var best = corner + p0 * g.dilation.0 * g.w + q0 * g.dilation.1, m = plane[best]
+        var best = corner + p0 * g.dilation.0 * g.w + q0 * g.dilation.1, m = plane[best * pixel]
         // Selects, not branches: which element wins is data, and random data mispredicts.
         for p in p0..<p1 {
             let line = corner + p * g.dilation.0 * g.w
             for q in q0..<q1 {
-                let at = line + q * g.dilation.1, v = plane[at]
+                let at = line + q * g.dilation.1, v = plane[at * pixel]
                 let take = v > m || v != v
                 m = take ? v : m
                 best = take ? at : best

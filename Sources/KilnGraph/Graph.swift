@@ -101,6 +101,8 @@ public final class Graph: @unchecked Sendable {
 
     public func unary(_ op: UnaryOp, _ x: Tensor) throws -> Tensor {
         try requireFloat(op.rawValue, x)
+        // Made before a transpose it reads (see GraphLayout.swift).
+        if let (input, perm) = transposeSource(x) { return try transpose(unary(op, input), perm: perm) }
         return try append(.unary(op), [x], x.shape, x.dtype)
     }
 
@@ -112,6 +114,7 @@ public final class Graph: @unchecked Sendable {
         guard let shape = Shape.broadcast(a.shape, b.shape) else {
             throw KilnError.shapeMismatch(op: op.rawValue, message: "shapes \(a.shape) and \(b.shape) do not broadcast")
         }
+        if let sunk = try sunkBinary(op, a, b, shape: shape) { return sunk }
         return try append(.binary(op), [a, b], shape, a.dtype)
     }
 
@@ -137,6 +140,7 @@ public final class Graph: @unchecked Sendable {
         if op != .sum, let empty = norm.first(where: { x.shape[$0] == 0 }) {
             throw KilnError.invalidArgument(op: name, message: "axis \(empty) of shape \(x.shape) is empty")
         }
+        if let sunk = try sunkReduce(op, x, axes: norm, keepDims: keepDims) { return sunk }
         let out = (0..<rank).compactMap { i -> Int? in
             norm.contains(i) ? (keepDims ? 1 : nil) : x.shape[i]
         }
@@ -218,6 +222,13 @@ public final class Graph: @unchecked Sendable {
         let p = perm ?? Array((0..<rank).reversed())
         guard p.count == rank, p.sorted() == Array(0..<rank) else {
             throw KilnError.invalidArgument(op: "transpose", message: "\(p) is not a permutation of the axes of shape \(x.shape)")
+        }
+        // A transpose of a transpose is one (none where they cancel): sinking meets the
+        // gradient's transposes on the way back.
+        if let (input, inner) = transposeSource(x) {
+            let composed = p.map { inner[$0] }
+            if composed == Array(0..<rank) { return input }
+            return try append(.transpose(perm: composed), [input], Shape(p.map { x.shape[$0] }), x.dtype)
         }
         return try append(.transpose(perm: p), [x], Shape(p.map { x.shape[$0] }), x.dtype)
     }

@@ -1,10 +1,14 @@
 /// A 2-D sliding window over the last two axes of an `[N, C, H, W]` tensor, as convolution and
-/// pooling slide it: each pair is (height, width).
+/// pooling slide it: each pair is (height, width). A channels-last window slides over axes 1
+/// and 2 of `[N, H, W, C]` instead (max pooling only).
 public struct Window2D: Sendable, Hashable, CustomStringConvertible {
     public let kernel: [Int]
     public let stride: [Int]
     public let padding: [Int]
     public let dilation: [Int]
+    /// Whether the images are `[N, H, W, C]` (made by sinking a transpose through max pooling,
+    /// see GraphLayout.swift) rather than `[N, C, H, W]`.
+    public private(set) var channelsLast = false
 
     /// Each argument is a pair (height, width): kernel, stride and dilation at least 1, padding
     /// at least 0.
@@ -25,9 +29,23 @@ public struct Window2D: Sendable, Hashable, CustomStringConvertible {
         try self.init(kernel: [kernel, kernel], stride: [stride, stride], padding: [padding, padding], dilation: [dilation, dilation])
     }
 
+    /// The same window over `[N, H, W, C]` images (`on`) or `[N, C, H, W]` ones.
+    public func channelsLast(_ on: Bool) -> Window2D {
+        var w = self
+        w.channelsLast = on
+        return w
+    }
+
+    /// The axes of the image's height, width and channels.
+    public var axes: (height: Int, width: Int, channels: Int) { channelsLast ? (1, 2, 3) : (2, 3, 1) }
+
+    /// The image layout, for messages.
+    var layout: String { channelsLast ? "[N, H, W, C]" : "[N, C, H, W]" }
+
     public var description: String {
         func pair(_ p: [Int]) -> String { p[0] == p[1] ? "\(p[0])" : "\(p[0])x\(p[1])" }
         return "kernel \(pair(kernel)), stride \(pair(stride)), padding \(pair(padding)), dilation \(pair(dilation))"
+            + (channelsLast ? ", channels last" : "")
     }
 
     /// Output positions along an axis of `size` (0: height, 1: width), as PyTorch computes
@@ -66,6 +84,7 @@ extension Graph {
     /// -infinity for max pooling).
     public func unfold(_ x: Tensor, window: Window2D, padValue: Double = 0) throws -> Tensor {
         try requireFloat("unfold", x)
+        try requireChannelsFirst("unfold", window)
         guard x.shape.rank == 4 else {
             throw KilnError.shapeMismatch(op: "unfold", message: "input must be [N, C, H, W], got \(x.shape)")
         }
@@ -79,6 +98,7 @@ extension Graph {
     /// it.
     public func fold(_ columns: Tensor, window: Window2D, height: Int, width: Int) throws -> Tensor {
         try requireFloat("fold", columns)
+        try requireChannelsFirst("fold", window)
         let s = columns.shape
         guard height >= 0, width >= 0 else {
             throw KilnError.invalidArgument(op: "fold", message: "output size \(height)x\(width) is negative")
@@ -90,28 +110,47 @@ extension Graph {
         return try append(.fold(window, height: height, width: width), [columns], [s[0], s[3], height, width], columns.dtype)
     }
 
+    private func requireChannelsFirst(_ op: String, _ window: Window2D) throws {
+        guard !window.channelsLast else {
+            throw KilnError.invalidArgument(op: op, message: "takes [N, C, H, W] images; a channels-last window (\(window)) is for max pooling")
+        }
+    }
+
     /// Max pooling (PyTorch's max_pool2d): `x [N, C, H, W]` gives `[N, C, OH, OW]`, each
     /// window's largest value. The padding never wins: at most half the kernel, so that no
     /// window lies wholly in it. Its gradient goes to each window's first largest element.
+    /// With a channels-last window, `x [N, H, W, C]` gives `[N, OH, OW, C]`. The pooling of a
+    /// transpose from channels last is made channels last, then transposed (GraphLayout.swift).
     public func maxPool(_ x: Tensor, window: Window2D) throws -> Tensor {
         try requireFloat("maxPool", x)
         guard x.shape.rank == 4 else {
-            throw KilnError.shapeMismatch(op: "maxPool", message: "input must be [N, C, H, W], got \(x.shape)")
+            throw KilnError.shapeMismatch(op: "maxPool", message: "input must be \(window.layout), got \(x.shape)")
         }
         try window.requirePoolingPadding("maxPool")
-        let (oh, ow) = try window.outputSizes("maxPool", height: x.shape[2], width: x.shape[3], shape: x.shape)
-        return try append(.maxPool(window), [x], [x.shape[0], x.shape[1], oh, ow], x.dtype)
+        if !window.channelsLast, let (input, perm) = transposeSource(x), perm == [0, 3, 1, 2] {
+            return try transpose(maxPool(input, window: window.channelsLast(true)), perm: perm)
+        }
+        return try append(.maxPool(window), [x], try pooledShape("maxPool", x.shape, window), x.dtype)
     }
 
-    /// The gradient of `maxPool`: `upstream [N, C, OH, OW]` routed into `[N, C, H, W]`, each
-    /// value to its window's first largest element of `x` (row-major within the window).
+    /// The shape `window` pools `shape` to, or an error naming `op` and the shapes.
+    private func pooledShape(_ op: String, _ shape: Shape, _ window: Window2D) throws -> Shape {
+        let (h, w, _) = window.axes
+        let (oh, ow) = try window.outputSizes(op, height: shape[h], width: shape[w], shape: shape)
+        var dims = shape.dims
+        (dims[h], dims[w]) = (oh, ow)
+        return Shape(dims)
+    }
+
+    /// The gradient of `maxPool`: `upstream [N, C, OH, OW]` routed into `[N, C, H, W]` (with a
+    /// channels-last window, `[N, OH, OW, C]` into `[N, H, W, C]`), each value to its window's
+    /// first largest element of `x` (row-major within the window).
     public func maxPoolGrad(_ x: Tensor, upstream: Tensor, window: Window2D) throws -> Tensor {
         try requireFloat("maxPoolGrad", x)
         guard x.shape.rank == 4 else {
-            throw KilnError.shapeMismatch(op: "maxPoolGrad", message: "input must be [N, C, H, W], got \(x.shape)")
+            throw KilnError.shapeMismatch(op: "maxPoolGrad", message: "input must be \(window.layout), got \(x.shape)")
         }
-        let (oh, ow) = try window.outputSizes("maxPoolGrad", height: x.shape[2], width: x.shape[3], shape: x.shape)
-        let pooled: Shape = [x.shape[0], x.shape[1], oh, ow]
+        let pooled = try pooledShape("maxPoolGrad", x.shape, window)
         guard upstream.shape == pooled, upstream.dtype == x.dtype else {
             throw KilnError.shapeMismatch(op: "maxPoolGrad", message: "upstream \(upstream.dtype) \(upstream.shape) must be \(x.dtype) \(pooled), the pooling of \(x.shape) with window (\(window))")
         }

@@ -147,7 +147,7 @@ public enum Op: Sendable, Hashable {
     /// width]`, each pixel the sum of the patch entries that read it (the padding's dropped).
     case fold(Window2D, height: Int, width: Int)
     /// Max pooling: `[N, C, H, W]` gives `[N, C, OH, OW]`, each window's largest value; the
-    /// padding never wins (it reads as -infinity).
+    /// padding never wins (it reads as -infinity). A channels-last window pools `[N, H, W, C]`.
     case maxPool(Window2D)
     /// The gradient of `maxPool`: inputs (x `[N, C, H, W]`, upstream `[N, C, OH, OW]`) give
     /// `[N, C, H, W]`, each window's upstream value added at the window's first largest element
@@ -491,6 +491,7 @@ extension OpKind {
         case .unfold, .fold, .maxPool, .maxPoolGrad:
             let w = try Window2D(kernel: try attr("kernel", ints), stride: attrs["stride"].flatMap(ints) ?? [1, 1],
                                  padding: attrs["padding"].flatMap(ints) ?? [0, 0], dilation: attrs["dilation"].flatMap(ints) ?? [1, 1])
+                .channelsLast(attrs["channelsLast"].flatMap(bool) ?? false)
             switch self {
             case .unfold: return try g.unfold(x[0], window: w)
             case .maxPool: return try g.maxPool(x[0], window: w)

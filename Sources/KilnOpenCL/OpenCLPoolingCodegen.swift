@@ -11,16 +11,20 @@ extension OpenCLCodegen {
     /// stride): a work-item per window writes its pixels (the upstream value at the first
     /// largest, 0 elsewhere), after a fill with 0 where windows leave pixels uncovered. Where
     /// they overlap: a work-item per pixel sums the upstream values of the windows whose first
-    /// largest element it is (no atomics, a fixed order).
+    /// largest element it is (no atomics, a fixed order). Channels-last images (`[N, H, W, C]`)
+    /// take the same code on the flat range, neighbouring work-items on neighbouring channels,
+    /// each reading its channel's pixels `C` elements apart.
     mutating func emitMaxPool(_ k: Kernel, window w: Window2D, index: Int) throws {
         let name = k.name, ins = k.inputs, outs = k.outputs
         let forward = k.kind == .node(.maxPool(w))
         let (params, bufferArgs) = parameters(k)
-        let (h, wd) = (ins[0].shape[2], ins[0].shape[3])
+        let (ah, aw, ac) = w.axes, last = w.channelsLast
+        let (h, wd, c) = (ins[0].shape[ah], ins[0].shape[aw], ins[0].shape[ac])
         guard let oh = w.outputSize(h, axis: 0), let ow = w.outputSize(wd, axis: 1) else {
             throw KilnError.shapeMismatch(op: name, message: "window (\(w)) does not fit \(ins[0].shape)")
         }
-        let planes = ins[0].shape[0] * ins[0].shape[1]
+        // A plane: an image's channel. Channels last, its pixels lie `c` apart (`px`).
+        let planes = ins[0].shape[0] * c, px = last ? " * \(c)" : ""
         let x = pointer(ins[0])
         let padded = w.padding != [0, 0]
         // Statements leaving in `best` the plane index of window (i, j)'s first largest element
@@ -30,10 +34,10 @@ extension OpenCLCodegen {
             for p in 0..<w.kernel[0] {
                 for q in 0..<w.kernel[1] {
                     let r = "(\(i) * \(w.stride[0]) + \(p * w.dilation[0] - w.padding[0]))"
-                    let c = "(\(j) * \(w.stride[1]) + \(q * w.dilation[1] - w.padding[1]))"
-                    let ok = padded ? "\(r) >= 0 && \(r) < \(h) && \(c) >= 0 && \(c) < \(wd)" : "1"
+                    let col = "(\(j) * \(w.stride[1]) + \(q * w.dilation[1] - w.padding[1]))"
+                    let ok = padded ? "\(r) >= 0 && \(r) < \(h) && \(col) >= 0 && \(col) < \(wd)" : "1"
                     lines.append("""
-                    { const int at = \(r) * \(wd) + \(c); const int ok = \(ok); const real v = x[ok ? at : 0]; \
+                    { const int at = \(r) * \(wd) + \(col); const int ok = \(ok); const real v = x[(ok ? at : 0)\(px)]; \
                     if (ok && (best\(s) < 0 || v > m\(s) || isnan(v))) { m\(s) = v; best\(s) = at; } }
                     """)
                 }
@@ -46,8 +50,13 @@ extension OpenCLCodegen {
         // divide the row need no bounds check (PoCL vectorizes neither).
         // Rows shorter than two of PoCL's vectors ran slower so (the CNN's 14 and 7 windows a
         // row): a flat range there.
-        let rows = ow >= 32, range = rowRange(inner: ow, rows: planes * oh)
-        let window = rows ? """
+        let rows = ow >= 32 && !last, range = rowRange(inner: ow, rows: planes * oh)
+        let window = last ? """
+            const int gid = get_global_id(0);
+            if (gid >= n) return;
+            const int ch = gid % \(c), j = (gid / \(c)) % \(ow), i = (gid / \(c * ow)) % \(oh), image = gid / \(c * ow * oh);
+            __global const real* x = \(x) + image * \(h * wd * c) + ch;
+            """ : rows ? """
             const int j = get_global_id(0), row = get_global_id(1);
             \(range.checked ? "if (j >= \(ow)) return;" : "")
             const int i = row % \(oh), plane = row / \(oh), gid = row * \(ow) + j;
@@ -62,7 +71,7 @@ extension OpenCLCodegen {
             if rows { launch(function, args, range: range, kernel: index) }
             else { launch(function, args, items: planes * oh * ow, local: local, kernel: index) }
         }
-        if forward && poolRows(w, input: ins[0].shape) { emitMaxPoolRows(k, window: w, forward: true, index: index); return }
+        if forward && !last && poolRows(w, input: ins[0].shape) { emitMaxPoolRows(k, window: w, forward: true, index: index); return }
         if forward {
             let count = outs[0].shape.count
             generated.append("""
@@ -91,21 +100,21 @@ extension OpenCLCodegen {
                 launch(name + "_zero", [.buffer(outs[0].location.buffer), .int(outs[0].shape.count)], items: outs[0].shape.count,
                        local: local, kernel: index)
             }
-            if poolRows(w, input: ins[0].shape) { emitMaxPoolRows(k, window: w, forward: false, index: index); return }
+            if !last && poolRows(w, input: ins[0].shape) { emitMaxPoolRows(k, window: w, forward: false, index: index); return }
             var writes: [String] = []
             for p in 0..<w.kernel[0] {
                 for q in 0..<w.kernel[1] {
                     let r = "(i * \(w.stride[0]) + \(p * w.dilation[0] - w.padding[0]))"
-                    let c = "(j * \(w.stride[1]) + \(q * w.dilation[1] - w.padding[1]))"
-                    let ok = padded ? "if (\(r) >= 0 && \(r) < \(h) && \(c) >= 0 && \(c) < \(wd)) " : ""
-                    writes.append("{ const int at = \(r) * \(wd) + \(c); \(ok)out[at] = at == best ? up : (real)0; }")
+                    let col = "(j * \(w.stride[1]) + \(q * w.dilation[1] - w.padding[1]))"
+                    let ok = padded ? "if (\(r) >= 0 && \(r) < \(h) && \(col) >= 0 && \(col) < \(wd)) " : ""
+                    writes.append("{ const int at = \(r) * \(wd) + \(col); \(ok)out[at\(px)] = at == best ? up : (real)0; }")
                 }
             }
             let count = planes * oh * ow
             generated.append("""
             __kernel void \(name)(\(params)int n) {
             \(window)
-                __global real* out = \(dx) + plane * \(h * wd);
+                __global real* out = \(dx) + \(last ? "image * \(h * wd * c) + ch" : "plane * \(h * wd)");
                 const real up = (\(g))[gid];
                 \(first("", "i", "j"))
                 \(writes.joined(separator: "\n    "))
@@ -123,7 +132,7 @@ extension OpenCLCodegen {
                   if (t >= 0 && t % \(w.stride[0]) == 0 && t / \(w.stride[0]) < \(oh) && u >= 0 && u % \(w.stride[1]) == 0 && u / \(w.stride[1]) < \(ow)) {
                     const int i = t / \(w.stride[0]), j = u / \(w.stride[1]);
                     \(first(s, "i", "j"))
-                    if (best\(s) == self) sum += g[i * \(ow) + j];
+                    if (best\(s) == self) sum += g[(i * \(ow) + j)\(px)];
                   } }
                 """)
             }
@@ -133,9 +142,15 @@ extension OpenCLCodegen {
         __kernel void \(name)(\(params)int n) {
             const int gid = get_global_id(0);
             if (gid >= n) return;
+            \(last ? """
+            const int ch = gid % \(c), col = (gid / \(c)) % \(wd), r = (gid / \(c * wd)) % \(h), image = gid / \(c * wd * h);
+            __global const real* x = \(x) + image * \(h * wd * c) + ch;
+            __global const real* g = \(g) + image * \(oh * ow * c) + ch;
+            """ : """
             const int col = gid % \(wd), r = (gid / \(wd)) % \(h), plane = gid / \(h * wd);
             __global const real* x = \(x) + plane * \(h * wd);
             __global const real* g = \(g) + plane * \(oh * ow);
+            """)
             const int self = r * \(wd) + col;
             real sum = (real)0;
             \(gathers.joined(separator: "\n    "))

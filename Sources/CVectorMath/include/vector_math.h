@@ -34,6 +34,8 @@ void kiln_binary_sv_f32(int op, float *r, float x, const float *y, long n);
 // r[i] = x[i] * s + y[i] (form 0), y[i] - x[i] * s (1) or x[i] * s - y[i] (2), the product
 // rounded before the sum. r is x, y or apart from both.
 void kiln_scaled_f32(int form, float *r, const float *x, float s, const float *y, long n);
+// The same with a block of factors: r = x * s + y (form 0), y - x * s (1) or x * s - y (2).
+void kiln_scaled_vv_f32(int form, float *r, const float *x, const float *s, const float *y, long n);
 
 // Softmax over `rows` rows of n (>= 1) contiguous values, y from x: the CPU backend's steps in
 // its order (8 running maxima, the shift, exp, 8 running sums combined pairwise, the scale by
@@ -57,6 +59,12 @@ float kiln_sum_f32(const float *x, long n);
 // the CPU backend's window loops (the same bits).
 void kiln_unfold3x3_f32(const float *x, float *out, long c, long h, long w, long b0, long b1, float pad);
 void kiln_fold3x3_f32(const float *cols, float *x, long c, long h, long w, long b0, long b1);
+
+// 2 x 2 max pooling of stride 2 over images b0 <= b < b1 of channels-last x [N, H, W, C] (H
+// and W even) into out [N, H/2, W/2, C], and its gradient: dx [N, H, W, C] gets each window's
+// upstream value at its first largest element (row-major, NaN wins), 0 at the other three.
+void kiln_maxpool2x2_nhwc_f32(const float *x, float *out, long h, long w, long c, long b0, long b1);
+void kiln_maxpool2x2_nhwc_grad_f32(const float *x, const float *up, float *dx, long h, long w, long c, long b0, long b1);
 
 // C = op(A) · op(B) for row-major A (lda columns), B (ldb columns) and C (m rows, ldc apart,
 // n of each written), in register blocks of 6 rows by up to 64 columns with AVX-512 fused
