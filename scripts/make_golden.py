@@ -6,7 +6,8 @@ Writes three JSON files under Tests/Fixtures/ (relative to the repository root):
   ops.json     {"cases": [...]}: per-op forward outputs and backward gradients
                (neg, exp, log, sqrt, tanh, sigmoid, relu, add, sub, mul, div,
                maximum, minimum, gelu, geluDerivative, erf, sum, mean, max, matmul (batched too), transpose, reshape, softmax, logSoftmax,
-               broadcastTo, gather, scatterAdd, softmaxCrossEntropy, argmax, accuracy, maxPool,
+               broadcastTo, gather, scatterAdd, softmaxCrossEntropy, argmax, accuracy, maxPool (also
+               of channels-last windows),
                oneHot, unfold, fold, select, slice, pad, concat).
                Each case is {"name", "op", "attrs", "inputs", "output",
                "upstream", "grads"} where grads[i] = d(sum(output * upstream))
@@ -452,6 +453,16 @@ def build_ops():
         return torch.autograd.grad(F.gelu(x, approximate="tanh").sum(), x, create_graph=True)[0]
 
     c.add("geluDerivative_5x7", "geluDerivative", {}, [randn(5, 7) * 1.5], gelu_derivative)
+
+    # ---- maxPool of channels-last windows ([N, H, W, C]; after the cases above, so that they
+    # keep their values): F.max_pool2d between permutes
+    for (h, w, ch, kernel, stride, padding, dilation) in [(6, 8, 16, (2, 2), (2, 2), (0, 0), (1, 1)),
+                                                        (7, 6, 3, (3, 3), (2, 1), (1, 1), (1, 1))]:
+        tag = "k%dx%d_s%dx%d_p%dx%d_d%dx%d" % (kernel + stride + padding + dilation)
+        c.add("maxPool_channels_last_2x%dx%dx%d_%s" % (h, w, ch, tag), "maxPool",
+              dict(window(kernel, stride, padding, dilation), channelsLast=True), [randn(2, h, w, ch)],
+              lambda x, kernel=kernel, stride=stride, padding=padding, dilation=dilation:
+              F.max_pool2d(x.permute(0, 3, 1, 2), kernel, stride=stride, padding=padding, dilation=dilation).permute(0, 2, 3, 1))
     return c.cases
 
 

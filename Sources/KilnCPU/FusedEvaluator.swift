@@ -76,7 +76,6 @@ final class FusedEvaluator<T: KilnFloat>: @unchecked Sendable {
         case direct(Int, load: Int)
         case accumulator(Int)
         case table(Int, load: Int, [Int])
-        case rows(Int, load: Int, Int)
         case repeated(Int, load: Int, Int, period: Int)
         case sparse(Int, SparseRows<T>)
         case unary(Int, UnaryOp, Int)
@@ -96,9 +95,14 @@ final class FusedEvaluator<T: KilnFloat>: @unchecked Sendable {
 
     /// Per instruction: the target it writes straight into (an index into `targets`).
     let directTargets: [Int?]
-    /// Per load broadcast along leading axes (a bias row, channels-last per-channel values):
-    /// the row repeated over a block and one row more, filled by `prepare()`, so that any
-    /// block's values are this from its offset in the row, and no block copies the row.
+    /// Instructions whose values repeat a row of `period` values along the iteration (a load
+    /// broadcast along leading axes, a bias row or channels-last per-channel values, and ops of
+    /// such rows and constants): computed by `prepare()` once a run, over a block and one row
+    /// more, so that any block's values are these from its offset in the row; no block copies
+    /// or recomputes them (channels-last batch norm's per-channel arithmetic).
+    let period: [Int?]
+    /// In instruction order, the instructions with a period.
+    let periodic: [Int]
     let patterns: [UnsafeMutablePointer<T>?]
 
     /// Results go to `targets` (one per result), or with none the first to `result`. With
@@ -166,11 +170,32 @@ final class FusedEvaluator<T: KilnFloat>: @unchecked Sendable {
             case let .binary(_, a, b): uniform[i] = uniform[a] && uniform[b]; users[a].append(i); users[b].append(i)
             }
         }
-        // A multiply of a block by a scalar, read once by an add or subtract of another block.
+        // Uniform values the same in every block (not a per-block load of repeated values).
+        var invariant = [Bool](repeating: false, count: instrs.count)
+        var period = [Int?](repeating: nil, count: instrs.count)
+        for (i, instr) in instrs.enumerated() {
+            switch instr {
+            case .load(let j):
+                switch self.loads[j].access {
+                case .scalar: invariant[i] = true
+                case .rows(let n): period[i] = n
+                default: break
+                }
+            case .constant: invariant[i] = true
+            case .accumulator: break
+            case let .unary(_, a): (invariant[i], period[i]) = (invariant[a], period[a])
+            case let .binary(_, a, b):
+                invariant[i] = invariant[a] && invariant[b]
+                if let n = period[a] ?? period[b], period[a] ?? n == n, period[b] ?? n == n,
+                   period[a] != nil || invariant[a], period[b] != nil || invariant[b] {
+                    period[i] = n
+                }
+            }
+        }
         let results = Set(code.results)
         // A multiply read once by an add or subtract of another block: one pass for both.
         func foldable(_ m: Int, into j: Int) -> (x: Int, s: Int)? {
-            guard !results.contains(m), users[m] == [j], case let .binary(.mul, p, q) = instrs[m] else { return nil }
+            guard !results.contains(m), users[m] == [j], period[m] == nil, case let .binary(.mul, p, q) = instrs[m] else { return nil }
             return uniform[p] ? (q, p) : (p, q)
         }
         var folded = Set<Int>()
@@ -178,12 +203,13 @@ final class FusedEvaluator<T: KilnFloat>: @unchecked Sendable {
         var steps: [Step] = []
         for (i, instr) in instrs.enumerated() {
             if uniform[i] { steps.append(.uniform(i)); continue }
+            if period[i] != nil { continue }
             switch instr {
             case .load(let j):
                 switch self.loads[j].access {
                 case .direct: steps.append(.direct(i, load: j))
                 case .table(let t): steps.append(.table(i, load: j, t))
-                case .rows(let n): steps.append(.rows(i, load: j, n))
+                case .rows: break
                 case let .repeated(n, period): steps.append(.repeated(i, load: j, n, period: period))
                 case .sparse(let rows): steps.append(.sparse(i, rows))
                 case .scalar: break
@@ -221,9 +247,10 @@ final class FusedEvaluator<T: KilnFloat>: @unchecked Sendable {
         self.users = users
         directTargets = Self.planTargets(code: code, steps: self.steps, loads: self.loads, users: users, readAt: readAt,
                                          accumulator: accumulator, targets: self.targets)
-        var patterns = [UnsafeMutablePointer<T>?](repeating: nil, count: instrs.count)
-        for step in self.steps { if case let .rows(i, _, n) = step { patterns[i] = .allocate(capacity: block + n) } }
-        self.patterns = patterns
+        self.period = period
+        periodic = instrs.indices.filter { period[$0] != nil }
+        let block = self.block
+        patterns = instrs.indices.map { i in period[i].map { .allocate(capacity: block + $0) } }
         (slots, slotCount) = Self.assignSlots(steps: self.steps, users: users, readAt: readAt, results: code.results, count: instrs.count)
         registers = .allocate(capacity: max(block * slotCount * workers, 1))
     }
@@ -238,7 +265,7 @@ final class FusedEvaluator<T: KilnFloat>: @unchecked Sendable {
             case .table(let i, _, _), .repeated(let i, _, _, _), .sparse(let i, _), .unary(let i, _, _), .binary(let i, _, _, _),
                  .scaled(let i, _, _, _, _), .scaledVectors(let i, _, _, _, _):
                 needs[i] = true
-            case .uniform, .direct, .accumulator, .rows: break
+            case .uniform, .direct, .accumulator: break
             }
         }
         for r in results { needs[r] = true }
@@ -260,16 +287,45 @@ final class FusedEvaluator<T: KilnFloat>: @unchecked Sendable {
         return (slots, Swift.max(total, 1))
     }
 
-    /// Fills the rows' patterns from their inputs' current values: `run()` does it; callers of
-    /// `withValues` must, once per run before the first call.
+    /// Computes the periodic instructions' patterns from the inputs' current values: `run()`
+    /// does it; callers of `withValues` must, once per run before the first call. The same
+    /// passes as a block's, so the same values.
     func prepare() {
-        for step in steps {
-            guard case let .rows(i, j, n) = step, let p = patterns[i] else { continue }
-            var e = 0
-            while e < block + n {
-                let c = min(n, block + n - e)
-                (p + e).update(from: loads[j].base, count: c)
-                e += c
+        guard !periodic.isEmpty else { return }
+        var scalars: [Int: T] = [:]
+        func scalar(_ i: Int) -> T {
+            if let v = scalars[i] { return v }
+            let v: T
+            switch code.code[i] {
+            case .load(let j): v = loads[j].base[0]
+            case .constant(let c): v = T(c)
+            case let .unary(op, a): v = Self.apply(op, scalar(a))
+            case let .binary(op, a, b): v = Self.apply(op, scalar(a), scalar(b))
+            case .accumulator: v = 0
+            }
+            scalars[i] = v
+            return v
+        }
+        for i in periodic {
+            let p = patterns[i]!, n = block + period[i]!
+            switch code.code[i] {
+            case .load(let j):
+                let row = period[i]!
+                var e = 0
+                while e < n {
+                    let c = min(row, n - e)
+                    (p + e).update(from: loads[j].base, count: c)
+                    e += c
+                }
+            case let .unary(op, a): Self.unaryPass(op, p, patterns[a]!, n)
+            case let .binary(op, a, b):
+                switch (patterns[a], patterns[b]) {
+                case let (x?, y?): Self.binary(op, p, x, y, n)
+                case let (x?, nil): Self.binary(op, p, x, scalar(b), n)
+                case let (nil, y?): Self.binary(op, p, scalar(a), y, n)
+                case (nil, nil): break
+                }
+            case .constant, .accumulator: break
             }
         }
     }
@@ -315,7 +371,7 @@ final class FusedEvaluator<T: KilnFloat>: @unchecked Sendable {
         var direct = [Int?](repeating: nil, count: code.code.count)
         let computed = Set(steps.compactMap { step -> Int? in
             switch step {
-            case .table(let i, _, _), .rows(let i, _, _), .repeated(let i, _, _, _), .sparse(let i, _), .unary(let i, _, _), .binary(let i, _, _, _),
+            case .table(let i, _, _), .repeated(let i, _, _, _), .sparse(let i, _), .unary(let i, _, _), .binary(let i, _, _, _),
                  .scaled(let i, _, _, _, _), .scaledVectors(let i, _, _, _, _): return i
             case .uniform, .direct, .accumulator: return nil
             }
@@ -429,6 +485,7 @@ final class FusedEvaluator<T: KilnFloat>: @unchecked Sendable {
             values[i] = r
             return r
         }
+        for i in periodic { values[i] = patterns[i]! + start % period[i]! }
         for step in steps {
             switch step {
             case .uniform(let i):
@@ -444,8 +501,6 @@ final class FusedEvaluator<T: KilnFloat>: @unchecked Sendable {
                 }
             case let .direct(i, j): values[i] = loads[j].base + start
             case .accumulator(let i): values[i] = accumulator! + start
-            case let .rows(i, _, period):
-                values[i] = patterns[i]! + start % period
             case let .repeated(i, j, times, period):
                 let r = out(i), base = loads[j].base
                 var e = 0
@@ -459,19 +514,7 @@ final class FusedEvaluator<T: KilnFloat>: @unchecked Sendable {
                 for e in 0..<n { r[e] = base[table[start + e]] }
             case let .sparse(i, rows): rows.load(start: start, n: n, into: out(i))
             case let .unary(i, op, a):
-                let x = values[a], r = out(i)
-                switch op {
-                case .neg: Self.negate(r, x, n)
-                case .exp: T.exp(x, into: r, count: n)
-                case .log: for e in 0..<n { r[e] = T.log(x[e]) }
-                case .sqrt: for e in 0..<n { r[e] = T.squareRoot(x[e]) }
-                case .tanh: T.tanh(x, into: r, count: n)
-                case .sigmoid: for e in 0..<n { r[e] = 1 / (1 + T.exp(-x[e])) }
-                case .relu: for e in 0..<n { r[e] = x[e] > 0 ? x[e] : 0 }
-                case .gelu: Self.gelu(x, r, n)
-                case .geluDerivative: Self.geluDerivative(x, r, n)
-                case .erf: for e in 0..<n { r[e] = T.erf(x[e]) }
-                }
+                Self.unaryPass(op, out(i), values[a], n)
             case let .binary(i, op, a, b):
                 let r = out(i)
                 switch (a, b) {
@@ -640,6 +683,21 @@ extension FusedEvaluator {
             case .from: r[e] = y[e] - x[e] * s
             case .minus: r[e] = x[e] * s - y[e]
             }
+        }
+    }
+
+    static func unaryPass(_ op: UnaryOp, _ r: UnsafeMutablePointer<T>, _ x: UnsafeMutablePointer<T>, _ n: Int) {
+        switch op {
+        case .neg: negate(r, x, n)
+        case .exp: T.exp(x, into: r, count: n)
+        case .log: for e in 0..<n { r[e] = T.log(x[e]) }
+        case .sqrt: for e in 0..<n { r[e] = T.squareRoot(x[e]) }
+        case .tanh: T.tanh(x, into: r, count: n)
+        case .sigmoid: for e in 0..<n { r[e] = 1 / (1 + T.exp(-x[e])) }
+        case .relu: for e in 0..<n { r[e] = x[e] > 0 ? x[e] : 0 }
+        case .gelu: gelu(x, r, n)
+        case .geluDerivative: geluDerivative(x, r, n)
+        case .erf: for e in 0..<n { r[e] = T.erf(x[e]) }
         }
     }
 

@@ -28,6 +28,7 @@ extension Graph {
     /// An operand `b` that broadcasts against a transpose by `perm`, laid out as that
     /// transpose's input instead.
     private func matchingInput(_ b: Tensor, perm: [Int]) throws -> Tensor {
+        if b.shape.rank == 0 { return b }   // a scalar broadcasts in any layout
         let r = perm.count
         let aligned = b.shape.rank < r ? try reshape(b, Shape([Int](repeating: 1, count: r - b.shape.rank) + b.shape.dims)) : b
         var inverse = perm

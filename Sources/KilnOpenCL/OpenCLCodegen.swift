@@ -379,6 +379,11 @@ struct OpenCLCodegen {
                 break
             }
             let columns = outputs > 0 && outputs < 1024 && count > 1024 && leading && reduced.count == 1
+            if columns, f.code != [.load(0)] || f.results.count > 1,
+               emitColumnsVector(name: name, params: params, args: bufferArgs, op: op, space: space, f: f, loads: ins, outputs: outs,
+                                 instantiate: instantiate, kernel: index) {
+                break
+            }
             let perOutput = outputs > 0 && ((leading && (outputs >= 64 || count <= 1024)) || (count <= 64 && outputs >= 64))
             // Reductions sharing a pass share it in the per-item form above and the work-group
             // form below; the forms between take them one at a time.

@@ -81,14 +81,16 @@ extension OpenCLCodegen {
 
     /// The per-item reduction's launch, and where its rows were split into parts, each result's
     /// sum of its parts in order (the partials: result by result, output by output, part by part).
+    /// `workItems`: the first kernel's, where they are not `items` (the columns' form's blocks).
     private mutating func emitPartsSums(name: String, params: String, args: [LaunchSpec.Arg], outputs outs: [Operand], parts: Int,
-                                        items: Int, count outputs: Int, instantiate: (String, [String: String]) -> String, kernel: Int) {
-        if parts == 1 {
+                                        items: Int, count outputs: Int, instantiate: (String, [String: String]) -> String, kernel: Int,
+                                        workItems: Int? = nil) {
+        if parts == 1 && workItems == nil {
             launch(name, args + [.int(outputs)], items: outputs, local: 1, kernel: kernel)
             return
         }
         let partials = scratch(bytes: outs.count * items * realSize)
-        launch(name, args + [.scratch(partials), .int(items)], items: items, local: 1, kernel: kernel)
+        launch(name, args + [.scratch(partials), .int(workItems ?? items)], items: workItems ?? items, local: 1, kernel: kernel)
         for r in outs.indices {
             let sum = name + "_parts" + (r == 0 ? "" : "\(r)")
             generated.append(instantiate(KernelSources.reduceColumns, [
@@ -98,6 +100,64 @@ extension OpenCLCodegen {
             ]))
             launch(sum, [.scratch(partials)] + args + [.int(outputs)], items: outputs, local: 64, kernel: kernel)
         }
+    }
+
+    /// Sums or means over leading axes of computed values with few outputs (channels-last batch
+    /// norm's per-channel sums, `[N·H·W, C]` columns) on CPU devices: a work-item takes a block
+    /// of `w` neighbouring columns and a part of the rows, its prologue in vectors of `w` (vector
+    /// loads along the columns, one value where a load stays), then each output's parts are
+    /// added in order. Results sharing the pass each get their accumulators. nil where the space
+    /// is not rows by columns, the columns are not a multiple of 4, or the prologue is not
+    /// arithmetic (a work-item per column and part, with a reduction at a time, ran at 13 GB/s).
+    mutating func emitColumnsVector(name: String, params: String, args: [LaunchSpec.Arg], op: ReduceOp, space: ReductionSpace,
+                                    f: FusedCode, loads: [Operand], outputs outs: [Operand],
+                                    instantiate: (String, [String: String]) -> String, kernel: Int) -> Bool {
+        guard cpuForms, op != .max, space.axes.count == 2, space.axes[0].reduced, !space.axes[1].reduced else { return false }
+        let (rows, columns) = (space.axes[0].size, space.axes[1].size)
+        guard let w = [16, 8, 4].first(where: { columns % $0 == 0 }) else { return false }
+        let vector = "float\(w)", blocks = columns / w
+        var lines: [String] = [], wide: [Bool] = []
+        for (i, instr) in f.code.enumerated() {
+            let rhs: String, isWide: Bool
+            switch instr {
+            case .load(let j):
+                let (down, across) = (space.axes[0].strides[j + 1], space.axes[1].strides[j + 1])
+                guard across == 0 || across == 1 else { return false }
+                let at = down == 0 ? "" : " + r * \(down)"
+                (rhs, isWide) = across == 1 ? ("vload\(w)(0, \(pointer(loads[j])) + block * \(w)\(at))", true) : ("\(pointer(loads[j]))[0\(at)]", false)
+            case .constant(let c): (rhs, isWide) = (Self.literal(c), false)
+            case .unary(.neg, let a): (rhs, isWide) = ("-v\(a)", wide[a])
+            case let .binary(op, a, b):
+                let infix: [BinaryOp: String] = [.add: "+", .sub: "-", .mul: "*", .div: "/"]
+                guard let o = infix[op] else { return false }
+                (rhs, isWide) = ("v\(a) \(o) v\(b)", wide[a] || wide[b])
+            case .unary, .accumulator: return false
+            }
+            wide.append(isWide)
+            lines.append("const \(isWide ? vector : "real") v\(i) = \(rhs);")
+        }
+        // Enough work-items to keep every core busy to the end; parts of at least 64 rows.
+        let parts = max(1, min((256 + blocks - 1) / blocks, rows / 64)), chunk = (rows + parts - 1) / parts
+        let results = f.results.indices, items = parts * columns
+        let stores = results.map { r in
+            (0..<w).map { "partials[\(r * items) + (block * \(w) + \($0)) * \(parts) + part] = acc\(r)[\($0)];" }.joined(separator: " ")
+        }.joined(separator: "\n    ")
+        generated.append(instantiate("""
+        __kernel void $NAME($PARAMS__global real* partials, int items) {
+            const int g = get_global_id(0);
+            if (g >= items) return;
+            const int part = g / \(blocks), block = g % \(blocks);
+            \(results.map { "\(vector) acc\($0) = (\(vector))(0);" }.joined(separator: " "))
+            for (int r = part * \(chunk); r < min((part + 1) * \(chunk), \(rows)); r++) {
+                \(lines.joined(separator: " "))
+                \(results.map { "acc\($0) += v\(f.results[$0]);" }.joined(separator: " "))
+            }
+            \(stores)
+        }
+        """, [:]))
+        emitPartsSums(name: name, params: params, args: args, outputs: outs, parts: parts, items: items, count: columns,
+                      instantiate: instantiate, kernel: kernel, workItems: parts * blocks)
+        return true
     }
 
     /// The per-item form of a sum or mean with vector registers: a work-item walks the lane

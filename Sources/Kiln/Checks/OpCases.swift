@@ -85,6 +85,19 @@ public enum OpCases {
             g.output("maxPool 2 on 7x30", try g.graph.maxPool(try g.input("pooled 7x30", [2, 3, 7, 30]), window: try Window2D(2, stride: 2)))
             g.output("maxPool 2x3 on 6x9", try g.graph.maxPool(try g.input("pooled 2x3", [2, 3, 6, 9]),
                                                                window: try Window2D(kernel: [2, 3], stride: [2, 3])))
+            // Channels-last windows: 16 channels (the CPU backend's vectors), 5, and overlapping
+            // padded windows (the general loops; OpenCL's per-pixel gradient).
+            let nhwcWindow = try Window2D(2, stride: 2).channelsLast(true)
+            g.output("maxPool 2 channels last, 6x8x16", try g.graph.maxPool(try g.input("pooled nhwc", [2, 6, 8, 16]), window: nhwcWindow))
+            g.output("maxPool 2 channels last, 4x6x5", try g.graph.maxPool(try g.input("pooled nhwc 5", [2, 4, 6, 5]), window: nhwcWindow))
+            g.output("maxPool 3, stride 2, padding 1, channels last", try g.graph.maxPool(try g.input("pooled nhwc 3", [2, 7, 6, 3]),
+                                                                                           window: try Window2D(3, stride: 2, padding: 1).channelsLast(true)))
+            // A convolution's channels-last product moved to NCHW: the transpose sinks through
+            // batch norm's ops, ReLU and the pooling, to the pooled values.
+            let image = try g.input("conv product", [2, 6, 8, 4]).transposed([0, 3, 1, 2])
+            let centered = try image - image.mean(axes: [0, 2, 3], keepDims: true)
+            let normalized = try (centered * g.input("bn scale", [1, 4, 1, 1], 0.5...2) + g.input("bn shift", [4, 1, 1])).relu()
+            g.output("batch norm, ReLU and pooling of a transpose", try g.graph.maxPool(normalized, window: try Window2D(2, stride: 2)))
         })
         for op in ReduceOp.allCases {
             cases.append(OpCase("reduce: \(op) of [\(r0),\(r1),3] over 6 axis sets", seed: 10) { g in
