@@ -100,6 +100,16 @@ struct MemoryPlanner {
             let s = storage(fusion.resolve(f))
             if start[s] != nil { end[s] = kernels.count }
         }
+        // A convolution's unfold and the matmul reading its patches, and a matmul and the fold
+        // of its product, may run chunk by chunk of images (the CPU backend's chunked pairs,
+        // which keep each chunk's patches in cache): the first kernel's operands stay in use
+        // until the second has run, so the second's outputs are placed apart from them.
+        for k in kernels.indices.dropLast() where chunkable(kernels[k], kernels[k + 1]) {
+            for i in kernels[k].inputs {
+                let s = storage(i)
+                if start[s] != nil { end[s] = max(end[s]!, k + 1) }
+            }
+        }
         let transient = start.keys.sorted()
         var offsets: [Int: Int] = [:]
         // Largest first, each at the lowest offset free during its lifetime.
@@ -151,6 +161,16 @@ struct MemoryPlanner {
         case .elementwise: return true
         case .matmul(_, _, .some): return !k.inputs.prefix(2).contains { storage($0) == target }
         default: return !k.inputs.contains { storage($0) == target }
+        }
+    }
+
+    /// Whether `second` reads what `first` makes as an unfold's patches into a matmul, or a
+    /// matmul's product into a fold.
+    func chunkable(_ first: PendingKernel, _ second: PendingKernel) -> Bool {
+        guard let made = first.outputs.first, let read = second.inputs.first, storage(read) == storage(made) else { return false }
+        switch (first.kind, second.kind) {
+        case (.node(.unfold), .matmul), (.matmul, .node(.fold)): return true
+        default: return false
         }
     }
 

@@ -37,6 +37,10 @@ extension Graph {
             switch op {
             case .add: (ga, gb) = (g, g)
             case .sub: (ga, gb) = (g, try -g)
+            case .mul where a == b:
+                // x · x: one product, doubled (exactly, as the sum of the two would be), not two
+                // equal products for autodiff to add (batch norm's variance of centered values).
+                return [try unbroadcast(g * a * 2, to: a.shape), nil]
             case .mul: (ga, gb) = (try g * b, try g * a)
             case .div: (ga, gb) = (try g / b, try -(g * y) / b)            // d(a/b)/db = -(a/b)/b
             case .maximum, .minimum:

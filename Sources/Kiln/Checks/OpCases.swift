@@ -98,6 +98,11 @@ public enum OpCases {
             let centered = try image - image.mean(axes: [0, 2, 3], keepDims: true)
             let normalized = try (centered * g.input("bn scale", [1, 4, 1, 1], 0.5...2) + g.input("bn shift", [4, 1, 1])).relu()
             g.output("batch norm, ReLU and pooling of a transpose", try g.graph.maxPool(normalized, window: try Window2D(2, stride: 2)))
+            // Channels-last per-channel sums of computed values, sharing a pass (OpenCL's
+            // blocks of columns: more than 1024 rows).
+            let activations = try g.input("nhwc activations", [3, 20, 20, 12]), perChannel = try g.input("per channel", [1, 1, 1, 12])
+            g.output("channels-last sum of a product", try (activations * perChannel).sum(axes: [0, 1, 2]))
+            g.output("channels-last sum of a difference", try (activations - perChannel).sum(axes: [0, 1, 2]))
         })
         for op in ReduceOp.allCases {
             cases.append(OpCase("reduce: \(op) of [\(r0),\(r1),3] over 6 axis sets", seed: 10) { g in
