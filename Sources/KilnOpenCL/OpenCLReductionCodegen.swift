@@ -103,8 +103,8 @@ extension OpenCLCodegen {
     }
 
     /// Sums or means over leading axes of computed values with few outputs (channels-last batch
-    /// norm's per-channel sums, `[N·H·W, C]` columns) on CPU devices: a work-item takes a block
-    /// of `w` neighbouring columns and a part of the rows, its prologue in vectors of `w` (vector
+    /// norm's per-channel sums, `[N·H·W, C]` columns) on CPU devices: a work-item takes up to 4
+    /// blocks of `w` neighbouring columns and a part of the rows, its prologue in vectors of `w` (vector
     /// loads along the columns, one value where a load stays), then each output's parts are
     /// added in order. Results sharing the pass each get their accumulators. nil where the space
     /// is not rows by columns, the columns are not a multiple of 4, or the prologue is not
@@ -116,47 +116,61 @@ extension OpenCLCodegen {
         let (rows, columns) = (space.axes[0].size, space.axes[1].size)
         guard let w = [16, 8, 4].first(where: { columns % $0 == 0 }) else { return false }
         let vector = "float\(w)", blocks = columns / w
-        var lines: [String] = [], wide: [Bool] = []
-        for (i, instr) in f.code.enumerated() {
-            let rhs: String, isWide: Bool
-            switch instr {
-            case .load(let j):
-                let (down, across) = (space.axes[0].strides[j + 1], space.axes[1].strides[j + 1])
-                guard across == 0 || across == 1 else { return false }
-                let at = down == 0 ? "" : " + r * \(down)"
-                (rhs, isWide) = across == 1 ? ("vload\(w)(0, \(pointer(loads[j])) + block * \(w)\(at))", true) : ("\(pointer(loads[j]))[0\(at)]", false)
-            case .constant(let c): (rhs, isWide) = (Self.literal(c), false)
-            case .unary(.neg, let a): (rhs, isWide) = ("-v\(a)", wide[a])
-            case let .binary(op, a, b):
-                let infix: [BinaryOp: String] = [.add: "+", .sub: "-", .mul: "*", .div: "/"]
-                guard let o = infix[op] else { return false }
-                (rhs, isWide) = ("v\(a) \(o) v\(b)", wide[a] || wide[b])
-            case .unary, .accumulator: return false
+        // A work-item takes every block of a row where there are at most 4 (each row's lines
+        // read by one work-item: two work-items on halves of each line ran at 24 GB/s).
+        let span = blocks <= 4 ? blocks : 1, groups = blocks / span
+        // The prologue for the block at `block` (an expression), its values suffixed `_s`.
+        func prologue(_ block: String, _ s: Int) -> (lines: [String], wide: [Bool])? {
+            var lines: [String] = [], wide: [Bool] = []
+            for (i, instr) in f.code.enumerated() {
+                let rhs: String, isWide: Bool
+                switch instr {
+                case .load(let j):
+                    let (down, across) = (space.axes[0].strides[j + 1], space.axes[1].strides[j + 1])
+                    guard across == 0 || across == 1 else { return nil }
+                    let at = down == 0 ? "" : " + r * \(down)"
+                    (rhs, isWide) = across == 1 ? ("vload\(w)(0, \(pointer(loads[j])) + (\(block)) * \(w)\(at))", true)
+                                                : ("\(pointer(loads[j]))[0\(at)]", false)
+                case .constant(let c): (rhs, isWide) = (Self.literal(c), false)
+                case .unary(.neg, let a): (rhs, isWide) = ("-v\(a)_\(s)", wide[a])
+                case let .binary(op, a, b):
+                    let infix: [BinaryOp: String] = [.add: "+", .sub: "-", .mul: "*", .div: "/"]
+                    guard let o = infix[op] else { return nil }
+                    (rhs, isWide) = ("v\(a)_\(s) \(o) v\(b)_\(s)", wide[a] || wide[b])
+                case .unary, .accumulator: return nil
+                }
+                wide.append(isWide)
+                lines.append("const \(isWide ? vector : "real") v\(i)_\(s) = \(rhs);")
             }
-            wide.append(isWide)
-            lines.append("const \(isWide ? vector : "real") v\(i) = \(rhs);")
+            return (lines, wide)
+        }
+        var body: [String] = []
+        for s in 0..<span {
+            guard let (lines, _) = prologue("group * \(span) + \(s)", s) else { return false }
+            body += lines + f.results.indices.map { "acc\($0)_\(s) += v\(f.results[$0])_\(s);" }
         }
         // Enough work-items to keep every core busy to the end; parts of at least 64 rows.
-        let parts = max(1, min((256 + blocks - 1) / blocks, rows / 64)), chunk = (rows + parts - 1) / parts
+        let parts = max(1, min((256 + groups - 1) / groups, rows / 64)), chunk = (rows + parts - 1) / parts
         let results = f.results.indices, items = parts * columns
-        let stores = results.map { r in
-            (0..<w).map { "partials[\(r * items) + (block * \(w) + \($0)) * \(parts) + part] = acc\(r)[\($0)];" }.joined(separator: " ")
-        }.joined(separator: "\n    ")
+        let stores = results.flatMap { r in
+            (0..<span).flatMap { s in
+                (0..<w).map { "partials[\(r * items) + ((group * \(span) + \(s)) * \(w) + \($0)) * \(parts) + part] = acc\(r)_\(s)[\($0)];" }
+            }
+        }.joined(separator: " ")
         generated.append(instantiate("""
         __kernel void $NAME($PARAMS__global real* partials, int items) {
             const int g = get_global_id(0);
             if (g >= items) return;
-            const int part = g / \(blocks), block = g % \(blocks);
-            \(results.map { "\(vector) acc\($0) = (\(vector))(0);" }.joined(separator: " "))
+            const int part = g / \(groups), group = g % \(groups);
+            \(results.flatMap { r in (0..<span).map { "\(vector) acc\(r)_\($0) = (\(vector))(0);" } }.joined(separator: " "))
             for (int r = part * \(chunk); r < min((part + 1) * \(chunk), \(rows)); r++) {
-                \(lines.joined(separator: " "))
-                \(results.map { "acc\($0) += v\(f.results[$0]);" }.joined(separator: " "))
+                \(body.joined(separator: " "))
             }
             \(stores)
         }
         """, [:]))
         emitPartsSums(name: name, params: params, args: args, outputs: outs, parts: parts, items: items, count: columns,
-                      instantiate: instantiate, kernel: kernel, workItems: parts * blocks)
+                      instantiate: instantiate, kernel: kernel, workItems: parts * groups)
         return true
     }
 
