@@ -119,34 +119,17 @@ extension OpenCLCodegen {
         // A work-item takes every block of a row where there are at most 4 (each row's lines
         // read by one work-item: two work-items on halves of each line ran at 24 GB/s).
         let span = blocks <= 4 ? blocks : 1, groups = blocks / span
-        // The prologue for the block at `block` (an expression), its values suffixed `_s`.
-        func prologue(_ block: String, _ s: Int) -> (lines: [String], wide: [Bool])? {
-            var lines: [String] = [], wide: [Bool] = []
-            for (i, instr) in f.code.enumerated() {
-                let rhs: String, isWide: Bool
-                switch instr {
-                case .load(let j):
-                    let (down, across) = (space.axes[0].strides[j + 1], space.axes[1].strides[j + 1])
-                    guard across == 0 || across == 1 else { return nil }
-                    let at = down == 0 ? "" : " + r * \(down)"
-                    (rhs, isWide) = across == 1 ? ("vload\(w)(0, \(pointer(loads[j])) + (\(block)) * \(w)\(at))", true)
-                                                : ("\(pointer(loads[j]))[0\(at)]", false)
-                case .constant(let c): (rhs, isWide) = (Self.literal(c), false)
-                case .unary(.neg, let a): (rhs, isWide) = ("-v\(a)_\(s)", wide[a])
-                case let .binary(op, a, b):
-                    let infix: [BinaryOp: String] = [.add: "+", .sub: "-", .mul: "*", .div: "/"]
-                    guard let o = infix[op] else { return nil }
-                    (rhs, isWide) = ("v\(a)_\(s) \(o) v\(b)_\(s)", wide[a] || wide[b])
-                case .unary, .accumulator: return nil
-                }
-                wide.append(isWide)
-                lines.append("const \(isWide ? vector : "real") v\(i)_\(s) = \(rhs);")
-            }
-            return (lines, wide)
-        }
         var body: [String] = []
         for s in 0..<span {
-            guard let (lines, _) = prologue("group * \(span) + \(s)", s) else { return false }
+            // The prologue for the block at `group * span + s`, its values suffixed `_s`.
+            let lines = vectorStatements(f, vector: vector, suffix: "_\(s)") { j -> (String, Bool)? in
+                let (down, across) = (space.axes[0].strides[j + 1], space.axes[1].strides[j + 1])
+                guard across == 0 || across == 1 else { return nil }
+                let at = down == 0 ? "" : " + r * \(down)"
+                return across == 1 ? ("vload\(w)(0, \(pointer(loads[j])) + (group * \(span) + \(s)) * \(w)\(at))", true)
+                                   : ("\(pointer(loads[j]))[0\(at)]", false)
+            }
+            guard let lines else { return false }
             body += lines + f.results.indices.map { "acc\($0)_\(s) += v\(f.results[$0])_\(s);" }
         }
         // Enough work-items to keep every core busy to the end; parts of at least 64 rows.
@@ -184,26 +167,13 @@ extension OpenCLCodegen {
         let length = space.axes[lane].size
         guard cpuForms, let w = [16, 8, 4].first(where: { length % $0 == 0 }) else { return nil }
         let vector = "float\(w)"
-        var lines: [String] = [], wide: [Bool] = []
-        for (i, instr) in f.code.enumerated() {
-            let rhs: String, isWide: Bool
-            switch instr {
-            case .load(let j):
-                let step = space.axes[lane].strides[j + 1]
-                let row = pointer(loads[j], plus: space.index(operand: j + 1, excluding: lane))
-                guard step == 0 || step == 1 else { return nil }
-                (rhs, isWide) = step == 1 ? ("vload\(w)(0, \(row) + c\(lane))", true) : ("\(row)[0]", false)
-            case .constant(let c): (rhs, isWide) = (Self.literal(c), false)
-            case .unary(.neg, let a): (rhs, isWide) = ("-v\(a)", wide[a])
-            case let .binary(op, a, b):
-                let infix: [BinaryOp: String] = [.add: "+", .sub: "-", .mul: "*", .div: "/"]
-                guard let o = infix[op] else { return nil }
-                (rhs, isWide) = ("v\(a) \(o) v\(b)", wide[a] || wide[b])
-            case .unary, .accumulator: return nil
-            }
-            wide.append(isWide)
-            lines.append("const \(isWide ? vector : "real") v\(i) = \(rhs);")
+        let statements = vectorStatements(f, vector: vector, suffix: "") { j -> (String, Bool)? in
+            let step = space.axes[lane].strides[j + 1]
+            let row = pointer(loads[j], plus: space.index(operand: j + 1, excluding: lane))
+            guard step == 0 || step == 1 else { return nil }
+            return step == 1 ? ("vload\(w)(0, \(row) + c\(lane))", true) : ("\(row)[0]", false)
         }
+        guard let lines = statements else { return nil }
         let body = lines.joined(separator: " "), results = f.results.indices
         let step = { (u: String, j: Int) in
             "{ const int c\(lane) = \(u); \(body) " + results.map { "acc\($0)_\(j) += v\(f.results[$0]);" }.joined(separator: " ") + " }"
@@ -232,5 +202,31 @@ extension OpenCLCodegen {
             \(store)
         }
         """
+    }
+
+    /// An arithmetic prologue as OpenCL statements over vectors (`vector`) where a value varies
+    /// along the vector and scalars where it does not: value i is `v<i><suffix>`; `load(j)` gives
+    /// load j's expression and whether it is a vector. nil where an instruction or a load has no
+    /// such form.
+    private func vectorStatements(_ f: FusedCode, vector: String, suffix: String, load: (Int) -> (String, Bool)?) -> [String]? {
+        var lines: [String] = [], wide: [Bool] = []
+        for (i, instr) in f.code.enumerated() {
+            let rhs: String, isWide: Bool
+            switch instr {
+            case .load(let j):
+                guard let l = load(j) else { return nil }
+                (rhs, isWide) = l
+            case .constant(let c): (rhs, isWide) = (Self.literal(c), false)
+            case .unary(.neg, let a): (rhs, isWide) = ("-v\(a)\(suffix)", wide[a])
+            case let .binary(op, a, b):
+                let infix: [BinaryOp: String] = [.add: "+", .sub: "-", .mul: "*", .div: "/"]
+                guard let o = infix[op] else { return nil }
+                (rhs, isWide) = ("v\(a)\(suffix) \(o) v\(b)\(suffix)", wide[a] || wide[b])
+            case .unary, .accumulator: return nil
+            }
+            wide.append(isWide)
+            lines.append("const \(isWide ? vector : "real") v\(i)\(suffix) = \(rhs);")
+        }
+        return lines
     }
 }
