@@ -104,6 +104,10 @@ final class FusedEvaluator<T: KilnFloat>: @unchecked Sendable {
     /// In instruction order, the instructions with a period.
     let periodic: [Int]
     let patterns: [UnsafeMutablePointer<T>?]
+    /// The uniform instructions the same in every block (constants, scalar loads, ops of them),
+    /// in order, and room for their values: `prepare()` computes those the patterns read.
+    let invariants: [Int]
+    let invariantValues: UnsafeMutablePointer<T>
 
     /// Results go to `targets` (one per result), or with none the first to `result`. With
     /// `scratch`, the caller writes the accumulator (a matmul's product) into `scratch` before
@@ -249,6 +253,8 @@ final class FusedEvaluator<T: KilnFloat>: @unchecked Sendable {
                                          accumulator: accumulator, targets: self.targets)
         self.period = period
         periodic = instrs.indices.filter { period[$0] != nil }
+        invariants = periodic.isEmpty ? [] : instrs.indices.filter { invariant[$0] }
+        invariantValues = .allocate(capacity: max(instrs.count, 1))
         let block = self.block
         patterns = instrs.indices.map { i in period[i].map { .allocate(capacity: block + $0) } }
         (slots, slotCount) = Self.assignSlots(steps: self.steps, users: users, readAt: readAt, results: code.results, count: instrs.count)
@@ -292,19 +298,15 @@ final class FusedEvaluator<T: KilnFloat>: @unchecked Sendable {
     /// passes as a block's, so the same values.
     func prepare() {
         guard !periodic.isEmpty else { return }
-        var scalars: [Int: T] = [:]
-        func scalar(_ i: Int) -> T {
-            if let v = scalars[i] { return v }
-            let v: T
+        let scalar = invariantValues
+        for i in invariants {
             switch code.code[i] {
-            case .load(let j): v = loads[j].base[0]
-            case .constant(let c): v = T(c)
-            case let .unary(op, a): v = Self.apply(op, scalar(a))
-            case let .binary(op, a, b): v = Self.apply(op, scalar(a), scalar(b))
-            case .accumulator: v = 0
+            case .load(let j): scalar[i] = loads[j].base[0]
+            case .constant(let c): scalar[i] = T(c)
+            case let .unary(op, a): scalar[i] = Self.apply(op, scalar[a])
+            case let .binary(op, a, b): scalar[i] = Self.apply(op, scalar[a], scalar[b])
+            case .accumulator: break
             }
-            scalars[i] = v
-            return v
         }
         for i in periodic {
             let p = patterns[i]!, n = block + period[i]!
@@ -321,8 +323,8 @@ final class FusedEvaluator<T: KilnFloat>: @unchecked Sendable {
             case let .binary(op, a, b):
                 switch (patterns[a], patterns[b]) {
                 case let (x?, y?): Self.binary(op, p, x, y, n)
-                case let (x?, nil): Self.binary(op, p, x, scalar(b), n)
-                case let (nil, y?): Self.binary(op, p, scalar(a), y, n)
+                case let (x?, nil): Self.binary(op, p, x, scalar[b], n)
+                case let (nil, y?): Self.binary(op, p, scalar[a], y, n)
                 case (nil, nil): break
                 }
             case .constant, .accumulator: break
@@ -354,6 +356,7 @@ final class FusedEvaluator<T: KilnFloat>: @unchecked Sendable {
 
     deinit {
         for p in patterns { p?.deallocate() }
+        invariantValues.deallocate()
         registers.deallocate()
         if ownsSpace {
             scratch.deallocate()
