@@ -463,6 +463,30 @@ def build_ops():
               dict(window(kernel, stride, padding, dilation), channelsLast=True), [randn(2, h, w, ch)],
               lambda x, kernel=kernel, stride=stride, padding=padding, dilation=dilation:
               F.max_pool2d(x.permute(0, 3, 1, 2), kernel, stride=stride, padding=padding, dilation=dilation).permute(0, 2, 3, 1))
+
+    # ---- unfold / fold of channels-last windows: images [N, H, W, C], patches [N, OH, OW, KH,
+    # KW, C] (F.unfold of the permuted images, reshaped and permuted to that order)
+    for (h, w, ch, kernel, stride, padding, dilation) in [(5, 6, 4, (3, 3), (1, 1), (1, 1), (1, 1)),
+                                                        (7, 6, 3, (2, 3), (2, 1), (1, 0), (1, 2))]:
+        attrs = dict(window(kernel, stride, padding, dilation), channelsLast=True)
+        oh, ow = (out_size(h, kernel[0], stride[0], padding[0], dilation[0]),
+                  out_size(w, kernel[1], stride[1], padding[1], dilation[1]))
+        kw = dict(kernel_size=kernel, stride=stride, padding=padding, dilation=dilation)
+        tag = "k%dx%d_s%dx%d_p%dx%d_d%dx%d" % (kernel + stride + padding + dilation)
+
+        def unfold_last(x, kw=kw, oh=oh, ow=ow, kernel=kernel):
+            n, ch = x.shape[0], x.shape[3]
+            cols = F.unfold(x.permute(0, 3, 1, 2), **kw).reshape(n, ch, kernel[0], kernel[1], oh, ow)
+            return cols.permute(0, 4, 5, 2, 3, 1)
+
+        def fold_last(cols, kw=kw, h=h, w=w):
+            n, oh_, ow_, k0, k1, ch = cols.shape
+            flat = cols.permute(0, 5, 3, 4, 1, 2).reshape(n, ch * k0 * k1, oh_ * ow_)
+            return F.fold(flat, output_size=(h, w), **kw).permute(0, 2, 3, 1)
+
+        c.add("unfold_channels_last_2x%dx%dx%d_%s" % (h, w, ch, tag), "unfold", attrs, [randn(2, h, w, ch)], unfold_last)
+        c.add("fold_channels_last_to_2x%dx%dx%d_%s" % (h, w, ch, tag), "fold", dict(attrs, height=h, width=w),
+              [randn(2, oh, ow, kernel[0], kernel[1], ch)], fold_last)
     return c.cases
 
 

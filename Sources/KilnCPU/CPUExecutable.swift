@@ -75,8 +75,8 @@ public final class CPUExecutable<T: KilnFloat>: Executable {
         pairs = Self.chunkedPairs(program, steps, chunkBytes: resolved.chunkBytes)
     }
 
-    /// Kernel k and k + 1 run chunk by chunk of images: a "same" 3 x 3 unfold and the matmul
-    /// that reads its patches as rows (a convolution's product), or a matmul and the fold that
+    /// Kernel k and k + 1 run chunk by chunk of images: an unfold (a "same" 3 x 3 one, or any
+    /// over channels-last images) and the matmul that reads its patches as rows (a convolution's product), or a matmul and the fold that
     /// reads its rows as patches (its input gradient). Where the patches exceed `chunkBytes`
     /// (conv2's: 27.6 MiB), each chunk's are read back from cache instead of memory. Every
     /// value is computed as it is unchunked.
@@ -106,7 +106,7 @@ public final class CPUExecutable<T: KilnFloat>: Executable {
             // memory once its last reader has run, which chunks would run ahead of).
             let apart = second.outputs.allSatisfy { o in (first.inputs + first.outputs).allSatisfy { !CPUStep<T>.overlap(o, $0) } }
             guard apart, let (unfoldFirst, patches) = found, let d = (unfoldFirst ? second : first).matmulDimensions else { k += 1; continue }
-            // Patches [N, OH, OW, C, kh, kw]: the matmul's rows are its N·OH·OW pixels.
+            // Patches [N, OH, OW, …]: the matmul's rows are its N·OH·OW pixels.
             let images = patches.shape[0], rowsPerImage = patches.shape[1] * patches.shape[2]
             let bytes = patches.shape.count * MemoryLayout<T>.size
             guard d.m == images * rowsPerImage, bytes > chunkBytes else { k += 1; continue }

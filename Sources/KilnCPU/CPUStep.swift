@@ -460,6 +460,27 @@ struct CPUStep<T: KilnFloat> {
             // Images are split among the pool's threads, so no two threads write one pixel.
             let isUnfold: Bool = { if case .node(.unfold) = kernel.kind { return true }; return false }()
             let (image, cols) = isUnfold ? (real(ins[0]), real(outs[0])) : (real(outs[0]), real(ins[0]))
+            if w.channelsLast {
+                // [N, H, W, C] images: each window position's channels copied or added whole.
+                let (imageShape, colShape) = isUnfold ? (ins[0].shape, outs[0].shape) : (outs[0].shape, ins[0].shape)
+                let g = kiln_window(h: imageShape[1], w: imageShape[2], c: imageShape[3], oh: colShape[1], ow: colShape[2],
+                                    kh: w.kernel[0], kw: w.kernel[1], sh: w.stride[0], sw: w.stride[1], ph: w.padding[0],
+                                    pw: w.padding[1], dh: w.dilation[0], dw: w.dilation[1])
+                let pad: T = { if case let .node(.unfold(_, v)) = kernel.kind { return T(v) }; return 0 }()
+                let perImage = max(1, colShape.count / imageShape[0]), fast = blas
+                let images = { (range: Range<Int>) in
+                    let parts = max(1, min(WorkerPool.shared.threads, range.count, range.count * perImage / 16384))
+                    WorkerPool.shared.run(parts: parts) { part in
+                        let part = range.lowerBound + range.count * part / parts..<range.lowerBound + range.count * (part + 1) / parts
+                        if isUnfold { WindowsChannelsLast.unfold(image, cols, images: part, g, pad: pad, fast: fast) }
+                        else { WindowsChannelsLast.fold(cols, image, images: part, g, fast: fast) }
+                    }
+                }
+                // The oracle runs its kernels whole; the chunked pairs are the fast backend's.
+                if blas { self.images = images }
+                run = { images(0..<imageShape[0]) }
+                return
+            }
             let (n, c, h, wd) = isUnfold ? (ins[0].shape[0], ins[0].shape[1], ins[0].shape[2], ins[0].shape[3])
                                          : (outs[0].shape[0], outs[0].shape[1], outs[0].shape[2], outs[0].shape[3])
             let colShape = isUnfold ? outs[0].shape : ins[0].shape

@@ -188,3 +188,12 @@ extension KilnFloat {
         }
     }
 }
+
+/// A pointer to `T` as one to Float, for the C kernels' Float paths (where `T` is Float).
+@inline(__always) func floats<T>(_ p: UnsafePointer<T>) -> UnsafePointer<Float> {
+    UnsafeRawPointer(p).assumingMemoryBound(to: Float.self)
+}
+
+@inline(__always) func floats<T>(_ p: UnsafeMutablePointer<T>) -> UnsafeMutablePointer<Float> {
+    UnsafeMutableRawPointer(p).assumingMemoryBound(to: Float.self)
+}

@@ -11,7 +11,7 @@ extension MaxPoolPlanes {
     static func forwardChannelsLast<T: KilnFloat>(_ x: UnsafePointer<T>, _ out: UnsafeMutablePointer<T>, images range: Range<Int>,
                                                   _ g: Geometry, channels c: Int, kernel: (Int, Int)?) {
         if T.self == Float.self, let kernel, kernel == (2, 2) && tiles(g, kernel: kernel) {
-            kiln_maxpool2x2_nhwc_f32(float(x), float(out), g.h, g.w, c, range.lowerBound, range.upperBound)
+            kiln_maxpool2x2_nhwc_f32(floats(x), floats(out), g.h, g.w, c, range.lowerBound, range.upperBound)
             return
         }
         g.rows.withUnsafeBufferPointer { rows in
@@ -37,7 +37,7 @@ extension MaxPoolPlanes {
     static func backwardChannelsLast<T: KilnFloat>(_ x: UnsafePointer<T>, _ upstream: UnsafePointer<T>, _ out: UnsafeMutablePointer<T>,
                                                    images range: Range<Int>, _ g: Geometry, channels c: Int, kernel: (Int, Int)?) {
         if T.self == Float.self, let kernel, kernel == (2, 2) && tiles(g, kernel: kernel) {
-            kiln_maxpool2x2_nhwc_grad_f32(float(x), float(upstream), float(out), g.h, g.w, c, range.lowerBound, range.upperBound)
+            kiln_maxpool2x2_nhwc_grad_f32(floats(x), floats(upstream), floats(out), g.h, g.w, c, range.lowerBound, range.upperBound)
             return
         }
         g.rows.withUnsafeBufferPointer { rows in
@@ -56,13 +56,5 @@ extension MaxPoolPlanes {
                 }
             }
         }
-    }
-
-    @inline(__always) private static func float<T>(_ p: UnsafePointer<T>) -> UnsafePointer<Float> {
-        UnsafeRawPointer(p).assumingMemoryBound(to: Float.self)
-    }
-
-    @inline(__always) private static func float<T>(_ p: UnsafeMutablePointer<T>) -> UnsafeMutablePointer<Float> {
-        UnsafeMutableRawPointer(p).assumingMemoryBound(to: Float.self)
     }
 }

@@ -75,13 +75,23 @@ extension Graph {
 
         case let .matmul(ta, tb):
             // C = op(A) op(B): dA and dB are products of dC with the other operand, transposed to fit.
+            // dB is made first: kernels run in the order of their nodes, so dA (a layer's input
+            // gradient, as activations come first) runs right before what reads it next, such
+            // as a convolution's fold, which the CPU backend runs with it chunk by chunk.
             let (a, b) = (x[0], x[1])
             switch (ta, tb) {
-            case (false, false): return [try matmul(g, b, transposeB: true), try matmul(a, g, transposeA: true)]
-            case (false, true): return [try matmul(g, b), try matmul(g, a, transposeA: true)]
-            case (true, false): return [try matmul(b, g, transposeB: true), try matmul(a, g)]
-            case (true, true): return [try matmul(b, g, transposeA: true, transposeB: true),
-                                       try matmul(g, a, transposeA: true, transposeB: true)]
+            case (false, false):
+                let db = try matmul(a, g, transposeA: true)
+                return [try matmul(g, b, transposeB: true), db]
+            case (false, true):
+                let db = try matmul(g, a, transposeA: true)
+                return [try matmul(g, b), db]
+            case (true, false):
+                let db = try matmul(a, g)
+                return [try matmul(b, g, transposeB: true), db]
+            case (true, true):
+                let db = try matmul(g, a, transposeA: true, transposeB: true)
+                return [try matmul(b, g, transposeA: true, transposeB: true), db]
             }
 
         case .transpose(let perm):
@@ -107,7 +117,7 @@ extension Graph {
 
         case let .unfold(w, _):
             // Each pixel receives the gradient of every patch entry that read it; padding has no pixel.
-            return [try fold(g, window: w, height: x[0].shape[2], width: x[0].shape[3])]
+            return [try fold(g, window: w, height: x[0].shape[w.axes.height], width: x[0].shape[w.axes.width])]
 
         case let .maxPool(w):
             return [try maxPoolGrad(x[0], upstream: g, window: w)]

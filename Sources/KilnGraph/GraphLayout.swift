@@ -12,7 +12,7 @@
 /// unread, and compiling drops it.
 extension Graph {
     /// The input and permutation of `x` when a transpose made it.
-    func transposeSource(_ x: Tensor) -> (input: Tensor, perm: [Int])? {
+    public func transposeSource(_ x: Tensor) -> (input: Tensor, perm: [Int])? {
         guard case .transpose(let perm) = x.node.op else { return nil }
         return (tensor(x.node.inputs[0]), perm)
     }

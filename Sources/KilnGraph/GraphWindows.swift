@@ -1,13 +1,13 @@
 /// A 2-D sliding window over the last two axes of an `[N, C, H, W]` tensor, as convolution and
 /// pooling slide it: each pair is (height, width). A channels-last window slides over axes 1
-/// and 2 of `[N, H, W, C]` instead (max pooling only).
+/// and 2 of `[N, H, W, C]` instead (max pooling, unfold and fold).
 public struct Window2D: Sendable, Hashable, CustomStringConvertible {
     public let kernel: [Int]
     public let stride: [Int]
     public let padding: [Int]
     public let dilation: [Int]
     /// Whether the images are `[N, H, W, C]` (made by sinking a transpose through max pooling,
-    /// see GraphLayout.swift) rather than `[N, C, H, W]`.
+    /// see GraphLayout.swift, and by a convolution of such images) rather than `[N, C, H, W]`.
     public private(set) var channelsLast = false
 
     /// Each argument is a pair (height, width): kernel, stride and dilation at least 1, padding
@@ -81,39 +81,40 @@ extension Graph {
     /// A sliding window's patches (im2col): `x [N, C, H, W]` gives `[N, OH, OW, C, KH, KW]`,
     /// where entry (n, oh, ow, c, kh, kw) is `x[n, c, oh·stride - padding + kh·dilation, ...]`,
     /// or `padValue` where that lies in the padding (0 for convolution and average pooling,
-    /// -infinity for max pooling).
+    /// -infinity for max pooling). With a channels-last window, `x [N, H, W, C]` gives
+    /// `[N, OH, OW, KH, KW, C]`: each window position's channels are one contiguous run of
+    /// the input, copied whole.
     public func unfold(_ x: Tensor, window: Window2D, padValue: Double = 0) throws -> Tensor {
         try requireFloat("unfold", x)
-        try requireChannelsFirst("unfold", window)
         guard x.shape.rank == 4 else {
-            throw KilnError.shapeMismatch(op: "unfold", message: "input must be [N, C, H, W], got \(x.shape)")
+            throw KilnError.shapeMismatch(op: "unfold", message: "input must be \(window.layout), got \(x.shape)")
         }
-        let (oh, ow) = try window.outputSizes("unfold", height: x.shape[2], width: x.shape[3], shape: x.shape)
+        let (h, w, c) = window.axes
+        let (oh, ow) = try window.outputSizes("unfold", height: x.shape[h], width: x.shape[w], shape: x.shape)
+        let (n, channels, kh, kw) = (x.shape[0], x.shape[c], window.kernel[0], window.kernel[1])
         return try append(.unfold(window, padValue: padValue), [x],
-                          [x.shape[0], oh, ow, x.shape[1], window.kernel[0], window.kernel[1]], x.dtype)
+                          window.channelsLast ? [n, oh, ow, kh, kw, channels] : [n, oh, ow, channels, kh, kw], x.dtype)
     }
 
     /// The gradient of `unfold` (col2im): `columns [N, OH, OW, C, KH, KW]` gives `[N, C,
     /// height, width]`, each pixel the sum of the entries that an unfold of that size reads from
-    /// it.
+    /// it. With a channels-last window, `[N, OH, OW, KH, KW, C]` gives `[N, height, width, C]`.
     public func fold(_ columns: Tensor, window: Window2D, height: Int, width: Int) throws -> Tensor {
         try requireFloat("fold", columns)
-        try requireChannelsFirst("fold", window)
         let s = columns.shape
         guard height >= 0, width >= 0 else {
             throw KilnError.invalidArgument(op: "fold", message: "output size \(height)x\(width) is negative")
         }
         let (oh, ow) = try window.outputSizes("fold", height: height, width: width, shape: [height, width])
-        guard s.rank == 6, s[1] == oh, s[2] == ow, s[4] == window.kernel[0], s[5] == window.kernel[1] else {
-            throw KilnError.shapeMismatch(op: "fold", message: "columns must be [N, \(oh), \(ow), C, \(window.kernel[0]), \(window.kernel[1])] for \(height)x\(width) with window (\(window)), got \(s)")
+        let (kh, kw) = (window.kernel[0], window.kernel[1])
+        // The window's kernel axes and the channel axis within the columns.
+        let (k0, k1, c) = window.channelsLast ? (3, 4, 5) : (4, 5, 3)
+        guard s.rank == 6, s[1] == oh, s[2] == ow, s[k0] == kh, s[k1] == kw else {
+            let expected = window.channelsLast ? "[N, \(oh), \(ow), \(kh), \(kw), C]" : "[N, \(oh), \(ow), C, \(kh), \(kw)]"
+            throw KilnError.shapeMismatch(op: "fold", message: "columns must be \(expected) for \(height)x\(width) with window (\(window)), got \(s)")
         }
-        return try append(.fold(window, height: height, width: width), [columns], [s[0], s[3], height, width], columns.dtype)
-    }
-
-    private func requireChannelsFirst(_ op: String, _ window: Window2D) throws {
-        guard !window.channelsLast else {
-            throw KilnError.invalidArgument(op: op, message: "takes [N, C, H, W] images; a channels-last window (\(window)) is for max pooling")
-        }
+        return try append(.fold(window, height: height, width: width), [columns],
+                          window.channelsLast ? [s[0], height, width, s[c]] : [s[0], s[c], height, width], columns.dtype)
     }
 
     /// Max pooling (PyTorch's max_pool2d): `x [N, C, H, W]` gives `[N, C, OH, OW]`, each

@@ -141,10 +141,12 @@ public enum Op: Sendable, Hashable {
     /// A sliding window's patches (im2col): `[N, C, H, W]` gives `[N, OH, OW, C, KH, KW]`, the
     /// window at output position (oh, ow) over channel c; positions in the padding read
     /// `padValue`. Convolution is a matmul of its rows with the weights, pooling a reduction
-    /// over its last two axes.
+    /// over its last two axes. A channels-last window takes `[N, H, W, C]` to `[N, OH, OW, KH,
+    /// KW, C]`.
     case unfold(Window2D, padValue: Double)
     /// The gradient of `unfold` (col2im): `[N, OH, OW, C, KH, KW]` gives `[N, C, height,
-    /// width]`, each pixel the sum of the patch entries that read it (the padding's dropped).
+    /// width]`, each pixel the sum of the patch entries that read it (the padding's dropped); a
+    /// channels-last window, `[N, OH, OW, KH, KW, C]` to `[N, height, width, C]`.
     case fold(Window2D, height: Int, width: Int)
     /// Max pooling: `[N, C, H, W]` gives `[N, C, OH, OW]`, each window's largest value; the
     /// padding never wins (it reads as -infinity). A channels-last window pools `[N, H, W, C]`.

@@ -716,6 +716,8 @@ struct OpenCLCodegen {
             }
             """)
             launchRows(name, [.buffer(ins[0].location.buffer), .buffer(outs[0].location.buffer)], rows: count, columns: classes, kernel: index)
+        case let .node(.unfold(w, padValue)) where w.channelsLast:
+            emitUnfoldChannelsLast(k, window: w, padValue: padValue, index: index)
         case let .node(.unfold(w, padValue)) where windowRows(image: ins[0].shape, patches: outs[0].shape):
             emitUnfoldRows(k, window: w, padValue: padValue, index: index)
         case let .node(.unfold(w, padValue)):
@@ -762,6 +764,8 @@ struct OpenCLCodegen {
             launch(name, [.buffer(ins[0].location.buffer), .buffer(outs[0].location.buffer), .int(count)], items: count,
                    local: exact ?? min(256, maxWorkGroupSize), kernel: index)
 
+        case let .node(.fold(w, _, _)) where w.channelsLast:
+            emitFoldChannelsLast(k, window: w, index: index)
         case let .node(.fold(w, h, wd)) where windowRows(image: outs[0].shape, patches: ins[0].shape):
             emitFoldRows(k, window: w, height: h, width: wd, index: index)
         case let .node(.fold(w, h, wd)):

@@ -132,6 +132,9 @@ import Kiln
         let f = try Fixtures.load("conv.json", as: ConvFixture.self)
         let (g, x, upstream, y, loss, params) = try network(.float64)
         #expect(y.shape == Shape(f.output.shape))
+        // conv2 reads the pooled values channels last (conv1's transpose sunk through ReLU and
+        // pooling): its patches are a channels-last unfold, its input gradient a fold.
+        #expect(g.nodes.contains { if case let .unfold(w, _) = $0.op { return w.channelsLast }; return false })
         let grads = try g.gradients(of: loss, wrt: [x] + params)
         var feeds: [Tensor: HostTensor] = [x: try f.x.host(.float64), upstream: try f.upstream.host(.float64)]
         for (t, v) in zip(params, [f.w1, f.b1, f.w2]) { feeds[t] = try v.host(.float64) }

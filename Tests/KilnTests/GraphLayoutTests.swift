@@ -95,20 +95,35 @@ import Testing
         #expect(inner.op == .binary(.mul) && inner.inputs[0] == x.id && g.nodes[inner.inputs[1]].shape == [1, 3])
     }
 
-    @Test func channelsLastWindowsAreForPoolingOnly() throws {
+    @Test func channelsLastWindowShapes() throws {
         let g = Graph()
-        let x = try g.placeholder("x", [1, 2, 5, 5], .float32)
-        let w = try Window2D(3).channelsLast(true)
-        #expect(throws: KilnError.self) { try g.unfold(x, window: w) }
+        let w = try Window2D(kernel: [3, 2], padding: [1, 0]).channelsLast(true)
+        // [N, H, W, C] -> [N, OH, OW, KH, KW, C] and back.
+        let patches = try g.unfold(try g.placeholder("x", [2, 5, 4, 3], .float32), window: w)
+        #expect(patches.shape == [2, 5, 3, 3, 2, 3])
+        #expect(try g.fold(patches, window: w, height: 5, width: 4).shape == [2, 5, 4, 3])
         do {
-            _ = try g.unfold(x, window: w)
+            _ = try g.fold(patches, window: w.channelsLast(false), height: 5, width: 4)
+            Issue.record("channels-first fold of channels-last columns")
         } catch {
-            #expect("\(error)".contains("channels-last window"))
+            #expect("\(error)".contains("columns must be [N, 5, 3, C, 3, 2]"))
+        }
+        do {
+            _ = try g.fold(patches, window: w, height: 6, width: 4)
+            Issue.record("fold to a size the columns do not fit")
+        } catch {
+            #expect("\(error)".contains("columns must be [N, 6, 3, 3, 2, C]"))
         }
         // [N, H, W, C]: pooled over axes 1 and 2.
         let pooled = try g.maxPool(try g.placeholder("y", [1, 6, 4, 3], .float32), window: try Window2D(2, stride: 2).channelsLast(true))
         #expect(pooled.shape == [1, 3, 2, 3])
         #expect(throws: KilnError.self) { try g.maxPool(try g.placeholder("z", [1, 3, 2], .float32), window: w) }
+        do {
+            _ = try g.unfold(try g.placeholder("v", [1, 2, 5], .float32), window: w)
+            Issue.record("unfold of a rank-3 input")
+        } catch {
+            #expect("\(error)".contains("[N, H, W, C]"))
+        }
     }
 }
 

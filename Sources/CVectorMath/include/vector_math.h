@@ -60,6 +60,18 @@ float kiln_sum_f32(const float *x, long n);
 void kiln_unfold3x3_f32(const float *x, float *out, long c, long h, long w, long b0, long b1, float pad);
 void kiln_fold3x3_f32(const float *cols, float *x, long c, long h, long w, long b0, long b1);
 
+// A sliding window over channels-last images [N, H, W, C] (sizes, stride, padding, dilation;
+// each pair height then width) and the output positions it gives.
+struct kiln_window {
+    long h, w, c, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw;
+};
+
+// Over images b0 <= b < b1: unfold writes x's patches [N, OH, OW, KH, KW, C] (pad outside the
+// image); fold writes x [N, H, W, C] from patches, each pixel the sum of its entries, added in
+// the order of the CPU backend's window loops (the same bits).
+void kiln_unfold_nhwc_f32(const float *x, float *out, const struct kiln_window *g, long b0, long b1, float pad);
+void kiln_fold_nhwc_f32(const float *cols, float *x, const struct kiln_window *g, long b0, long b1);
+
 // 2 x 2 max pooling of stride 2 over images b0 <= b < b1 of channels-last x [N, H, W, C] (H
 // and W even) into out [N, H/2, W/2, C], and its gradient: dx [N, H, W, C] gets each window's
 // upstream value at its first largest element (row-major, NaN wins), 0 at the other three.

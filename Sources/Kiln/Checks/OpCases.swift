@@ -270,8 +270,8 @@ public enum OpCases {
             let scores = try g.input("scores", [33, 7])
             g.output("oneHot of an argmax", try g.graph.oneHot(try g.graph.argmax(scores, axis: 1), classes: 7, dtype: g.dtype))
         })
-        let (wn, wc, wh, ww) = (d(2, 1), d(3, 2), d(11, 6), d(9, 5))
-        cases.append(OpCase("window: unfold, fold and maxPool [\(wn),\(wc),\(wh),\(ww)], 3 windows, padding of -inf", seed: 700) { g in
+        let (wn, wc, wh, ww, wl) = (d(2, 1), d(3, 2), d(11, 6), d(9, 5), d(17, 5))
+        cases.append(OpCase("window: unfold, fold and maxPool [\(wn),\(wc),\(wh),\(ww)], 3 windows, padding of -inf, channels last", seed: 700) { g in
             let x = try g.input("x", [wn, wc, wh, ww])
             // The last: rows of 5 entries (no vector load of that width on CPU devices).
             let windows = [try Window2D(3, stride: 2, padding: 1), try Window2D(kernel: [2, 3], stride: [1, 2], padding: [0, 1], dilation: [2, 1]),
@@ -288,6 +288,19 @@ public enum OpCases {
             g.output("maxPool kernel 2, stride 3, padding 1", try g.graph.maxPool(x, window: try Window2D(2, stride: 3, padding: 1)))
             // Max pooling's padding.
             g.output("unfold with -inf padding", try g.graph.unfold(x, window: windows[0], padValue: -.infinity), differentiable: false)
+            // The same windows over channels-last images: each position's channels copied or
+            // added whole (17: no vector width divides it), and a "same" 3 x 3 over 32 (the
+            // CNN's conv2).
+            let xLast = try g.input("x channels last", [wn, wh, ww, wl])
+            for w in windows.map({ $0.channelsLast(true) }) {
+                let patches = try g.graph.unfold(xLast, window: w)
+                g.output("unfold \(w)", patches)
+                g.output("fold \(w)", try g.graph.fold(try g.input("columns \(w)", patches.shape), window: w, height: wh, width: ww))
+            }
+            let same = try Window2D(3, padding: 1).channelsLast(true)
+            let patches = try g.graph.unfold(try g.input("conv input channels last", [wn, wh, ww, 32]), window: same)
+            g.output("unfold \(same) of 32 channels", patches)
+            g.output("fold \(same) of 32 channels", try g.graph.fold(try g.input("conv columns", patches.shape), window: same, height: wh, width: ww))
         })
         // Rows along the last axis (attention's), along a middle axis (strided), long rows, and
         // large values that only the shift by the maximum keeps finite.
@@ -420,6 +433,10 @@ public enum OpCases {
                 g.output("unfold", patches)
                 g.output("fold", try g.graph.fold(try g.input("columns", patches.shape), window: w, height: 5, width: 6))
                 g.output("maxPool", try g.graph.maxPool(x, window: w))
+                let last = w.channelsLast(true), image = try g.input("x channels last", [2, 5, 6, 3])
+                let lastPatches = try g.graph.unfold(image, window: last)
+                g.output("unfold channels last", lastPatches)
+                g.output("fold channels last", try g.graph.fold(try g.input("columns channels last", lastPatches.shape), window: last, height: 5, width: 6))
             })
         }
         cases.append(OpCase("softmax and logSoftmax [2,3,4] along each axis", seed: 1) { g in

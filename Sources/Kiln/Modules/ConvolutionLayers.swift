@@ -7,7 +7,9 @@
 /// in / groups x kh x kw, for weights and bias).
 ///
 /// Computed from the input's patches `[N·OH·OW, in·kh·kw]`: one matmul with the weights' rows,
-/// the bias in its epilogue, then moved to `[N, out, OH, OW]`. With groups, a batched matmul
+/// the bias in its epilogue, then moved to `[N, out, OH, OW]` (a transpose that sinks through
+/// the layers after it, GraphLayout.swift). Input that is such a transpose is unfolded channels
+/// last, without moving it back. With groups, a batched matmul
 /// (one matrix per group); depthwise (one input channel per group, any channel multiplier),
 /// a product with the weights summed over the window: one reduction kernel, as a matmul whose
 /// inner dimension is the window alone would waste the device.
@@ -48,6 +50,18 @@ public final class Conv2d: Layer {
         let (out, perGroup) = (w.shape[0], w.shape[1]), inChannels = perGroup * groups
         guard x.shape.rank == 4, x.shape[1] == inChannels else {
             throw KilnError.shapeMismatch(op: "Conv2d", message: "input \(x.shape) does not fit weight \(w.shape)\(groups > 1 ? " in \(groups) groups" : ""): expected [N, \(inChannels), H, W]")
+        }
+        if groups == 1, let (image, perm) = g.transposeSource(x), perm == [0, 3, 1, 2] {
+            // Channels-last images (a pooling's or a convolution's output, its transpose sunk):
+            // their patches [N, OH, OW, kh, kw, C] copy each pixel's channels whole, and the
+            // weights are permuted to match ([out, kh, kw, in], 4.5 KiB for the CNN's conv2).
+            // Permuted first, so that the unfold runs right before the product.
+            let rows = try w.transposed([0, 2, 3, 1]).reshaped([out, -1])
+            let patches = try g.unfold(image, window: window.channelsLast(true))
+            let (n, oh, ow) = (image.shape[0], patches.shape[1], patches.shape[2])
+            var y = try patches.reshaped([n * oh * ow, -1]).matmul(rows, transposeB: true)
+            if let bias { y = try y + bias.tensor(in: g) }
+            return try y.reshaped([n, oh, ow, out]).transposed([0, 3, 1, 2])
         }
         let patches = try g.unfold(x, window: window)
         let (n, oh, ow) = (x.shape[0], patches.shape[1], patches.shape[2])
