@@ -112,6 +112,23 @@ import Kiln
         #expect(sameBits)
     }
 
+    /// A convolution of channels-last images, differentiated: its unfold and product, and its
+    /// input gradient's product and fold (made after the weight gradient, so that it runs
+    /// right before the fold) run by chunks, with the whole kernels' values.
+    @Test func channelsLastPairsChunk() throws {
+        let (n, c, h, w, out) = (6, 16, 16, 16, 32)
+        let g = Graph(), window = try Window2D(3, padding: 1).channelsLast(true)
+        let x = try g.placeholder("x", [n, h, w, c], .float32)
+        let weight = try g.placeholder("w", [out, 9 * c], .float32), bias = try g.placeholder("b", [out], .float32)
+        let upstream = try g.placeholder("dy", [n * h * w, out], .float32)
+        let product = try g.unfold(x, window: window).reshaped([n * h * w, 9 * c]).matmul(weight, transposeB: true) + bias
+        let grads = try g.gradients(of: (product * upstream).sum(), wrt: [x, weight])
+        let (pairs, sameBits) = try Self.chunkedAndWhole(inputs: [x, weight, bias, upstream], fetch: [product] + grads,
+                                                         chunkBytes: 300_000, seed: 8)
+        #expect(pairs.count == 2 && pairs.values.allSatisfy { $0.chunks.count == 3 })
+        #expect(sameBits)
+    }
+
     /// Forward only (an evaluation program), the activation that the unfold reads dies with it;
     /// had the planner put the product there, chunks would overwrite images a later chunk still
     /// unfolds (the CPU backend then runs such a pair whole). The planner keeps the unfold's

@@ -207,6 +207,44 @@ import Kiln
         #expect(fast[0].floats.filter { $0 == 0.5 }.count == 2 * c * (h * w * 9 - (3 * h - 2) * (3 * w - 2)))
     }
 
+    /// Channels-last windows on the CPU backend take C kernels (a pixel's channels, a patch
+    /// row's positions where the window lies inside, copied or added whole); they give the
+    /// window loops' values to the bit: unfold's patches (pad value 0.5) and fold's sums in the
+    /// loops' order. Windows that pad, stride and dilate, and images narrower than the window.
+    @Test(arguments: [([3, 3], [1, 1], [1, 1], [1, 1], 32, 5, 7), ([3, 3], [1, 1], [1, 1], [1, 1], 5, 2, 2),
+                      ([2, 3], [2, 1], [1, 0], [1, 2], 3, 7, 6), ([1, 5], [1, 2], [0, 2], [1, 1], 16, 4, 9)])
+    func channelsLastWindowsInCMatchTheLoops(kernel: [Int], stride: [Int], padding: [Int], dilation: [Int], channels c: Int,
+                                             height h: Int, width w: Int) throws {
+        let g = Graph(), window = try Window2D(kernel: kernel, stride: stride, padding: padding, dilation: dilation).channelsLast(true)
+        let x = try g.placeholder("x", [3, h, w, c], .float32)
+        let unfolded = try g.unfold(x, window: window, padValue: 0.5)
+        let patches = try g.placeholder("patches", unfolded.shape, .float32)
+        let folded = try g.fold(patches, window: window, height: h, width: w)
+        var rng = SeededGenerator(seed: 22)
+        let feeds = [x: try HostTensor(rng.uniform(x.shape.count, in: -1...1).map(Float.init), shape: x.shape),
+                     patches: try HostTensor(rng.uniform(patches.shape.count, in: -1...1).map(Float.init), shape: patches.shape)]
+        let program = try Compiler.compile(g, fetch: [unfolded, folded], options: CompileOptions(fusion: true, realType: .float32))
+        let fast = try CPUExecutable<Float>(program: program).run(feeds: feeds)
+        let loops = try CPUExecutable<Float>(program: program, blas: false).run(feeds: feeds)
+        let (sameUnfold, sameFold) = (fast[0].floats == loops[0].floats, fast[1].floats.map(\.bitPattern) == loops[1].floats.map(\.bitPattern))
+        #expect(sameUnfold, "unfold")
+        #expect(sameFold, "fold")
+        // Every entry whose position lies outside the image is the pad value, channel by channel.
+        var outside = 0
+        for i in 0..<unfolded.shape[1] {
+            for j in 0..<unfolded.shape[2] {
+                for p in 0..<kernel[0] {
+                    for q in 0..<kernel[1] {
+                        let (r, col) = (window.source(i, p, axis: 0), window.source(j, q, axis: 1))
+                        if !(0..<h).contains(r) || !(0..<w).contains(col) { outside += 1 }
+                    }
+                }
+            }
+        }
+        let padded = fast[0].floats.filter { $0 == 0.5 }.count
+        #expect(padded == 3 * c * outside)
+    }
+
     /// Batch norm through ModelStep (which computes in float32) as PyTorch's nn.BatchNorm2d: a
     /// training step's weight gradients (the weights after an SGD step with learning rate 1), the
     /// running statistics it leaves, and evaluation with them; then the training output and input
