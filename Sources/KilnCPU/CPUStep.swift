@@ -467,7 +467,7 @@ struct CPUStep<T: KilnFloat> {
                                     kh: w.kernel[0], kw: w.kernel[1], sh: w.stride[0], sw: w.stride[1], ph: w.padding[0],
                                     pw: w.padding[1], dh: w.dilation[0], dw: w.dilation[1])
                 let pad: T = { if case let .node(.unfold(_, v)) = kernel.kind { return T(v) }; return 0 }()
-                let perImage = max(1, colShape.count / imageShape[0]), fast = blas
+                let perImage = max(1, colShape.count / max(1, imageShape[0])), fast = blas
                 let images = { (range: Range<Int>) in
                     let parts = max(1, min(WorkerPool.shared.threads, range.count, range.count * perImage / 16384))
                     WorkerPool.shared.run(parts: parts) { part in
@@ -495,7 +495,7 @@ struct CPUStep<T: KilnFloat> {
                 // channel live on the thread's stack, hence the bound (at most about 100 KiB).
                 let (x, p) = (UnsafeMutableRawPointer(image).assumingMemoryBound(to: Float.self),
                               UnsafeMutableRawPointer(cols).assumingMemoryBound(to: Float.self))
-                let padValue = Float(pad), perImage = max(1, colShape.count / n)
+                let padValue = Float(pad), perImage = max(1, colShape.count / max(1, n))
                 let images = { (range: Range<Int>) in
                     let parts = max(1, min(WorkerPool.shared.threads, range.count, range.count * perImage / 16384))
                     WorkerPool.shared.run(parts: parts) { part in

@@ -14,6 +14,7 @@ extension OpenCLCodegen {
 
     /// unfold: each entry the pixel it reads (the pad value in the padding).
     mutating func emitUnfoldChannelsLast(_ k: Kernel, window w: Window2D, padValue: Double, index: Int) {
+        guard k.outputs[0].shape.count > 0 else { return }                 // no images, or no channels
         let (params, bufferArgs) = parameters(k)
         let (h, wd, c) = (k.inputs[0].shape[1], k.inputs[0].shape[2], k.inputs[0].shape[3])
         let (oh, ow, kh, kw) = (k.outputs[0].shape[1], k.outputs[0].shape[2], w.kernel[0], w.kernel[1])
@@ -62,6 +63,7 @@ extension OpenCLCodegen {
     /// fold: each pixel the sum of the entries that read it (kh, then kw ascending), in
     /// straight-line code: no atomics, and a fixed order.
     mutating func emitFoldChannelsLast(_ k: Kernel, window w: Window2D, index: Int) {
+        guard k.outputs[0].shape.count > 0 else { return }                 // no images, or no channels
         let (params, bufferArgs) = parameters(k)
         let (oh, ow, kh, kw, c) = (k.inputs[0].shape[1], k.inputs[0].shape[2], w.kernel[0], w.kernel[1], k.inputs[0].shape[5])
         let (h, wd) = (k.outputs[0].shape[1], k.outputs[0].shape[2])

@@ -245,6 +245,29 @@ import Kiln
         #expect(padded == 3 * c * outside)
     }
 
+    /// A batch of no images through unfold and fold, channels first ("same" 3 x 3: the C
+    /// kernels) and last: empty results on the CPU backend, its oracle and OpenCL.
+    @Test func emptyBatchesOfWindows() throws {
+        let g = Graph(), same = try Window2D(3, padding: 1)
+        var fetch: [Tensor] = [], values: [Tensor: HostTensor] = [:]
+        for (shape, window) in [([0, 4, 5, 6], same), ([0, 5, 6, 4], same.channelsLast(true))] {
+            let x = try g.placeholder("x \(window)", Shape(shape), .float32)
+            let patches = try g.unfold(x, window: window)
+            let columns = try g.placeholder("columns \(window)", patches.shape, .float32)
+            fetch += [patches, try g.fold(columns, window: window, height: 5, width: 6)]
+            values[x] = try HostTensor([Float](), shape: x.shape)
+            values[columns] = try HostTensor([Float](), shape: columns.shape)
+        }
+        let program = try Compiler.compile(g, fetch: fetch, options: CompileOptions(fusion: true, realType: .float32))
+        for blas in [true, false] {
+            let out = try CPUExecutable<Float>(program: program, blas: blas).run(feeds: values)
+            #expect(out.map(\.shape) == fetch.map(\.shape) && out.allSatisfy { $0.floats.isEmpty })
+        }
+        guard let ctx = OpenCLSupport.context else { return }
+        let (device, _) = try openCLAndReference(g, fetch: fetch, values: values, fusion: true, context: ctx)
+        #expect(device.map(\.shape) == fetch.map(\.shape))
+    }
+
     /// Batch norm through ModelStep (which computes in float32) as PyTorch's nn.BatchNorm2d: a
     /// training step's weight gradients (the weights after an SGD step with learning rate 1), the
     /// running statistics it leaves, and evaluation with them; then the training output and input

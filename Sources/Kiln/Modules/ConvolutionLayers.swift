@@ -54,7 +54,7 @@ public final class Conv2d: Layer {
         if groups == 1, let (image, perm) = g.transposeSource(x), perm == [0, 3, 1, 2] {
             // Channels-last images (a pooling's or a convolution's output, its transpose sunk):
             // their patches [N, OH, OW, kh, kw, C] copy each pixel's channels whole, and the
-            // weights are permuted to match ([out, kh, kw, in], 4.5 KiB for the CNN's conv2).
+            // weights are permuted to match ([out, kh, kw, in], 72 KiB for the CNN's conv2).
             // Permuted first, so that the unfold runs right before the product.
             let rows = try w.transposed([0, 2, 3, 1]).reshaped([out, -1])
             let patches = try g.unfold(image, window: window.channelsLast(true))
