@@ -24,9 +24,13 @@ static inline void add(float *restrict d, const float *restrict s, long n) {
     for (long e = 0; e < n; e++) d[e] += s[e];
 }
 
-KILN_CLONES void kiln_unfold_nhwc_f32(const float *x, float *out, const struct kiln_window *g, long b0, long b1, float pad) {
+// The windows of images b0 <= b < b1 in patch order: unfold copies each run of entries from
+// its pixels (pad outside the image), fold adds it into them. Inlined into each, so `fold` is
+// a constant there.
+static inline __attribute__((always_inline)) void walk(float *image, float *cols, const struct kiln_window *g, long b0,
+                                                      long b1, int fold, float pad) {
     const long c = g->c, run = g->kw * c;
-    float *o = out + b0 * g->oh * g->ow * g->kh * run;
+    float *o = cols + b0 * g->oh * g->ow * g->kh * run;
     for (long b = b0; b < b1; b++)
         for (long i = 0; i < g->oh; i++)
             for (long j = 0; j < g->ow; j++) {
@@ -35,44 +39,33 @@ KILN_CLONES void kiln_unfold_nhwc_f32(const float *x, float *out, const struct k
                 for (long p = 0; p < g->kh; p++, o += run) {
                     const long r = i * g->sh - g->ph + p * g->dh;
                     if (r < 0 || r >= g->h) {
-                        fill(o, run, pad);
+                        if (!fold) fill(o, run, pad);
                         continue;
                     }
-                    const float *row = x + (b * g->h + r) * g->w * c;
+                    float *row = image + (b * g->h + r) * g->w * c;
                     if (whole) {
-                        copy(o, row + c0 * c, run);
+                        if (fold) add(row + c0 * c, o, run);
+                        else copy(o, row + c0 * c, run);
                         continue;
                     }
                     for (long q = 0; q < g->kw; q++) {
                         const long col = c0 + q * g->dw;
-                        if (col >= 0 && col < g->w) copy(o + q * c, row + col * c, c);
-                        else fill(o + q * c, c, pad);
+                        if (col >= 0 && col < g->w) {
+                            if (fold) add(row + col * c, o + q * c, c);
+                            else copy(o + q * c, row + col * c, c);
+                        } else if (!fold) {
+                            fill(o + q * c, c, pad);
+                        }
                     }
                 }
             }
 }
 
+KILN_CLONES void kiln_unfold_nhwc_f32(const float *x, float *out, const struct kiln_window *g, long b0, long b1, float pad) {
+    walk((float *)x, out, g, b0, b1, 0, pad);
+}
+
 KILN_CLONES void kiln_fold_nhwc_f32(const float *cols, float *x, const struct kiln_window *g, long b0, long b1) {
-    const long c = g->c, run = g->kw * c;
-    fill(x + b0 * g->h * g->w * c, (b1 - b0) * g->h * g->w * c, 0);
-    const float *o = cols + b0 * g->oh * g->ow * g->kh * run;
-    for (long b = b0; b < b1; b++)
-        for (long i = 0; i < g->oh; i++)
-            for (long j = 0; j < g->ow; j++) {
-                const long c0 = j * g->sw - g->pw;
-                const int whole = g->dw == 1 && c0 >= 0 && c0 + g->kw <= g->w;
-                for (long p = 0; p < g->kh; p++, o += run) {
-                    const long r = i * g->sh - g->ph + p * g->dh;
-                    if (r < 0 || r >= g->h) continue;
-                    float *row = x + (b * g->h + r) * g->w * c;
-                    if (whole) {
-                        add(row + c0 * c, o, run);
-                        continue;
-                    }
-                    for (long q = 0; q < g->kw; q++) {
-                        const long col = c0 + q * g->dw;
-                        if (col >= 0 && col < g->w) add(row + col * c, o + q * c, c);
-                    }
-                }
-            }
+    fill(x + b0 * g->h * g->w * g->c, (b1 - b0) * g->h * g->w * g->c, 0);
+    walk(x, (float *)cols, g, b0, b1, 1, 0);
 }

@@ -18,24 +18,8 @@ enum WindowsChannelsLast {
             return
         }
         let c = g.c
-        var o = out + range.lowerBound * g.oh * g.ow * g.kh * g.kw * c
-        for b in range {
-            for i in 0..<g.oh {
-                for j in 0..<g.ow {
-                    for p in 0..<g.kh {
-                        let r = i * g.sh - g.ph + p * g.dh
-                        for q in 0..<g.kw {
-                            let col = j * g.sw - g.pw + q * g.dw
-                            if r >= 0 && r < g.h && col >= 0 && col < g.w {
-                                o.update(from: x + ((b * g.h + r) * g.w + col) * c, count: c)
-                            } else {
-                                o.update(repeating: pad, count: c)
-                            }
-                            o += c
-                        }
-                    }
-                }
-            }
+        walk(range, g) { at, pixel in
+            if let pixel { (out + at).update(from: x + pixel, count: c) } else { (out + at).update(repeating: pad, count: c) }
         }
     }
 
@@ -53,7 +37,15 @@ enum WindowsChannelsLast {
         }
         let c = g.c
         (x + range.lowerBound * g.h * g.w * c).update(repeating: 0, count: range.count * g.h * g.w * c)
-        var o = cols + range.lowerBound * g.oh * g.ow * g.kh * g.kw * c
+        walk(range, g) { at, pixel in
+            if let pixel { for e in 0..<c { x[pixel + e] += cols[at + e] } }
+        }
+    }
+
+    /// Calls `body` for each window position of images `range` in patch order, with the offset
+    /// of its run of C entries in the patches and of its pixel in the images (nil in the padding).
+    private static func walk(_ range: Range<Int>, _ g: kiln_window, _ body: (_ at: Int, _ pixel: Int?) -> Void) {
+        var at = range.lowerBound * g.oh * g.ow * g.kh * g.kw * g.c
         for b in range {
             for i in 0..<g.oh {
                 for j in 0..<g.ow {
@@ -61,16 +53,12 @@ enum WindowsChannelsLast {
                         let r = i * g.sh - g.ph + p * g.dh
                         for q in 0..<g.kw {
                             let col = j * g.sw - g.pw + q * g.dw
-                            if r >= 0 && r < g.h && col >= 0 && col < g.w {
-                                let pixel = x + ((b * g.h + r) * g.w + col) * c
-                                for e in 0..<c { pixel[e] += o[e] }
-                            }
-                            o += c
+                            body(at, r >= 0 && r < g.h && col >= 0 && col < g.w ? ((b * g.h + r) * g.w + col) * g.c : nil)
+                            at += g.c
                         }
                     }
                 }
             }
         }
     }
-
 }
