@@ -185,23 +185,43 @@ KILN_CLONES void kiln_softmax_rows_f32(const float *x, float *y, long rows, long
     }
 }
 
-// Philox4x32-10 (KilnGraph's Philox): element i's block for counter (first + i, counter, 0, 0)
-// under key (seed, stream); its first word's top 24 bits over 2^24, exact in float. The ten
-// rounds over a vector of elements at once (32 x 32 -> 64-bit multiplies).
-KILN_CLONES void kiln_philox_uniform_f32(float *r, long n, uint32_t first, uint32_t counter, uint32_t seed, uint32_t stream) {
-    for (long i = 0; i < n; i++) {
-        uint32_t c0 = first + (uint32_t)i, c1 = counter, c2 = 0, c3 = 0, k0 = seed, k1 = stream;
-        for (int round = 0; round < 10; round++) {
-            const uint64_t p0 = (uint64_t)0xD2511F53u * c0, p1 = (uint64_t)0xCD9E8D57u * c2;
-            const uint32_t n0 = (uint32_t)(p1 >> 32) ^ c1 ^ k0, n2 = (uint32_t)(p0 >> 32) ^ c3 ^ k1;
-            c1 = (uint32_t)p1;
-            c3 = (uint32_t)p0;
-            c0 = n0;
-            c2 = n2;
-            k0 += 0x9E3779B9u;
-            k1 += 0xBB67AE85u;
-        }
-        r[i] = (float)(c0 >> 8) / 16777216.0f;
+// Philox4x32-10 (KilnGraph's Philox): block b's words 0-3 (counter (b, counter, 0, 0), key
+// (seed, stream)) are the values of elements b, B + b, 2B + b and 3B + b, B = ceil(n / 4), each
+// its top 24 bits over 2^24, exact in float. The ten rounds over a vector of blocks at once
+// (32 x 32 -> 64-bit multiplies), four elements from each (a block an element: 4x the rounds,
+// 0.4 ms a CNN step), stored to four contiguous runs.
+// The ten rounds on (c0, c1, c2, c3) for block b.
+#define KILN_PHILOX_BLOCK(b)                                                                        \
+    uint32_t c0 = (uint32_t)(b), c1 = counter, c2 = 0, c3 = 0, k0 = seed, k1 = stream;              \
+    for (int round = 0; round < 10; round++) {                                                      \
+        const uint64_t p0 = (uint64_t)0xD2511F53u * c0, p1 = (uint64_t)0xCD9E8D57u * c2;              \
+        const uint32_t n0 = (uint32_t)(p1 >> 32) ^ c1 ^ k0, n2 = (uint32_t)(p0 >> 32) ^ c3 ^ k1;      \
+        c1 = (uint32_t)p1;                                                                          \
+        c3 = (uint32_t)p0;                                                                          \
+        c0 = n0;                                                                                    \
+        c2 = n2;                                                                                    \
+        k0 += 0x9E3779B9u;                                                                          \
+        k1 += 0xBB67AE85u;                                                                          \
+    }
+
+KILN_CLONES void kiln_philox_uniform_f32(float *r, long n, long b0, long b1, uint32_t counter, uint32_t seed, uint32_t stream) {
+    const long quarter = (n + 3) / 4;
+    // Blocks whose fourth element exists: four stores each, no test (so the loop vectorizes).
+    const long whole = b1 < n - 3 * quarter ? b1 : n - 3 * quarter;
+    float *r1 = r + quarter, *r2 = r + 2 * quarter, *r3 = r + 3 * quarter;
+    long b = b0;
+    for (; b < whole; b++) {
+        KILN_PHILOX_BLOCK(b)
+        r[b] = (float)(c0 >> 8) / 16777216.0f;
+        r1[b] = (float)(c1 >> 8) / 16777216.0f;
+        r2[b] = (float)(c2 >> 8) / 16777216.0f;
+        r3[b] = (float)(c3 >> 8) / 16777216.0f;
+    }
+    for (; b < b1; b++) {
+        KILN_PHILOX_BLOCK(b)
+        r[b] = (float)(c0 >> 8) / 16777216.0f;
+        if (quarter + b < n) r1[b] = (float)(c1 >> 8) / 16777216.0f;
+        if (2 * quarter + b < n) r2[b] = (float)(c2 >> 8) / 16777216.0f;
     }
 }
 

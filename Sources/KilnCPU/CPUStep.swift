@@ -575,20 +575,25 @@ struct CPUStep<T: KilnFloat> {
             }
 
         case let .node(.uniform(seed, stream)):
-            let counter = int(ins[0]), out = real(outs[0]), count = outs[0].shape.count
+            // Each element's number depends on its index alone: any split gives the same values.
+            // Threads take ranges of Philox blocks (each four elements, a quarter apart).
+            let counter = int(ins[0]), out = real(outs[0]), count = outs[0].shape.count, quarter = (count + 3) / 4
             let parts = max(1, min(WorkerPool.shared.threads, count / 16384))
             run = {
                 let c = UInt32(bitPattern: counter[0])
-                // Each element's number depends on its index alone: any split gives the same values.
                 WorkerPool.shared.run(parts: parts) { part in
-                    let range = count * part / parts..<count * (part + 1) / parts
+                    let blocks = quarter * part / parts..<quarter * (part + 1) / parts
                     if T.self == Float.self {
-                        // In C, a vector of elements at a time: the same words, so the same values.
-                        let r = UnsafeMutableRawPointer(out + range.lowerBound).assumingMemoryBound(to: Float.self)
-                        kiln_philox_uniform_f32(r, range.count, UInt32(truncatingIfNeeded: range.lowerBound), c, seed, stream)
+                        // In C, a vector of blocks at a time: the same words, so the same values.
+                        let r = UnsafeMutableRawPointer(out).assumingMemoryBound(to: Float.self)
+                        kiln_philox_uniform_f32(r, count, blocks.lowerBound, blocks.upperBound, c, seed, stream)
                         return
                     }
-                    for i in range { out[i] = T(Philox.uniform(index: UInt32(i), counter: c, seed: seed, stream: stream)) }
+                    for b in blocks {
+                        for e in stride(from: b, to: count, by: quarter) {
+                            out[e] = T(Philox.uniform(index: UInt32(e), count: count, counter: c, seed: seed, stream: stream))
+                        }
+                    }
                 }
             }
 

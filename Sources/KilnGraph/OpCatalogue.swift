@@ -156,9 +156,10 @@ public enum Op: Sendable, Hashable {
     /// of x in row-major order (PyTorch's routing); other elements get 0.
     case maxPoolGrad(Window2D)
     /// Uniform random values in [0, 1) of the node's shape, from the int32 scalar input (a step
-    /// counter): element i is Philox4x32-10 with key (seed, stream) and counter (i, counter, 0, 0),
-    /// its first word's top 24 bits over 2^24, so every backend draws the same values and a
-    /// run is repeatable from its counter alone.
+    /// counter): Philox4x32-10 with key (seed, stream) and counter (b, counter, 0, 0) gives
+    /// elements b, B + b, 2B + b and 3B + b (B = ceil(count / 4)) its four words' top 24 bits
+    /// over 2^24, so every backend draws the same values and a run is repeatable from its
+    /// counter alone.
     case uniform(seed: UInt32, stream: UInt32)
     /// softmax along `axis` (`log`: log-softmax), each slice shifted by its maximum so that any
     /// finite input gives a finite output: one kernel, not a chain of reductions.

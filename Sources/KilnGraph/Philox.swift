@@ -16,13 +16,26 @@ public enum Philox {
         return c
     }
 
-    /// `uniform`'s value for element `index` at `counter`: the first word's top 24 bits over
-    /// 2^24, exact in float and double alike.
-    public static func uniform(index: UInt32, counter: UInt32, seed: UInt32, stream: UInt32) -> Double {
-        Double(block((index, counter, 0, 0), key: (seed, stream)).0 >> 8) / 16_777_216
+    /// `uniform`'s value for element `index` of `count` at `counter`: block b's four words are
+    /// the values of elements b, B + b, 2B + b and 3B + b (B = ceil(count / 4)), so that one
+    /// block serves four elements and a block's are as far apart as the range allows (each
+    /// backend writes four contiguous runs); a word's value is its top 24 bits over 2^24, exact
+    /// in float and double alike.
+    public static func uniform(index: UInt32, count: Int, counter: UInt32, seed: UInt32, stream: UInt32) -> Double {
+        let quarter = UInt32((count + 3) / 4)
+        let w = block((index % quarter, counter, 0, 0), key: (seed, stream))
+        let word: UInt32
+        switch index / quarter {
+        case 0: word = w.0
+        case 1: word = w.1
+        case 2: word = w.2
+        default: word = w.3
+        }
+        return Double(word >> 8) / 16_777_216
     }
 
-    /// The OpenCL C function `kiln_uniform(index, counter, seed, stream)`, as `uniform`.
+    /// The OpenCL C statements `KILN_PHILOX_WORDS(block, counter, seed, stream)`, declaring
+    /// the values `u0`-`u3` of a block's four elements, as `uniform`.
     /// The ten rounds are written out: PoCL vectorizes a kernel across work-items only where
     /// the kernel has no loop of its own (a loop here kept dropout's draws at 0.7 GB/s).
     public static let openCL = """
@@ -31,12 +44,13 @@ public enum Philox {
         const ulong p0 = (ulong)0xD2511F53u * c0, p1 = (ulong)0xCD9E8D57u * c2; \\
         c0 = (uint)(p1 >> 32) ^ c1 ^ k0; c1 = (uint)p1; c2 = (uint)(p0 >> 32) ^ c3 ^ k1; c3 = (uint)p0; \\
         k0 += 0x9E3779B9u; k1 += 0xBB67AE85u; }
-    inline real kiln_uniform(uint index, uint counter, uint seed, uint stream) {
-        uint c0 = index, c1 = counter, c2 = 0, c3 = 0, k0 = seed, k1 = stream;
-        KILN_PHILOX_ROUND KILN_PHILOX_ROUND KILN_PHILOX_ROUND KILN_PHILOX_ROUND KILN_PHILOX_ROUND
-        KILN_PHILOX_ROUND KILN_PHILOX_ROUND KILN_PHILOX_ROUND KILN_PHILOX_ROUND KILN_PHILOX_ROUND
-        return (real)(c0 >> 8) / (real)16777216;
-    }
+    // Block b's four words as values: elements b, B + b, 2B + b and 3B + b.
+    #define KILN_PHILOX_WORDS(block, counter, seed, stream) \\
+        uint c0 = (block), c1 = (counter), c2 = 0, c3 = 0, k0 = (seed), k1 = (stream); \\
+        KILN_PHILOX_ROUND KILN_PHILOX_ROUND KILN_PHILOX_ROUND KILN_PHILOX_ROUND KILN_PHILOX_ROUND \\
+        KILN_PHILOX_ROUND KILN_PHILOX_ROUND KILN_PHILOX_ROUND KILN_PHILOX_ROUND KILN_PHILOX_ROUND \\
+        const real u0 = (real)(c0 >> 8) / (real)16777216, u1 = (real)(c1 >> 8) / (real)16777216; \\
+        const real u2 = (real)(c2 >> 8) / (real)16777216, u3 = (real)(c3 >> 8) / (real)16777216;
     """
 }
 

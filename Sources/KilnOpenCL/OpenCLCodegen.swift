@@ -750,18 +750,31 @@ struct OpenCLCodegen {
             launch(name, bufferArgs + [.int(count)], items: count, local: min(256, maxWorkGroupSize), kernel: index)
 
         case let .node(.uniform(seed, stream)):
-            let count = outs[0].shape.count
-            // As the elementwise kernels: a pointer to index from 0, no bounds check where the
-            // work-groups divide the range (PoCL vectorized neither: 0.7 GB/s).
-            let exact = ElementwiseRows.divisor(of: count, limit: min(256, maxWorkGroupSize), atLeast: 32)
+            // A work-item per Philox block, its four words the values of elements b, B + b,
+            // 2B + b and 3B + b: neighbouring work-items write neighbours in each quarter. As the
+            // elementwise kernels: a pointer to index from 0, no bounds check where the
+            // work-groups divide the blocks and the blocks the elements (PoCL vectorized neither:
+            // 0.7 GB/s).
+            let count = outs[0].shape.count, quarter = (count + 3) / 4
+            let exact = count % 4 == 0 ? ElementwiseRows.divisor(of: quarter, limit: min(256, maxWorkGroupSize), atLeast: 32) : nil
+            let stores = exact != nil
+                ? "o[b] = u0; o[\(quarter) + b] = u1; o[\(2 * quarter) + b] = u2; o[\(3 * quarter) + b] = u3;"
+                : """
+                o[b] = u0;
+                    if (\(quarter) + b < n) o[\(quarter) + b] = u1;
+                    if (\(2 * quarter) + b < n) o[\(2 * quarter) + b] = u2;
+                    if (\(3 * quarter) + b < n) o[\(3 * quarter) + b] = u3;
+                """
             generated.append("""
             __kernel void \(name)(__global const int* counter, __global real* out, int n) {
-                const int gid = get_global_id(0);
-                \(exact == nil ? "if (gid >= n) return;" : "")
-                (out + \(offset(outs[0])))[gid] = kiln_uniform((uint)gid, (uint)counter[\(offset(ins[0]))], \(seed)u, \(stream)u);
+                const int b = get_global_id(0);
+                \(exact == nil ? "if (b >= \(quarter)) return;" : "")
+                KILN_PHILOX_WORDS((uint)b, (uint)counter[\(offset(ins[0]))], \(seed)u, \(stream)u)
+                __global real* o = out + \(offset(outs[0]));
+                \(stores)
             }
             """)
-            launch(name, [.buffer(ins[0].location.buffer), .buffer(outs[0].location.buffer), .int(count)], items: count,
+            launch(name, [.buffer(ins[0].location.buffer), .buffer(outs[0].location.buffer), .int(count)], items: quarter,
                    local: exact ?? min(256, maxWorkGroupSize), kernel: index)
 
         case let .node(.fold(w, _, _)) where w.channelsLast:

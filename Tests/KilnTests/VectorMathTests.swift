@@ -87,17 +87,30 @@ import Kiln
         #expect(y.indices.allSatisfy { Self.same(y[$0], slope[$0]) })
     }
 
-    /// Dropout's draws in C against KilnGraph's Philox, element for element, from an odd start
-    /// (the clones' remainder loops) and across the counter's wrap.
+    /// Dropout's draws in C against KilnGraph's Philox, element for element: sizes with a last
+    /// block of one to four elements, ranges of blocks starting anywhere (the threads' parts),
+    /// and every element written exactly once.
     @Test func philoxDrawsMatchTheSwiftGenerator() {
-        for (first, counter, seed, stream) in [(UInt32(0), UInt32(0), UInt32(0), UInt32(0)), (77, 12345, 1, 2), (UInt32.max - 500, 9, 0xDEAD_BEEF, 7)] {
-            var r = [Float](repeating: -1, count: 1001)
-            kiln_philox_uniform_f32(&r, 1001, first, counter, seed, stream)
+        for (count, counter, seed, stream) in [(1001, UInt32(0), UInt32(0), UInt32(0)), (1002, 12345, 1, 2), (1003, 9, 0xDEAD_BEEF, 7),
+                                               (1004, 3, 5, 1), (3, 1, 2, 3), (1, 7, 7, 7)] {
+            let quarter = (count + 3) / 4
+            var r = [Float](repeating: -1, count: count)
+            // Three parts, as threads would take them.
+            for (b0, b1) in [(0, quarter / 3), (quarter / 3, quarter * 2 / 3), (quarter * 2 / 3, quarter)] {
+                kiln_philox_uniform_f32(&r, count, b0, b1, counter, seed, stream)
+            }
             let differ = r.indices.filter {
-                r[$0] != Float(Philox.uniform(index: first &+ UInt32($0), counter: counter, seed: seed, stream: stream))
+                r[$0] != Float(Philox.uniform(index: UInt32($0), count: count, counter: counter, seed: seed, stream: stream))
             }.count
-            #expect(differ == 0, "start \(first), counter \(counter)")
+            #expect(differ == 0, "count \(count), counter \(counter)")
         }
+        // Block b gives elements b, B + b, 2B + b, 3B + b: its words in order.
+        let w = Philox.block((5, 9, 0, 0), key: (1, 2))
+        let words: [Double] = [w.0, w.1, w.2, w.3].map { Double($0 >> 8) / 16_777_216 }
+        let elements: [Double] = (0..<4).map { (k: Int) -> Double in
+            Philox.uniform(index: UInt32(5 + 250 * k), count: 1000, counter: 9, seed: 1, stream: 2)
+        }
+        #expect(elements == words)
     }
 
     /// The fused evaluator's passes for Float (C, in chunks of 16 and a tail) against the scalar

@@ -42,8 +42,9 @@ void kiln_scaled_vv_f32(int form, float *r, const float *x, const float *s, cons
 // 1 / sum), so the same bits.
 void kiln_softmax_rows_f32(const float *x, float *y, long rows, long n);
 
-// r[i] = Philox.uniform(index: first + i, counter, seed, stream) for i < n: dropout's draws.
-void kiln_philox_uniform_f32(float *r, long n, uint32_t first, uint32_t counter, uint32_t seed, uint32_t stream);
+// Dropout's draws: r[e] = Philox.uniform(index: e, count: n, counter, seed, stream) for the
+// elements of Philox blocks b0 <= b < b1 (b, B + b, 2B + b and 3B + b below n, B = ceil(n / 4)).
+void kiln_philox_uniform_f32(float *r, long n, long b0, long b1, uint32_t counter, uint32_t seed, uint32_t stream);
 
 // y[c][r] = x[r][c] for rows r0 <= r < r1 of a rows x cols matrix x, into y (cols x rows), which
 // does not overlap it: a batched transpose's matrices, a range of rows per thread.
