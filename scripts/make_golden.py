@@ -355,13 +355,17 @@ def build_ops():
     def out_size(size, k, s, p, d):
         return (size + 2 * p - d * (k - 1) - 1) // s + 1
 
-    for (h, w, kernel, stride, padding, dilation) in [(5, 6, (3, 3), (1, 1), (1, 1), (1, 1)),
-                                                    (7, 6, (2, 3), (2, 1), (1, 0), (1, 2))]:
-        attrs = window(kernel, stride, padding, dilation)
+    def window_case(h, w, kernel, stride, padding, dilation):
+        """The window's attrs, output size, F.unfold/F.fold arguments and case-name tag."""
         oh, ow = (out_size(h, kernel[0], stride[0], padding[0], dilation[0]),
                   out_size(w, kernel[1], stride[1], padding[1], dilation[1]))
         kw = dict(kernel_size=kernel, stride=stride, padding=padding, dilation=dilation)
         tag = "k%dx%d_s%dx%d_p%dx%d_d%dx%d" % (kernel + stride + padding + dilation)
+        return window(kernel, stride, padding, dilation), oh, ow, kw, tag
+
+    for (h, w, kernel, stride, padding, dilation) in [(5, 6, (3, 3), (1, 1), (1, 1), (1, 1)),
+                                                    (7, 6, (2, 3), (2, 1), (1, 0), (1, 2))]:
+        attrs, oh, ow, kw, tag = window_case(h, w, kernel, stride, padding, dilation)
 
         def unfold(x, kw=kw, oh=oh, ow=ow, kernel=kernel):
             n, ch = x.shape[0], x.shape[1]
@@ -468,11 +472,8 @@ def build_ops():
     # KW, C] (F.unfold of the permuted images, reshaped and permuted to that order)
     for (h, w, ch, kernel, stride, padding, dilation) in [(5, 6, 4, (3, 3), (1, 1), (1, 1), (1, 1)),
                                                         (7, 6, 3, (2, 3), (2, 1), (1, 0), (1, 2))]:
-        attrs = dict(window(kernel, stride, padding, dilation), channelsLast=True)
-        oh, ow = (out_size(h, kernel[0], stride[0], padding[0], dilation[0]),
-                  out_size(w, kernel[1], stride[1], padding[1], dilation[1]))
-        kw = dict(kernel_size=kernel, stride=stride, padding=padding, dilation=dilation)
-        tag = "k%dx%d_s%dx%d_p%dx%d_d%dx%d" % (kernel + stride + padding + dilation)
+        attrs, oh, ow, kw, tag = window_case(h, w, kernel, stride, padding, dilation)
+        attrs = dict(attrs, channelsLast=True)
 
         def unfold_last(x, kw=kw, oh=oh, ow=ow, kernel=kernel):
             n, ch = x.shape[0], x.shape[3]

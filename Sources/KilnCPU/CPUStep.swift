@@ -585,8 +585,7 @@ struct CPUStep<T: KilnFloat> {
                     let blocks = quarter * part / parts..<quarter * (part + 1) / parts
                     if T.self == Float.self {
                         // In C, a vector of blocks at a time: the same words, so the same values.
-                        let r = UnsafeMutableRawPointer(out).assumingMemoryBound(to: Float.self)
-                        kiln_philox_uniform_f32(r, count, blocks.lowerBound, blocks.upperBound, c, seed, stream)
+                        kiln_philox_uniform_f32(floats(out), count, blocks.lowerBound, blocks.upperBound, c, seed, stream)
                         return
                     }
                     for b in blocks {

@@ -184,6 +184,16 @@ import Kiln
         #expect(out[1].floats.contains { $0 != 0 })
     }
 
+    /// `fetch` on the CPU backend (its C kernels) and on its plain loops, from the same random
+    /// `inputs` in [-1, 1].
+    static func fastAndLoops(_ fetch: [Tensor], inputs: [Tensor], seed: UInt64) throws -> (fast: [HostTensor], loops: [HostTensor]) {
+        var rng = SeededGenerator(seed: seed)
+        var feeds: [Tensor: HostTensor] = [:]
+        for t in inputs { feeds[t] = try HostTensor(rng.uniform(t.shape.count, in: -1...1).map(Float.init), shape: t.shape) }
+        let program = try Compiler.compile(fetch[0].graph, fetch: fetch, options: CompileOptions(fusion: true, realType: .float32))
+        return (try CPUExecutable<Float>(program: program).run(feeds: feeds), try CPUExecutable<Float>(program: program, blas: false).run(feeds: feeds))
+    }
+
     /// A "same" convolution's 3 x 3 windows (stride 1, padding 1) on the CPU backend take C
     /// kernels a row at a time; they give the window loops' values to the bit: unfold's patches
     /// (a pad value of 0.5 at the borders) and fold's sums, whose order they keep (also for
@@ -195,12 +205,7 @@ import Kiln
         let patches = try g.placeholder("patches", [2, h, w, c, 3, 3], .float32)
         let unfolded = try g.unfold(x, window: window, padValue: 0.5)
         let folded = try g.fold(patches, window: window, height: h, width: w)
-        var rng = SeededGenerator(seed: 21)
-        let feeds = [x: try HostTensor(rng.uniform(x.shape.count, in: -1...1).map(Float.init), shape: x.shape),
-                     patches: try HostTensor(rng.uniform(patches.shape.count, in: -1...1).map(Float.init), shape: patches.shape)]
-        let program = try Compiler.compile(g, fetch: [unfolded, folded], options: CompileOptions(fusion: true, realType: .float32))
-        let fast = try CPUExecutable<Float>(program: program).run(feeds: feeds)
-        let loops = try CPUExecutable<Float>(program: program, blas: false).run(feeds: feeds)
+        let (fast, loops) = try Self.fastAndLoops([unfolded, folded], inputs: [x, patches], seed: 21)
         #expect(fast[0].floats == loops[0].floats)
         #expect(fast[1].floats.map(\.bitPattern) == loops[1].floats.map(\.bitPattern))
         // Per image and channel, h·w windows of 9 entries, (3h - 2)(3w - 2) of them inside the image.
@@ -220,12 +225,7 @@ import Kiln
         let unfolded = try g.unfold(x, window: window, padValue: 0.5)
         let patches = try g.placeholder("patches", unfolded.shape, .float32)
         let folded = try g.fold(patches, window: window, height: h, width: w)
-        var rng = SeededGenerator(seed: 22)
-        let feeds = [x: try HostTensor(rng.uniform(x.shape.count, in: -1...1).map(Float.init), shape: x.shape),
-                     patches: try HostTensor(rng.uniform(patches.shape.count, in: -1...1).map(Float.init), shape: patches.shape)]
-        let program = try Compiler.compile(g, fetch: [unfolded, folded], options: CompileOptions(fusion: true, realType: .float32))
-        let fast = try CPUExecutable<Float>(program: program).run(feeds: feeds)
-        let loops = try CPUExecutable<Float>(program: program, blas: false).run(feeds: feeds)
+        let (fast, loops) = try Self.fastAndLoops([unfolded, folded], inputs: [x, patches], seed: 22)
         let (sameUnfold, sameFold) = (fast[0].floats == loops[0].floats, fast[1].floats.map(\.bitPattern) == loops[1].floats.map(\.bitPattern))
         #expect(sameUnfold, "unfold")
         #expect(sameFold, "fold")
