@@ -187,7 +187,7 @@ struct CPUStep<T: KilnFloat> {
                             eval.withValues(start: r * w, count: count * w, worker: worker) { values in
                                 for k in results.indices {
                                     let into = part0 + k * stride, from = values[results[k]]
-                                    for row in 0..<count { let x = from + row * w; for j in 0..<w { into[j] += x[j] } }
+                                    RowReductions<T>.addRows(into: into, from, count: count, width: w, stride: w)
                                 }
                             }
                             r += count
@@ -261,7 +261,8 @@ struct CPUStep<T: KilnFloat> {
                     WorkerPool.shared.run(parts: 16) { c in
                         let sums = blocks + c * stride
                         sums.update(repeating: 0, count: w)
-                        for r in rows * c / 16..<rows * (c + 1) / 16 { let row = x + r * w; for j in 0..<w { sums[j] += row[j] } }
+                        let (r0, r1) = (rows * c / 16, rows * (c + 1) / 16)
+                        RowReductions<T>.addRows(into: sums, x + r0 * w, count: r1 - r0, width: w, stride: w)
                     }
                     for c in 0..<16 { for j in 0..<w { out[j] += blocks[c * stride + j] } }
                 case (.rows(let w), _):
@@ -270,7 +271,7 @@ struct CPUStep<T: KilnFloat> {
                     let split = w >= 512 ? parts : 1
                     WorkerPool.shared.run(parts: split) { part in
                         let columns = w * part / split..<w * (part + 1) / split
-                        for r in stride(from: 0, to: count, by: w) { let row = x + r; for j in columns { out[j] += row[j] } }
+                        RowReductions<T>.addRows(into: out + columns.lowerBound, x + columns.lowerBound, count: count / w, width: columns.count, stride: w)
                     }
                 case let (.repeated(q, period), .max):
                     for b in 0..<count / q { let k = b % period; for i in b * q..<(b + 1) * q where x[i] > out[k] || x[i].isNaN { out[k] = x[i] } }

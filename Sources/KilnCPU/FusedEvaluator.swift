@@ -690,6 +690,11 @@ extension FusedEvaluator {
     }
 
     static func unaryPass(_ op: UnaryOp, _ r: UnsafeMutablePointer<T>, _ x: UnsafeMutablePointer<T>, _ n: Int) {
+        // Float: negation, square roots (Adam's, over a whole parameter) and relu in C, cloned for
+        // the widest vectors (Swift's loops were SSE2 at best, square roots one at a time).
+        if T.self == Float.self, let code: Int32 = op == .neg ? 0 : op == .sqrt ? 1 : op == .relu ? 2 : nil {
+            return kiln_unary_f32(code, float(r), float(x), n)
+        }
         switch op {
         case .neg: negate(r, x, n)
         case .exp: T.exp(x, into: r, count: n)

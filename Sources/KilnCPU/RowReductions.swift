@@ -12,6 +12,17 @@ enum RowReductions<T: KilnFloat> {
         return swiftSum(x, n)
     }
 
+    /// `into[j] += rows[r * stride + j]` for `r < count`, `j < width`: each column's values added
+    /// in row order. For Float in C (`kiln_add_rows_f32`, the same bits), each column's sum held
+    /// in a register (added into memory row after row, every add waited on the last store).
+    @inline(__always) static func addRows(into: UnsafeMutablePointer<T>, _ rows: UnsafePointer<T>, count: Int, width: Int, stride: Int) {
+        if T.self == Float.self {
+            return kiln_add_rows_f32(UnsafeMutableRawPointer(into).assumingMemoryBound(to: Float.self),
+                                     UnsafeRawPointer(rows).assumingMemoryBound(to: Float.self), count, width, stride)
+        }
+        for r in 0..<count { let row = rows + r * stride; for j in 0..<width { into[j] += row[j] } }
+    }
+
     /// The sum in Swift: eight accumulators, combined pairwise, then the tail.
     @inline(__always) static func swiftSum(_ x: UnsafePointer<T>, _ n: Int) -> T {
         var (a0, a1, a2, a3, a4, a5, a6, a7): (T, T, T, T, T, T, T, T) = (0, 0, 0, 0, 0, 0, 0, 0)

@@ -216,6 +216,42 @@ import Kiln
         }
     }
 
+    /// Column sums of rows in C add each column in row order, as a loop over the rows adding
+    /// into memory does: the same bits, for widths around its 64-, 48-, 32- and 16-column
+    /// groups and the tail, and rows with a stride past their width.
+    @Test func addRowsMatchesTheRowLoop() {
+        var rng = SeededGenerator(seed: 11)
+        let x = rng.uniform(200 * 150, in: -3...3).map(Float.init)
+        for (w, ld) in [(1, 1), (15, 15), (16, 16), (32, 32), (48, 50), (64, 64), (80, 80), (117, 150), (144, 149)] {
+            for count in [0, 1, 7, 200] {
+                let start = rng.uniform(w, in: -1...1).map(Float.init)
+                var c = start, loop = start
+                x.withUnsafeBufferPointer { p in
+                    c.withUnsafeMutableBufferPointer { kiln_add_rows_f32($0.baseAddress!, p.baseAddress!, count, w, ld) }
+                    for r in 0..<count { for j in 0..<w { loop[j] += p[r * ld + j] } }
+                }
+                #expect(zip(c, loop).allSatisfy { $0.bitPattern == $1.bitPattern }, "\(count) rows of \(w) (stride \(ld))")
+            }
+        }
+    }
+
+    /// Negation, square root and relu in C against Swift's scalar ops (the evaluator's `apply`):
+    /// the special values (relu of NaN and -0 is +0), lengths past a vector, and in place.
+    @Test func unaryPassesMatchTheScalarOps() {
+        let x = Self.inputs + Self.inputs.map { -$0 * 0.37 }
+        for op in [UnaryOp.neg, .sqrt, .relu] {
+            for n in [0, 5, 16, 37, x.count] {
+                var r = [Float](repeating: 7, count: n), inPlace = Array(x.prefix(n))
+                x.withUnsafeBufferPointer { xs in r.withUnsafeMutableBufferPointer { rs in
+                    FusedEvaluator<Float>.unaryPass(op, rs.baseAddress!, UnsafeMutablePointer(mutating: xs.baseAddress!), n)
+                } }
+                inPlace.withUnsafeMutableBufferPointer { FusedEvaluator<Float>.unaryPass(op, $0.baseAddress!, $0.baseAddress!, n) }
+                #expect((0..<n).allSatisfy { Self.same(r[$0], FusedEvaluator<Float>.apply(op, x[$0])) }, "\(op), \(n) values")
+                #expect((0..<n).allSatisfy { Self.same(inPlace[$0], r[$0]) }, "\(op) in place, \(n) values")
+            }
+        }
+    }
+
     /// The register-blocked GEMM (AVX-512) against plain loops, exactly: small integers, so
     /// every sum is exact in any order. Rows around the block's 6, every column width it
     /// splits into (64, 48, 32, 16 at the end), k past one chunk of 512 (accumulated in chunks

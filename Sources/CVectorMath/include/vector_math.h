@@ -54,6 +54,14 @@ void kiln_transpose_f32(const float *x, float *y, long rows, long cols, long r0,
 // combined pairwise, then the tail), so the same bits.
 float kiln_sum_f32(const float *x, long n);
 
+// into[j] += rows[r * ld + j] for r < count and j < w, each column's values added in row order
+// (the same bits as a loop over the rows adding into `into`). rows does not overlap into.
+void kiln_add_rows_f32(float *into, const float *rows, long count, long w, long ld);
+
+// r[i] = -x[i] (op 0), sqrt(x[i]) (op 1, correctly rounded) or relu: x[i] > 0 ? x[i] : 0 (op 2).
+// r is x or apart from it.
+void kiln_unary_f32(int op, float *r, const float *x, long n);
+
 // A "same" convolution's 3 x 3 windows (stride 1, padding 1, dilation 1) over images
 // b0 <= b < b1 of x [N, C, H, W]: unfold writes its patches [N, H, W, C, 3, 3] (pad outside the
 // image); fold writes x from patches, each pixel the sum of its entries, added in the order of
