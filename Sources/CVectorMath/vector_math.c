@@ -135,28 +135,36 @@ KILN_CLONES void kiln_binary_sv_f32(int op, float *r, float x, const float *y, l
     KILN_BINARY_BODY(x, y[i], xs, load16(y + i))
 }
 
+// relu of a vector: v's bits where v > 0, else all zero bits (NaN and -0 give +0).
+#define RELU16(v) ((f16)((i16)(v) & ((v) > (f16){0})))
+
+// Form 0-2 as the header says; form + 4: relu of the result, in the same pass.
 KILN_CLONES void kiln_scaled_f32(int form, float *r, const float *x, float s, const float *y, long n) {
     const f16 ss = {s, s, s, s, s, s, s, s, s, s, s, s, s, s, s, s};
+    const int relu = form & 4;
+    form &= 3;
     long i = 0;
     for (; i + 16 <= n; i += 16) {
-        const f16 p = load16(x + i) * ss, b = load16(y + i);
-        store16(r + i, form == 0 ? p + b : form == 1 ? b - p : p - b);
+        const f16 p = load16(x + i) * ss, b = load16(y + i), v = form == 0 ? p + b : form == 1 ? b - p : p - b;
+        store16(r + i, relu ? RELU16(v) : v);
     }
     for (; i < n; i++) {
-        const float p = x[i] * s;
-        r[i] = form == 0 ? p + y[i] : form == 1 ? y[i] - p : p - y[i];
+        const float p = x[i] * s, v = form == 0 ? p + y[i] : form == 1 ? y[i] - p : p - y[i];
+        r[i] = relu ? (v > 0 ? v : 0.0f) : v;
     }
 }
 
 KILN_CLONES void kiln_scaled_vv_f32(int form, float *r, const float *x, const float *s, const float *y, long n) {
+    const int relu = form & 4;
+    form &= 3;
     long i = 0;
     for (; i + 16 <= n; i += 16) {
-        const f16 p = load16(x + i) * load16(s + i), b = load16(y + i);
-        store16(r + i, form == 0 ? p + b : form == 1 ? b - p : p - b);
+        const f16 p = load16(x + i) * load16(s + i), b = load16(y + i), v = form == 0 ? p + b : form == 1 ? b - p : p - b;
+        store16(r + i, relu ? RELU16(v) : v);
     }
     for (; i < n; i++) {
-        const float p = x[i] * s[i];
-        r[i] = form == 0 ? p + y[i] : form == 1 ? y[i] - p : p - y[i];
+        const float p = x[i] * s[i], v = form == 0 ? p + y[i] : form == 1 ? y[i] - p : p - y[i];
+        r[i] = relu ? (v > 0 ? v : 0.0f) : v;
     }
 }
 
@@ -311,9 +319,8 @@ KILN_CLONES void kiln_add_rows_f32(float *into, const float *rows, long count, l
 KILN_CLONES void kiln_unary_f32(int op, float *r, const float *x, long n) {
     long i = 0;
     for (; i + 16 <= n; i += 16) {
-        const f16 a = load16(x + i), zero = {0};
-        // relu: a's bits where a > 0, else all zero bits.
-        store16(r + i, op == 0 ? -a : op == 1 ? __builtin_elementwise_sqrt(a) : (f16)((i16)a & (a > zero)));
+        const f16 a = load16(x + i);
+        store16(r + i, op == 0 ? -a : op == 1 ? __builtin_elementwise_sqrt(a) : RELU16(a));
     }
     for (; i < n; i++) r[i] = op == 0 ? -x[i] : op == 1 ? __builtin_elementwise_sqrt(x[i]) : x[i] > 0 ? x[i] : 0.0f;
 }

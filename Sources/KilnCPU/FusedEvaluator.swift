@@ -80,10 +80,11 @@ final class FusedEvaluator<T: KilnFloat>: @unchecked Sendable {
         case sparse(Int, SparseRows<T>)
         case unary(Int, UnaryOp, Int)
         case binary(Int, BinaryOp, Arg, Arg)
-        /// `x * s + y`, `y - x * s` or `x * s - y`.
-        case scaled(Int, Form, x: Int, s: Int, y: Int)
+        /// `x * s + y`, `y - x * s` or `x * s - y`; with `relu`, relu of that (a relu that is
+        /// the sum's only reader, in the same pass: batch norm's ReLU).
+        case scaled(Int, Form, x: Int, s: Int, y: Int, relu: Bool)
         /// The same with a block of factors `s` (channels-last per-channel values).
-        case scaledVectors(Int, Form, x: Int, s: Int, y: Int)
+        case scaledVectors(Int, Form, x: Int, s: Int, y: Int, relu: Bool)
     }
     let steps: [Step]
     /// Whether an instruction has one value for every element.
@@ -227,14 +228,14 @@ final class FusedEvaluator<T: KilnFloat>: @unchecked Sendable {
                         folded.insert(a)
                         readAt[a] = i
                         let form: Form = op == .add ? .plus : .minus
-                        steps.append(uniform[s] ? .scaled(i, form, x: x, s: s, y: b) : .scaledVectors(i, form, x: x, s: s, y: b))
+                        steps.append(uniform[s] ? .scaled(i, form, x: x, s: s, y: b, relu: false) : .scaledVectors(i, form, x: x, s: s, y: b, relu: false))
                         continue
                     }
                     if let (x, s) = foldable(b, into: i) {
                         folded.insert(b)
                         readAt[b] = i
                         let form: Form = op == .add ? .plus : .from
-                        steps.append(uniform[s] ? .scaled(i, form, x: x, s: s, y: a) : .scaledVectors(i, form, x: x, s: s, y: a))
+                        steps.append(uniform[s] ? .scaled(i, form, x: x, s: s, y: a, relu: false) : .scaledVectors(i, form, x: x, s: s, y: a, relu: false))
                         continue
                     }
                 }
@@ -242,10 +243,31 @@ final class FusedEvaluator<T: KilnFloat>: @unchecked Sendable {
             }
         }
         // The folded multiplies were appended as steps before their readers were seen.
-        self.steps = steps.filter {
+        steps = steps.filter {
             if case let .binary(i, _, _, _) = $0 { return !folded.contains(i) }
             return true
         }
+        // A relu that alone reads a scaled sum (not itself a result), and comes right after it,
+        // is applied in its pass (nothing computed between them, so registers are assigned as
+        // for the two passes).
+        var merged: [Step] = []
+        for step in steps {
+            if case let .unary(j, .relu, a) = step, j == a + 1, let last = merged.last, !results.contains(a), users[a] == [j] {
+                switch last {
+                case let .scaled(i, form, x, s, y, false) where i == a:
+                    merged[merged.count - 1] = .scaled(j, form, x: x, s: s, y: y, relu: true)
+                    readAt[a] = j
+                    continue
+                case let .scaledVectors(i, form, x, s, y, false) where i == a:
+                    merged[merged.count - 1] = .scaledVectors(j, form, x: x, s: s, y: y, relu: true)
+                    readAt[a] = j
+                    continue
+                default: break
+                }
+            }
+            merged.append(step)
+        }
+        self.steps = merged
         self.uniform = uniform
         self.readAt = readAt
         self.users = users
@@ -269,7 +291,7 @@ final class FusedEvaluator<T: KilnFloat>: @unchecked Sendable {
         for step in steps {
             switch step {
             case .table(let i, _, _), .repeated(let i, _, _, _), .sparse(let i, _), .unary(let i, _, _), .binary(let i, _, _, _),
-                 .scaled(let i, _, _, _, _), .scaledVectors(let i, _, _, _, _):
+                 .scaled(let i, _, _, _, _, _), .scaledVectors(let i, _, _, _, _, _):
                 needs[i] = true
             case .uniform, .direct, .accumulator: break
             }
@@ -375,7 +397,7 @@ final class FusedEvaluator<T: KilnFloat>: @unchecked Sendable {
         let computed = Set(steps.compactMap { step -> Int? in
             switch step {
             case .table(let i, _, _), .repeated(let i, _, _, _), .sparse(let i, _), .unary(let i, _, _), .binary(let i, _, _, _),
-                 .scaled(let i, _, _, _, _), .scaledVectors(let i, _, _, _, _): return i
+                 .scaled(let i, _, _, _, _, _), .scaledVectors(let i, _, _, _, _, _): return i
             case .uniform, .direct, .accumulator: return nil
             }
         })
@@ -526,12 +548,14 @@ final class FusedEvaluator<T: KilnFloat>: @unchecked Sendable {
                 case let (.uniform(a), .vector(b)): Self.binary(op, r, scalars[a], values[b], n)
                 case (.uniform, .uniform): break   // uniform instructions have no pass
                 }
-            case let .scaled(i, form, x, s, y):
+            case let .scaled(i, form, x, s, y, relu):
                 let r = out(i)
-                Self.scaled(form, r, values[x], scalars[s], values[y], n)
-            case let .scaledVectors(i, form, x, s, y):
+                Self.scaled(form, r, values[x], scalars[s], values[y], n, relu: relu)
+                if relu && T.self != Float.self { Self.unaryPass(.relu, r, r, n) }
+            case let .scaledVectors(i, form, x, s, y, relu):
                 let r = out(i)
-                Self.scaledVectors(form, r, values[x], values[s], values[y], n)
+                Self.scaledVectors(form, r, values[x], values[s], values[y], n, relu: relu)
+                if relu && T.self != Float.self { Self.unaryPass(.relu, r, r, n) }
             }
         }
     }
@@ -669,9 +693,11 @@ extension FusedEvaluator {
     }
 
     /// `x * s + y`, `y - x * s` or `x * s - y`, each product rounded before the sum.
-    static func scaled(_ form: Form, _ r: UnsafeMutablePointer<T>, _ x: UnsafeMutablePointer<T>, _ s: T, _ y: UnsafeMutablePointer<T>, _ n: Int) {
+    /// With `relu` (Float only: the C pass; the caller applies it otherwise), relu of each.
+    static func scaled(_ form: Form, _ r: UnsafeMutablePointer<T>, _ x: UnsafeMutablePointer<T>, _ s: T, _ y: UnsafeMutablePointer<T>, _ n: Int,
+                       relu: Bool = false) {
         if T.self == Float.self {
-            let code: Int32 = form == .plus ? 0 : form == .from ? 1 : 2
+            let code: Int32 = (form == .plus ? 0 : form == .from ? 1 : 2) + (relu ? 4 : 0)
             return kiln_scaled_f32(code, float(r), float(x), unsafeBitCast(s, to: Float.self), float(y), n)
         }
         let chunks = stride(from: 0, to: n & ~15, by: 16)
@@ -710,9 +736,9 @@ extension FusedEvaluator {
     }
 
     static func scaledVectors(_ form: Form, _ r: UnsafeMutablePointer<T>, _ x: UnsafeMutablePointer<T>, _ s: UnsafeMutablePointer<T>,
-                              _ y: UnsafeMutablePointer<T>, _ n: Int) {
+                              _ y: UnsafeMutablePointer<T>, _ n: Int, relu: Bool = false) {
         if T.self == Float.self {
-            let code: Int32 = form == .plus ? 0 : form == .from ? 1 : 2
+            let code: Int32 = (form == .plus ? 0 : form == .from ? 1 : 2) + (relu ? 4 : 0)
             return kiln_scaled_vv_f32(code, float(r), float(x), float(s), float(y), n)
         }
         for e in 0..<n {

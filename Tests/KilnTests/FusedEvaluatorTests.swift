@@ -112,6 +112,35 @@ import Kiln
         Self.check(Float.self, "swap", swap, shapes: [[count], [count]], targets: [0, 1])
     }
 
+    /// A relu right after a scaled sum that only it reads is applied in the sum's pass (batch
+    /// norm's ReLU): by a scalar and by per-channel values of channels-last images, in each
+    /// form; a sum that is also a result, or a relu that does not follow it, keeps its own pass.
+    @Test(arguments: sizes)
+    func reluInTheScaledSumsPass(count: Int) {
+        let c = 4, rows = (count + c - 1) / c
+        let code: [Instr] = [.load(0), .load(1), .load(2), .load(3),
+                             .binary(.mul, 0, 1), .binary(.add, 4, 2), .unary(.relu, 5),      // 6: relu(x*s + t), s, t per channel
+                             .binary(.mul, 0, 3), .binary(.sub, 2, 7), .unary(.relu, 8),      // 9: relu(t - x*k), k scalar
+                             .binary(.mul, 0, 3), .binary(.sub, 10, 2), .unary(.relu, 11),    // 12: relu(x*k - t), the sum a result too
+                             .binary(.mul, 0, 1), .binary(.add, 13, 2), .unary(.neg, 0), .unary(.relu, 14)]  // 16: a pass between
+        let fused = FusedCode(shape: [rows, c], code: code, results: [6, 9, 12, 11, 16], nodes: Array(repeating: nil, count: code.count))
+        let shapes: [Shape] = [[rows, c], [c], [c], []]
+        let index: [Int: (Int) -> Int] = [1: { $0 % c }, 2: { $0 % c }]
+        Self.check(Float.self, "relu in the pass", fused, shapes: shapes, targets: Array(repeating: nil, count: 5), index: index)
+        Self.check(Double.self, "relu in the pass", fused, shapes: shapes, targets: Array(repeating: nil, count: 5), index: index)
+        // Which passes took their relu: the first two sums, not the one that is a result nor the last.
+        let memory = UnsafeMutablePointer<Float>.allocate(capacity: rows * c)
+        defer { memory.deallocate() }
+        let eval = FusedEvaluator<Float>(fused, loads: shapes.map { (memory, $0) })
+        let merged = eval.steps.compactMap { step -> Int? in
+            switch step {
+            case let .scaled(i, _, _, _, _, true), let .scaledVectors(i, _, _, _, _, true): return i
+            default: return nil
+            }
+        }
+        #expect(merged == [6, 9], "relu merged into the passes of \(merged)")
+    }
+
     /// Broadcast inputs: a row along leading axes, a column along trailing ones (both copied in
     /// stretches), and another pattern (an index table), across block boundaries.
     @Test func broadcastInputs() {

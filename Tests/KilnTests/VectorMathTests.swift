@@ -152,6 +152,19 @@ import Kiln
             } }
             let same = (0..<n).allSatisfy { Self.same(r[$0], f(x[$0], 1.5, y[$0])) }
             #expect(same, "scaled \(form)")
+            // The same with relu in the pass, by a scalar and by a block of factors.
+            let s = (0..<n).map { special[($0 * 7 + 2) % special.count] }
+            var rs = x, rv = x
+            rs.withUnsafeMutableBufferPointer { rp in y.withUnsafeBufferPointer { yp in
+                FusedEvaluator<Float>.scaled(form, rp.baseAddress!, rp.baseAddress!, 1.5, UnsafeMutablePointer(mutating: yp.baseAddress!), n, relu: true)
+            } }
+            rv.withUnsafeMutableBufferPointer { rp in y.withUnsafeBufferPointer { yp in s.withUnsafeBufferPointer { sp in
+                FusedEvaluator<Float>.scaledVectors(form, rp.baseAddress!, rp.baseAddress!, UnsafeMutablePointer(mutating: sp.baseAddress!),
+                                                    UnsafeMutablePointer(mutating: yp.baseAddress!), n, relu: true)
+            } } }
+            let relu = { (v: Float) -> Float in FusedEvaluator<Float>.apply(.relu, v) }
+            #expect((0..<n).allSatisfy { Self.same(rs[$0], relu(f(x[$0], 1.5, y[$0]))) }, "scaled \(form) relu")
+            #expect((0..<n).allSatisfy { Self.same(rv[$0], relu(f(x[$0], s[$0], y[$0]))) }, "scaled vectors \(form) relu")
         }
     }
 

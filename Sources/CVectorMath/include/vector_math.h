@@ -32,7 +32,7 @@ void kiln_binary_vs_f32(int op, float *r, const float *x, float y, long n);
 void kiln_binary_sv_f32(int op, float *r, float x, const float *y, long n);
 
 // r[i] = x[i] * s + y[i] (form 0), y[i] - x[i] * s (1) or x[i] * s - y[i] (2), the product
-// rounded before the sum. r is x, y or apart from both.
+// rounded before the sum; form + 4: relu of that (v > 0 ? v : 0). r is x, y or apart from both.
 void kiln_scaled_f32(int form, float *r, const float *x, float s, const float *y, long n);
 // The same with a block of factors: r = x * s + y (form 0), y - x * s (1) or x * s - y (2).
 void kiln_scaled_vv_f32(int form, float *r, const float *x, const float *s, const float *y, long n);
