@@ -110,14 +110,30 @@ static inline float binary1(int op, float x, float y) {
     }
 }
 
-// The arithmetic ops in chunks of 16; the comparisons (and the tail) element by element.
+// Lanes of a where mask, else of b.
+#define SELECT16(mask, a, b) ((f16)(((i16)(mask) & (i16)(a)) | (~(i16)(mask) & (i16)(b))))
+
+// Every op in chunks of 16 (the comparisons and selections as masks: element by element, a
+// dropout mask or a ReLU gradient's comparison ran at a value a cycle), the tail element by
+// element. NaN compares as the scalar forms do.
 #define KILN_BINARY_BODY(X, Y, XV, YV)                                                  \
     long i = 0;                                                                        \
-    if (op <= 3) {                                                                     \
-        for (; i + 16 <= n; i += 16) {                                                 \
-            const f16 a = XV, b = YV;                                                  \
-            store16(r + i, op == 0 ? a + b : op == 1 ? a - b : op == 2 ? a * b : a / b); \
+    const f16 one = (f16){} + 1.0f, zero = {0};                                        \
+    for (; i + 16 <= n; i += 16) {                                                     \
+        const f16 a = XV, b = YV;                                                      \
+        f16 v;                                                                         \
+        switch (op) {                                                                  \
+        case 0: v = a + b; break;                                                      \
+        case 1: v = a - b; break;                                                      \
+        case 2: v = a * b; break;                                                      \
+        case 3: v = a / b; break;                                                      \
+        case 4: v = SELECT16(a >= b, a, b); break;                                     \
+        case 5: v = SELECT16(a <= b, a, b); break;                                     \
+        case 6: v = SELECT16(a > b, one, zero); break;                                 \
+        case 7: v = SELECT16(a == b, one, zero); break;                                \
+        default: v = SELECT16(a != zero, b, zero); break;                              \
         }                                                                              \
+        store16(r + i, v);                                                             \
     }                                                                                  \
     for (; i < n; i++) r[i] = binary1(op, X, Y);
 
