@@ -46,10 +46,11 @@ public enum Devices {
     /// The float type programs for this device compute in.
     public static func realType(for device: DeviceKind) -> DType { .float32 }
 
-    /// How to compile a program for `device`: its float type, and recomputation where fused
-    /// code runs in registers (OpenCL), not on the CPU backend (see `CompileOptions.recompute`).
+    /// How to compile a program for `device`: its float type, recomputation where fused code
+    /// runs in registers (OpenCL), and on the CPU backend elementwise kernels in place (see
+    /// `CompileOptions.recompute` and `inPlace`).
     public static func compileOptions(for device: DeviceKind, fusion: Bool? = nil) -> CompileOptions {
-        CompileOptions(fusion: fusion, realType: realType(for: device), recompute: device != .cpu)
+        CompileOptions(fusion: fusion, realType: realType(for: device), recompute: device != .cpu, inPlace: device == .cpu)
     }
 
     /// Compiles `graph` for `device` and loads it.

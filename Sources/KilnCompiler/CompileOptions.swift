@@ -13,6 +13,10 @@ public struct CompileOptions: Sendable {
     /// (OpenCL). The CPU backend evaluates fused code an operation at a time over blocks of
     /// elements, where the extra operations cost more than the store saves (W3 6% slower).
     public var recompute: Bool
+    /// An elementwise kernel writes its output over an input of the same shape that it reads
+    /// element for element and is the last to read (see `MemoryPlanner`): for the CPU backend,
+    /// whose writes then land on cache lines its reads just brought in.
+    public var inPlace: Bool
     /// Whether the program performs the graph's updates (a training step) or only computes
     /// its fetches (evaluation).
     public var updates: Bool
@@ -24,11 +28,12 @@ public struct CompileOptions: Sendable {
     /// compiling.
     public var settings: CompilerSettings?
 
-    public init(fusion: Bool? = nil, realType: DType? = nil, recompute: Bool = true, updates: Bool = true, bucketBytes: Int? = nil,
-                settings: CompilerSettings? = nil) {
+    public init(fusion: Bool? = nil, realType: DType? = nil, recompute: Bool = true, inPlace: Bool = false, updates: Bool = true,
+                bucketBytes: Int? = nil, settings: CompilerSettings? = nil) {
         self.fusion = fusion
         self.realType = realType
         self.recompute = recompute
+        self.inPlace = inPlace
         self.updates = updates
         self.bucketBytes = bucketBytes
         self.settings = settings

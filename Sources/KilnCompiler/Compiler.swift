@@ -20,7 +20,7 @@ public enum Compiler {
         let buckets = AllReduceBuckets.place(in: &kernels, fusion: fusion, realSize: realType.byteSize,
                                              capacity: knobs.bucketBytes)
         var planner = MemoryPlanner(graph: graph, fusion: fusion, kernels: kernels, fetch: fetch.map(\.id),
-                                    realType: realType, updates: updates, buckets: buckets)
+                                    realType: realType, updates: updates, buckets: buckets, inPlace: options.inPlace)
         return try planner.plan()
     }
 

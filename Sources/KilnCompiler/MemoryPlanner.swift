@@ -12,9 +12,14 @@ struct MemoryPlanner {
     let realType: DType
     let updates: [(target: Tensor, value: Tensor)]
     let buckets: [AllReduceBucket]
+    /// Whether elementwise kernels write over an input that dies there (`CompileOptions.inPlace`).
+    let inPlace: Bool
+    /// Outputs placed over an input's memory: output node to the input's storage.
+    private var over: [Int: Int] = [:]
 
     init(graph: Graph, fusion: Fusion, kernels: [PendingKernel], fetch: [Int], realType: DType,
-         updates: [(target: Tensor, value: Tensor)], buckets: [AllReduceBucket] = []) {
+         updates: [(target: Tensor, value: Tensor)], buckets: [AllReduceBucket] = [], inPlace: Bool = false) {
+        self.inPlace = inPlace
         self.updates = updates
         self.buckets = buckets
         self.graph = graph
@@ -36,8 +41,9 @@ struct MemoryPlanner {
     /// Where a node's memory is: reshapes are views of their input's.
     func storage(_ id: Int) -> Int {
         var x = id
-        while nodes[x].op == .reshape { x = nodes[x].inputs[0] }
-        return x
+        while true {
+            if nodes[x].op == .reshape { x = nodes[x].inputs[0] } else if let s = over[x] { x = s } else { return x }
+        }
     }
 
     mutating func plan() throws -> Program {
@@ -86,11 +92,12 @@ struct MemoryPlanner {
             }
         }
         kernels += copies
+        if self.inPlace { placeOverInputs(fixed: Set(location.keys)) }
 
         // Liveness of transient tensors, in kernel indices.
         var start: [Int: Int] = [:], end: [Int: Int] = [:]
         for (k, kernel) in kernels.enumerated() {
-            for o in kernel.outputs where location[o] == nil && start[o] == nil { start[o] = k; end[o] = k }
+            for o in kernel.outputs.map(storage) where location[o] == nil && start[o] == nil { start[o] = k; end[o] = k }
             for i in kernel.inputs {
                 let s = storage(i)
                 if start[s] != nil { end[s] = max(end[s]!, k) }
@@ -151,6 +158,36 @@ struct MemoryPlanner {
                                 liveLowerBound: lowerBound, persistentBytes: persistentBytes)
         return Program(graph: graph, kernels: planned, buffers: buffers, fetches: fetch.map { operand(fusion.resolve($0)) },
                        constants: constants, realType: realType, memory: stats, fused: fusion.enabled, buckets: buckets)
+    }
+
+    /// Places elementwise kernels' outputs over an input (`inPlace`): one of the kernel's size
+    /// and shape, read element for element (not through a view), transient (not in `fixed`:
+    /// parameters, feeds, constants, updates written in place), not fetched, and read by no
+    /// later kernel. The write then lands on the lines the kernel's reads brought in (no read
+    /// for ownership of the output), and the arena holds one tensor where it held two.
+    private mutating func placeOverInputs(fixed: Set<Int>) {
+        let fetched = Set(fetch.map { storage(fusion.resolve($0)) })
+        for (k, p) in kernels.enumerated() {
+            guard case .elementwise(let code) = p.kind else { continue }
+            let loaded = Set(code.code.compactMap { instr -> Int? in if case .load(let j) = instr { return j }; return nil })
+            var taken = Set<Int>()
+            for o in p.outputs where !fixed.contains(o) && over[o] == nil && storage(o) == o && nodes[o].shape == code.shape {
+                let found = p.inputs.indices.first { j in
+                    let s = storage(p.inputs[j])
+                    guard p.views[j] == nil, loaded.contains(j), !fixed.contains(s), !fetched.contains(s), !taken.contains(s), s != o,
+                          nodes[p.inputs[j]].shape == code.shape, bytes(s) == bytes(o), nodes[s].dtype == nodes[o].dtype else { return false }
+                    // Read by no later kernel, and produced by an earlier one (a transient tensor).
+                    let readLater = kernels[(k + 1)...].contains { q in q.inputs.contains { storage($0) == s } }
+                    let made = kernels[..<k].contains { q in q.outputs.contains { storage($0) == s } }
+                    return !readLater && made
+                }
+                if let j = found {
+                    let s = storage(p.inputs[j])
+                    taken.insert(s)
+                    over[o] = s
+                }
+            }
+        }
     }
 
     /// Whether a kernel may write its result straight over `target`: elementwise code reads
