@@ -47,10 +47,10 @@ public enum Devices {
     public static func realType(for device: DeviceKind) -> DType { .float32 }
 
     /// How to compile a program for `device`: its float type, recomputation where fused code
-    /// runs in registers (OpenCL), and on the CPU backend elementwise kernels in place (see
+    /// runs in registers (OpenCL), and elementwise kernels in place (see
     /// `CompileOptions.recompute` and `inPlace`).
     public static func compileOptions(for device: DeviceKind, fusion: Bool? = nil) -> CompileOptions {
-        CompileOptions(fusion: fusion, realType: realType(for: device), recompute: device != .cpu, inPlace: device == .cpu)
+        CompileOptions(fusion: fusion, realType: realType(for: device), recompute: device != .cpu, inPlace: true)
     }
 
     /// Compiles `graph` for `device` and loads it.

@@ -14,8 +14,10 @@ public struct CompileOptions: Sendable {
     /// elements, where the extra operations cost more than the store saves (W3 6% slower).
     public var recompute: Bool
     /// An elementwise kernel writes its output over an input of the same shape that it reads
-    /// element for element and is the last to read (see `MemoryPlanner`): for the CPU backend,
-    /// whose writes then land on cache lines its reads just brought in.
+    /// element for element and is the last to read (see `MemoryPlanner`): its writes then land
+    /// on cache lines its reads just brought in (the CPU backend and PoCL: batch norm's input
+    /// gradient 1.6-1.9x faster). Both backends read every input of an element before writing
+    /// it. Default off (the plans of `Devices.compileOptions` have it on).
     public var inPlace: Bool
     /// Whether the program performs the graph's updates (a training step) or only computes
     /// its fetches (evaluation).

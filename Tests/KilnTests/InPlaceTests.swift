@@ -3,6 +3,7 @@ import Testing
 @testable import KilnCPU
 import KilnGraph
 import Kiln
+import KilnOpenCL
 
 /// Elementwise kernels written over an input that dies with them (`CompileOptions.inPlace`,
 /// the CPU backend's): only where no later kernel reads that input and it is a transient
@@ -49,14 +50,20 @@ import Kiln
         #expect(apart.kernels.allSatisfy { k in !k.outputs.contains { o in o.location.buffer == 0 && k.inputs.contains { $0.location == o.location } } })
     }
 
-    @Test func aStepComputesTheSameBits() throws {
+    /// Three Adam steps of the CNN with and without outputs over inputs, on the CPU backend and
+    /// (where there is a device) OpenCL: the same bits on each.
+    @Test(arguments: ["cpu", "opencl"])
+    func aStepComputesTheSameBits(backend: String) throws {
+        let context = backend == "opencl" ? OpenCLSupport.context : nil
+        if backend == "opencl" && context == nil { return }
         let (model, feeds) = try Self.cnnStep()
         var rng = SeededGenerator(seed: 3)
         let input = try HostTensor(rng.uniform(model.input.shape.count, in: 0...1).map(Float.init), shape: model.input.shape)
         let labels = try HostTensor((0..<6).map { Int32($0 % 10) }, shape: [6])
         var runs: [[HostTensor]] = []
         for inPlace in [true, false] {
-            let exe = try CPUExecutable<Float>(program: try Self.program(model, inPlace: inPlace))
+            let program = try Self.program(model, inPlace: inPlace)
+            let exe: Executable = try context.map { try OpenCLExecutable(program: program, context: $0) } ?? CPUExecutable<Float>(program: program)
             for (t, v) in try model.parameters.initialValues(seed: 5) { try exe.write(t, v) }
             var out: [HostTensor] = []
             for step in 1...3 {
