@@ -551,11 +551,9 @@ final class FusedEvaluator<T: KilnFloat>: @unchecked Sendable {
             case let .scaled(i, form, x, s, y, relu):
                 let r = out(i)
                 Self.scaled(form, r, values[x], scalars[s], values[y], n, relu: relu)
-                if relu && T.self != Float.self { Self.unaryPass(.relu, r, r, n) }
             case let .scaledVectors(i, form, x, s, y, relu):
                 let r = out(i)
                 Self.scaledVectors(form, r, values[x], values[s], values[y], n, relu: relu)
-                if relu && T.self != Float.self { Self.unaryPass(.relu, r, r, n) }
             }
         }
     }
@@ -692,8 +690,8 @@ extension FusedEvaluator {
         if op.isArithmetic { for e in n & ~15..<n { r[e] = apply(op, x, y[e]) } }
     }
 
-    /// `x * s + y`, `y - x * s` or `x * s - y`, each product rounded before the sum.
-    /// With `relu` (Float only: the C pass; the caller applies it otherwise), relu of each.
+    /// `x * s + y`, `y - x * s` or `x * s - y`, each product rounded before the sum; with
+    /// `relu`, relu of each (Float: in the same pass).
     static func scaled(_ form: Form, _ r: UnsafeMutablePointer<T>, _ x: UnsafeMutablePointer<T>, _ s: T, _ y: UnsafeMutablePointer<T>, _ n: Int,
                        relu: Bool = false) {
         if T.self == Float.self {
@@ -713,6 +711,7 @@ extension FusedEvaluator {
             case .minus: r[e] = x[e] * s - y[e]
             }
         }
+        if relu { unaryPass(.relu, r, r, n) }
     }
 
     static func unaryPass(_ op: UnaryOp, _ r: UnsafeMutablePointer<T>, _ x: UnsafeMutablePointer<T>, _ n: Int) {
@@ -749,6 +748,7 @@ extension FusedEvaluator {
             case .minus: r[e] = p - y[e]
             }
         }
+        if relu { unaryPass(.relu, r, r, n) }
     }
 
     static func negate(_ r: UnsafeMutablePointer<T>, _ x: UnsafeMutablePointer<T>, _ n: Int) {
