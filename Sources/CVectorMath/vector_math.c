@@ -113,9 +113,8 @@ static inline float binary1(int op, float x, float y) {
 // Lanes of a where mask, else of b.
 #define SELECT16(mask, a, b) ((f16)(((i16)(mask) & (i16)(a)) | (~(i16)(mask) & (i16)(b))))
 
-// Every op in chunks of 16 (the comparisons and selections as masks: element by element, a
-// dropout mask or a ReLU gradient's comparison ran at a value a cycle), the tail element by
-// element. NaN compares as the scalar forms do.
+// Every op in chunks of 16 (the comparisons and selections as masks, not element by element),
+// the tail element by element. NaN compares as the scalar forms do.
 #define KILN_BINARY_BODY(X, Y, XV, YV)                                                  \
     long i = 0;                                                                        \
     const f16 one = (f16){} + 1.0f, zero = {0};                                        \
@@ -306,8 +305,8 @@ KILN_CLONES float kiln_sum_f32(const float *x, long n) {
 }
 
 // Column sums of rows: each column's accumulator stays in a register across the rows (a loop
-// over rows that added into memory waited on each store: batch norm's channels-last sums ran at
-// 33 GB/s), and still adds its values in row order, so the same bits as that loop.
+// over rows that added into memory waited on each store), and still adds its values in row
+// order, so the same bits as that loop.
 #define KILN_ADD_ROWS(k)                                                            \
     for (; j + 16 * (k) <= w; j += 16 * (k)) {                                      \
         f16 acc[k];                                                                 \

@@ -13,9 +13,8 @@ public struct CPUSettings: Sendable, Equatable {
     public var profile = false
     /// A convolution's patches and its product (unfold then matmul; matmul then fold) are
     /// computed in chunks of images whose patches take at most this many bytes, so that each
-    /// chunk is still in cache when the second kernel reads it. Default 2 MiB (the CNN's conv2
-    /// pairs 0.25 ms a step faster than at 8 MiB, the same at 1 MiB, slower at 512 KiB); 0 or
-    /// less: never.
+    /// chunk is still in cache when the second kernel reads it (a core's L2 and then some).
+    /// Default 2 MiB; 0 or less: never.
     public var chunkBytes = 2 << 20
 
     public init() {}

@@ -15,9 +15,9 @@ public struct CompileOptions: Sendable {
     public var recompute: Bool
     /// An elementwise kernel writes its output over an input of the same shape that it reads
     /// element for element and is the last to read (see `MemoryPlanner`): its writes then land
-    /// on cache lines its reads just brought in (the CPU backend and PoCL: batch norm's input
-    /// gradient 1.6-1.9x faster). Both backends read every input of an element before writing
-    /// it. Default off (the plans of `Devices.compileOptions` have it on).
+    /// on cache lines its reads just brought in, with no read for ownership of fresh memory.
+    /// Both backends read every input of an element before writing it. Default off (the plans
+    /// of `Devices.compileOptions` have it on).
     public var inPlace: Bool
     /// Whether the program performs the graph's updates (a training step) or only computes
     /// its fetches (evaluation).
