@@ -171,15 +171,13 @@ struct MemoryPlanner {
             guard case .elementwise(let code) = p.kind else { continue }
             let loaded = Set(code.code.compactMap { instr -> Int? in if case .load(let j) = instr { return j }; return nil })
             var taken = Set<Int>()
-            for o in p.outputs where !fixed.contains(o) && over[o] == nil && storage(o) == o && nodes[o].shape == code.shape {
+            for o in p.outputs where !fixed.contains(o) && storage(o) == o && nodes[o].shape == code.shape {
                 let found = p.inputs.indices.first { j in
                     let s = storage(p.inputs[j])
                     guard p.views[j] == nil, loaded.contains(j), !fixed.contains(s), !fetched.contains(s), !taken.contains(s), s != o,
                           nodes[p.inputs[j]].shape == code.shape, bytes(s) == bytes(o), nodes[s].dtype == nodes[o].dtype else { return false }
-                    // Read by no later kernel, and produced by an earlier one (a transient tensor).
-                    let readLater = kernels[(k + 1)...].contains { q in q.inputs.contains { storage($0) == s } }
-                    let made = kernels[..<k].contains { q in q.outputs.contains { storage($0) == s } }
-                    return !readLater && made
+                    // Read by no later kernel.
+                    return !kernels[(k + 1)...].contains { q in q.inputs.contains { storage($0) == s } }
                 }
                 if let j = found {
                     let s = storage(p.inputs[j])
